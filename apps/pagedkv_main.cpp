@@ -1,0 +1,2 @@
+// PLACEHOLDER: the pagedkv CLI is being written.
+int main() { return 0; }

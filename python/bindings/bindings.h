@@ -1,0 +1,18 @@
+// Registration functions of the extension module pagedkv._pagedkv, one per component file.
+// Binding files only register: validation and policy live in the C++ library.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace pagedkv::python {
+
+void bind_errors(pybind11::module_& m);
+void bind_hash(pybind11::module_& m);        // PageHasher, Request
+void bind_pool(pybind11::module_& m);        // PagePool, HBMPageManager
+void bind_manager(pybind11::module_& m);     // KVCacheManager and its config
+void bind_page_table(pybind11::module_& m);  // PageTable, MultiGroupPageTable, batch layouts
+void bind_replay(pybind11::module_& m);      // trace loading and replay
+void bind_kv_cache(pybind11::module_& m);    // metadata, PagedKVCache, writes
+void bind_attention(pybind11::module_& m);   // paged attention
+
+}  // namespace pagedkv::python

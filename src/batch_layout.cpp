@@ -1,0 +1,1 @@
+// PLACEHOLDER: batch_layout is being written

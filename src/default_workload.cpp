@@ -1,0 +1,1 @@
+// PLACEHOLDER: default_workload is being written

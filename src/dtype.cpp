@@ -1,0 +1,1 @@
+// PLACEHOLDER: dtype is being written

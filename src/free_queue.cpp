@@ -1,0 +1,1 @@
+// PLACEHOLDER: free_queue is being written

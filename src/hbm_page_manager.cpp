@@ -1,0 +1,1 @@
+// PLACEHOLDER: hbm_page_manager is being written

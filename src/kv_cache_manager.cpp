@@ -1,0 +1,1 @@
+// PLACEHOLDER: kv_cache_manager is being written

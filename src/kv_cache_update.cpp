@@ -1,0 +1,1 @@
+// PLACEHOLDER: kv_cache_update is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: kv_cache_write is being written

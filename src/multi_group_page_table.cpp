@@ -1,0 +1,1 @@
+// PLACEHOLDER: multi_group_page_table is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: page_hasher is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: page_pool is being written

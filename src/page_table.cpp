@@ -1,0 +1,1 @@
+// PLACEHOLDER: page_table is being written

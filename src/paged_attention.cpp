@@ -1,0 +1,1 @@
+// PLACEHOLDER: paged_attention is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: paged_attention_kernels is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: paged_kv_cache is being written

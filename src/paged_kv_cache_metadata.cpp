@@ -1,0 +1,1 @@
+// PLACEHOLDER: paged_kv_cache_metadata is being written

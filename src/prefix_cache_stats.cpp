@@ -1,0 +1,1 @@
+// PLACEHOLDER: prefix_cache_stats is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: prefix_index is being written

@@ -1,0 +1,1 @@
+// PLACEHOLDER: single_type_manager is being written
