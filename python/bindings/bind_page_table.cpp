@@ -1,7 +1,341 @@
+// PageTable, MultiGroupPageTable and the batch layouts (slot mapping, FlashInfer export).
+// Table contents are exposed as read-only NumPy views over the C++ buffers (no copies); each
+// view's base is the table's Python object, so a view keeps its table alive.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
 #include "bindings.h"
+#include "pagedkv/batch_layout.h"
+#include "pagedkv/multi_group_page_table.h"
+#include "pagedkv/page_table.h"
+
+namespace py = pybind11;
 
 namespace pagedkv::python {
+namespace {
 
-void bind_page_table(pybind11::module_& /*m*/) {}  // PLACEHOLDER: filled in by the page_table component
+// A read-only int32 NumPy array over `data` with the given shape; `owner` is its base.
+py::array readonly_view(const int32_t* data, std::vector<py::ssize_t> shape, py::handle owner) {
+  py::array view(py::dtype::of<int32_t>(), std::move(shape), {}, data, owner);
+  view.attr("setflags")(py::arg("write") = false);
+  return view;
+}
+
+// An integer sequence (list, tuple or NumPy array of any integer dtype) as a contiguous int32
+// array; int32 C-contiguous arrays pass through without a copy. Values outside int32 raise
+// ValueError; non-integers raise TypeError.
+class Int32Input {
+ public:
+  Int32Input(py::handle obj, const char* name) {
+    py::array any = py::array::ensure(obj);
+    if (!any) throw py::type_error(std::string(name) + " must be a sequence of integers");
+    if (any.ndim() != 1) {
+      throw py::value_error(std::string(name) + " must be one-dimensional, got " +
+                            std::to_string(any.ndim()) + " dimensions");
+    }
+    if (any.size() == 0) return;  // [] arrives as float64: fine when empty
+    const char kind = any.dtype().kind();
+    if (kind != 'i' && kind != 'u') {
+      throw py::type_error(std::string(name) + " must hold integers, got dtype " +
+                           py::str(any.dtype()).cast<std::string>());
+    }
+    if (any.dtype().is(py::dtype::of<int32_t>())) {
+      arr_ = py::array_t<int32_t, py::array::c_style>::ensure(any);
+      return;
+    }
+    auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
+    const int64_t* w = wide.data();
+    for (py::ssize_t i = 0; i < wide.size(); ++i) {
+      if (w[i] < INT32_MIN || w[i] > INT32_MAX) {
+        throw py::value_error(std::string(name) + "[" + std::to_string(i) + "] = " +
+                              std::to_string(w[i]) + " does not fit int32");
+      }
+    }
+    arr_ = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(wide);
+  }
+
+  std::span<const int32_t> span() const {
+    if (!arr_) return {};
+    return {arr_.data(), static_cast<size_t>(arr_.size())};
+  }
+
+ private:
+  py::array_t<int32_t, py::array::c_style> arr_;
+};
+
+std::vector<PageId> to_page_ids(py::handle obj, const char* name) {
+  const Int32Input in(obj, name);
+  return {in.span().begin(), in.span().end()};
+}
+
+// [groups][pages] from a sequence of integer sequences.
+std::vector<std::vector<PageId>> to_group_ids(py::handle obj, const char* name) {
+  if (!py::isinstance<py::sequence>(obj) && !py::isinstance<py::array>(obj)) {
+    throw py::type_error(std::string(name) + " must be a sequence with one page-id list per group");
+  }
+  std::vector<std::vector<PageId>> out;
+  for (py::handle g : obj) out.push_back(to_page_ids(g, name));
+  return out;
+}
+
+// A writable, C-contiguous, one-dimensional output array of exactly dtype T.
+template <typename T>
+std::span<T> out_span(py::array_t<T, py::array::c_style>& arr, const char* name) {
+  if (arr.ndim() != 1) throw py::value_error(std::string(name) + " must be one-dimensional");
+  if (!arr.writeable()) throw py::value_error(std::string(name) + " is read-only");
+  return {arr.mutable_data(), static_cast<size_t>(arr.size())};
+}
+
+using I64Out = py::array_t<int64_t, py::array::c_style>;
+using I32Out = py::array_t<int32_t, py::array::c_style>;
+
+py::array cpu_view(const py::object& self) {
+  const auto& t = self.cast<const PageTable&>();
+  const PageTableView v = t.get_cpu_tensor();
+  return readonly_view(v.data, {v.num_rows, v.num_cols}, self);
+}
+
+py::array device_view(const py::object& self) {
+  const auto& t = self.cast<const PageTable&>();
+  const PageTableView v = t.get_device_tensor();
+  return readonly_view(v.data, {v.num_rows, v.num_cols}, self);
+}
+
+void bind_page_table_class(py::module_& m) {
+  py::class_<PageTable>(m, "PageTable", R"doc(
+Page table of one KV-cache group: row r holds the page ids of the request in slot r.
+
+Writes (append_row, add_row, move_row, swap_row) go to the host staging table; the device
+copy changes only on commit(num_reqs). get_cpu_tensor(), get_device_tensor() and
+num_pages_per_row are read-only NumPy views (no copies) that always show current contents.
+Bad rows raise IndexError, negative page ids ValueError, overfull rows pagedkv.CapacityError;
+a failed call changes nothing.)doc")
+      .def(py::init<int32_t, int32_t, int32_t>(), py::arg("max_num_reqs"),
+           py::arg("max_num_pages_per_req"), py::arg("max_num_batched_tokens"))
+      .def_property_readonly("max_num_reqs", &PageTable::max_num_reqs)
+      .def_property_readonly("max_num_pages_per_req", &PageTable::max_num_pages_per_req)
+      .def_property_readonly("max_num_batched_tokens", &PageTable::max_num_batched_tokens)
+      .def(
+          "append_row",
+          [](PageTable& t, py::handle page_ids, int32_t row_idx) {
+            const Int32Input ids(page_ids, "page_ids");
+            t.append_row(ids.span(), row_idx);
+          },
+          py::arg("page_ids"), py::arg("row_idx"),
+          "Appends page_ids after the row's pages (staging only).")
+      .def(
+          "add_row",
+          [](PageTable& t, py::handle page_ids, int32_t row_idx) {
+            const Int32Input ids(page_ids, "page_ids");
+            t.add_row(ids.span(), row_idx);
+          },
+          py::arg("page_ids"), py::arg("row_idx"), "Replaces the row by page_ids (staging only).")
+      .def("move_row", &PageTable::move_row, py::arg("src"), py::arg("tgt"),
+           "Copies row src onto row tgt; src keeps its pages.")
+      .def("swap_row", &PageTable::swap_row, py::arg("src"), py::arg("tgt"),
+           "Exchanges two rows, pages and counts.")
+      .def("commit", &PageTable::commit, py::arg("num_reqs"),
+           "Copies staging rows [0, num_reqs) to the device copy.")
+      .def("clear", &PageTable::clear, "Zeroes both copies and every row count.")
+      .def("get_cpu_tensor", &cpu_view,
+           "Read-only view of the staging table [max_num_reqs, max_num_pages_per_req] int32.")
+      .def("get_device_tensor", &device_view,
+           "Read-only view of the committed table [max_num_reqs, max_num_pages_per_req] int32.")
+      .def_property_readonly("page_table_cpu", &cpu_view, "Same as get_cpu_tensor().")
+      .def_property_readonly("page_table", &device_view, "Same as get_device_tensor().")
+      .def_property_readonly(
+          "num_pages_per_row",
+          [](const py::object& self) {
+            const auto counts = self.cast<const PageTable&>().num_pages_per_row();
+            return readonly_view(counts.data(), {static_cast<py::ssize_t>(counts.size())}, self);
+          },
+          "Read-only view [max_num_reqs] int32 of the valid pages per staging row.")
+      .def(
+          "row",
+          [](const py::object& self, int32_t row_idx) {
+            const auto r = self.cast<const PageTable&>().row(row_idx);
+            return readonly_view(r.data(), {static_cast<py::ssize_t>(r.size())}, self);
+          },
+          py::arg("row_idx"), "Read-only view of the row's valid pages (staging).")
+      .def("num_pages", &PageTable::num_pages, py::arg("row_idx"))
+      .def(
+          "read_device_tensor",
+          [](const PageTable& t) {
+            const std::vector<PageId> data = t.read_device_tensor();
+            py::array_t<int32_t> out({t.max_num_reqs(), t.max_num_pages_per_req()});
+            std::copy(data.begin(), data.end(), out.mutable_data());
+            return out;
+          },
+          "A copy of the committed table downloaded from the device.")
+      .def("verify", &PageTable::verify, "Checks every invariant (AssertionError on failure).")
+      .def("__repr__", [](const PageTable& t) {
+        return "PageTable(max_num_reqs=" + std::to_string(t.max_num_reqs()) +
+               ", max_num_pages_per_req=" + std::to_string(t.max_num_pages_per_req()) +
+               ", max_num_batched_tokens=" + std::to_string(t.max_num_batched_tokens()) + ")";
+      });
+}
+
+void bind_multi_group_class(py::module_& m) {
+  py::class_<MultiGroupPageTable>(m, "MultiGroupPageTable", R"doc(
+One PageTable per KV-cache group; group g has cdiv(max_model_len, page_sizes[g]) columns.
+Row operations take one page-id list per group and apply to every group; all groups are
+validated before any changes. tables[g] / tables.page_tables[g] are the groups' PageTables.)doc")
+      .def(py::init([](int32_t max_num_reqs, int32_t max_model_len,
+                       int32_t max_num_batched_tokens, const std::vector<int32_t>& page_sizes) {
+             return std::make_unique<MultiGroupPageTable>(max_num_reqs, max_model_len,
+                                                          max_num_batched_tokens, page_sizes);
+           }),
+           py::arg("max_num_reqs"), py::arg("max_model_len"), py::arg("max_num_batched_tokens"),
+           py::arg("page_sizes"))
+      .def_property_readonly("num_groups", &MultiGroupPageTable::num_groups)
+      .def_property_readonly("max_num_reqs", &MultiGroupPageTable::max_num_reqs)
+      .def_property_readonly("max_model_len", &MultiGroupPageTable::max_model_len)
+      .def_property_readonly("max_num_batched_tokens",
+                             &MultiGroupPageTable::max_num_batched_tokens)
+      .def_property_readonly("page_sizes",
+                             [](const MultiGroupPageTable& t) {
+                               return std::vector<int32_t>(t.page_sizes().begin(),
+                                                           t.page_sizes().end());
+                             })
+      .def(
+          "append_row",
+          [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
+            t.append_row(to_group_ids(page_ids, "page_ids"), row_idx);
+          },
+          py::arg("page_ids"), py::arg("row_idx"))
+      .def(
+          "add_row",
+          [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
+            t.add_row(to_group_ids(page_ids, "page_ids"), row_idx);
+          },
+          py::arg("page_ids"), py::arg("row_idx"))
+      .def("move_row", &MultiGroupPageTable::move_row, py::arg("src"), py::arg("tgt"))
+      .def("swap_row", &MultiGroupPageTable::swap_row, py::arg("src"), py::arg("tgt"))
+      .def("commit", &MultiGroupPageTable::commit, py::arg("num_reqs"))
+      .def("clear", &MultiGroupPageTable::clear)
+      .def(
+          "append_rows_batch",
+          [](MultiGroupPageTable& t, py::handle page_ids_per_req, py::handle req_indices) {
+            std::vector<std::vector<std::vector<PageId>>> per_req;
+            for (py::handle req : page_ids_per_req) {
+              per_req.push_back(to_group_ids(req, "page_ids_per_req"));
+            }
+            const Int32Input rows(req_indices, "req_indices");
+            t.append_rows_batch(per_req, rows.span());
+          },
+          py::arg("page_ids_per_req"), py::arg("req_indices"),
+          "page_ids_per_req[i][g] is appended to row req_indices[i] of group g.")
+      .def_property_readonly("page_tables",
+                             [](const py::object& self) {
+                               auto& t = self.cast<MultiGroupPageTable&>();
+                               py::list out;
+                               for (PageTable& g : t.page_tables()) {
+                                 out.append(py::cast(&g, py::return_value_policy::reference_internal,
+                                                     self));
+                               }
+                               return out;
+                             })
+      .def(
+          "__getitem__",
+          [](MultiGroupPageTable& t, int32_t g) -> PageTable& {
+            // Python sequence convention: negative indices count from the end.
+            return t.group(g < 0 ? g + t.num_groups() : g);
+          },
+          py::arg("group"), py::return_value_policy::reference_internal)
+      .def("__len__", &MultiGroupPageTable::num_groups)
+      .def("verify", &MultiGroupPageTable::verify);
+}
+
+void bind_layouts(py::module_& m) {
+  m.attr("SLOT_MAPPING_PADDING") = kSlotMappingPadding;
+  m.attr("PAGE_TABLE_PADDING") = kPageTablePadding;
+
+  m.def(
+      "compute_slot_mapping_into",
+      [](I64Out out, const PageTable& table, int32_t page_size, py::handle req_rows,
+         py::handle start_positions, py::handle num_tokens, int64_t padding) {
+        const Int32Input rows(req_rows, "req_rows"), starts(start_positions, "start_positions"),
+            counts(num_tokens, "num_tokens");
+        return compute_slot_mapping(table, page_size, {rows.span(), starts.span(), counts.span()},
+                                    out_span(out, "out"), padding);
+      },
+      py::arg("out").noconvert(), py::arg("page_table"), py::arg("page_size"),
+      py::arg("req_rows"), py::arg("start_positions"), py::arg("num_tokens"),
+      py::arg("padding") = kSlotMappingPadding, R"doc(
+Fills out (int64, 1-D) with the KV slot of every new token: request b (table row
+req_rows[b]) brings positions [start_positions[b], start_positions[b] + num_tokens[b]), whose
+slots are page_table[row][pos // page_size] * page_size + pos % page_size, requests in order;
+the rest of out is set to padding (-1: no slot, the token is skipped by KV writes). Reads the
+staging table. Returns the number of tokens.)doc");
+
+  m.def(
+      "compute_slot_mapping",
+      [](const PageTable& table, int32_t page_size, py::handle req_rows,
+         py::handle start_positions, py::handle num_tokens, int64_t padding) {
+        const Int32Input rows(req_rows, "req_rows"), starts(start_positions, "start_positions"),
+            counts(num_tokens, "num_tokens");
+        I64Out out(table.max_num_batched_tokens());
+        compute_slot_mapping(table, page_size, {rows.span(), starts.span(), counts.span()},
+                             out_span(out, "out"), padding);
+        return out;
+      },
+      py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"),
+      py::arg("start_positions"), py::arg("num_tokens"),
+      py::arg("padding") = kSlotMappingPadding,
+      "Like compute_slot_mapping_into, into a new int64 array [max_num_batched_tokens].");
+
+  m.def(
+      "flashinfer_num_indices",
+      [](int32_t page_size, py::handle seq_lens) {
+        const Int32Input lens(seq_lens, "seq_lens");
+        return flashinfer_num_indices(page_size, lens.span());
+      },
+      py::arg("page_size"), py::arg("seq_lens"), "sum(cdiv(seq_len, page_size)).");
+
+  m.def(
+      "export_flashinfer_layout_into",
+      [](const PageTable& table, int32_t page_size, py::handle req_rows, py::handle seq_lens,
+         I32Out indptr, I32Out indices, I32Out last_page_len) {
+        const Int32Input rows(req_rows, "req_rows"), lens(seq_lens, "seq_lens");
+        return export_flashinfer_layout(
+            table, page_size, {rows.span(), lens.span()},
+            {out_span(indptr, "indptr"), out_span(indices, "indices"),
+             out_span(last_page_len, "last_page_len")});
+      },
+      py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"), py::arg("seq_lens"),
+      py::arg("indptr").noconvert(), py::arg("indices").noconvert(),
+      py::arg("last_page_len").noconvert(), R"doc(
+Fills FlashInfer's paged-KV index arrays (int32, 1-D, possibly longer than needed):
+indptr [batch + 1] start of each request's pages in indices; indices: the first
+cdiv(seq_len, page_size) pages of each request's row, request after request;
+last_page_len [batch] tokens in the last page (1..page_size, 0 when seq_len is 0).
+Reads the staging table. Returns the number of indices written.)doc");
+
+  m.def(
+      "export_flashinfer_layout",
+      [](const PageTable& table, int32_t page_size, py::handle req_rows, py::handle seq_lens) {
+        const Int32Input rows(req_rows, "req_rows"), lens(seq_lens, "seq_lens");
+        const auto batch = static_cast<py::ssize_t>(rows.span().size());
+        I32Out indptr(batch + 1), last(batch);
+        I32Out indices(static_cast<py::ssize_t>(flashinfer_num_indices(page_size, lens.span())));
+        export_flashinfer_layout(table, page_size, {rows.span(), lens.span()},
+                                 {out_span(indptr, "indptr"), out_span(indices, "indices"),
+                                  out_span(last, "last_page_len")});
+        return py::make_tuple(indptr, indices, last);
+      },
+      py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"), py::arg("seq_lens"),
+      "Like export_flashinfer_layout_into; returns new (indptr, indices, last_page_len).");
+}
+
+}  // namespace
+
+void bind_page_table(py::module_& m) {
+  bind_page_table_class(m);
+  bind_multi_group_class(m);
+  bind_layouts(m);
+}
 
 }  // namespace pagedkv::python
