@@ -35,6 +35,10 @@ enum class HashAlgorithm : uint8_t {
 
 std::string_view hash_algorithm_name(HashAlgorithm algo);        // "xxh3_128" / "sha256"
 HashAlgorithm parse_hash_algorithm(std::string_view name);       // throws InvalidArgument
+int digest_size(HashAlgorithm algo);                             // 16 / 32 bytes
+
+// Version of docs/hash-spec.md these functions implement (changes every hash when bumped).
+inline constexpr int kPageHashSpecVersion = 1;
 
 // A digest of up to 32 bytes (xxh3_128 fills bytes 0..15 and leaves 16..31 zero).
 // Stored as four little-endian 64-bit words so comparison and hashing are word operations.
@@ -46,20 +50,25 @@ struct PageHash {
   // Digest bytes in spec order (16 for xxh3_128, 32 for sha256 - `size` says how many).
   std::string hex(int size = 32) const;
   static PageHash from_hex(std::string_view hex);  // throws InvalidArgument
+  // Raw digest bytes in spec order: bytes(size) has `size` bytes (1..32); from_bytes takes
+  // 1..32 bytes and zero-fills the rest (throws InvalidArgument otherwise).
+  std::string bytes(int size = 32) const;
+  static PageHash from_bytes(std::string_view bytes);
 };
 
 // One multimodal input of a request: its content hash and where its placeholder tokens sit.
 struct MultiModalInput {
-  std::string content_hash;  // identifier of the content (e.g. a hex digest); non-empty
+  std::string content_hash{};  // identifier of the content (e.g. a hex digest); non-empty
   int64_t offset = 0;        // first token position of the placeholder range
   int64_t length = 0;        // number of placeholder tokens (> 0)
 };
 
 // The extra keys that enter one page's hash (built per page by Request).
 struct PageExtraKeys {
-  std::optional<int64_t> lora_id;                 // LoRA adapter identity, if any
-  std::vector<const MultiModalInput*> mm_inputs;  // inputs overlapping this page, in offset order
-  std::string_view cache_salt;                    // page 0 only; empty = no salt
+  // Default member initializers let callers use designated initializers ({.lora_id = 7}).
+  std::optional<int64_t> lora_id{};                 // LoRA adapter identity, if any
+  std::vector<const MultiModalInput*> mm_inputs{};  // inputs overlapping this page, in offset order
+  std::string_view cache_salt{};                    // page 0 only; empty = no salt
 };
 
 class PageHasher {
@@ -67,9 +76,19 @@ class PageHasher {
   explicit PageHasher(HashAlgorithm algo = HashAlgorithm::kXxh3_128);
 
   HashAlgorithm algorithm() const { return algo_; }
+  int digest_size() const { return pagedkv::digest_size(algo_); }
   // parent == nullptr means page 0 (the spec's ROOT parent).
+  // Throws InvalidArgument on: no tokens; a parent that is empty or longer than this
+  // algorithm's digest; a cache salt with a parent (the salt is a page-0 key); a null or
+  // invalid (empty content hash, length <= 0) multimodal input, or inputs out of offset order.
+  // Does not allocate: the message is built on the stack or streamed into the digest.
   PageHash hash_page(const PageHash* parent, std::span<const TokenId> tokens,
                      const PageExtraKeys& extra) const;
+  // The spec's ROOT value for this algorithm (the parent of page 0).
+  PageHash root() const;
+  // A digest of this algorithm given as raw bytes (e.g. from Python); throws InvalidArgument
+  // unless it has exactly digest_size() bytes and is not all zero.
+  PageHash parse_digest(std::string_view bytes) const;
 
  private:
   HashAlgorithm algo_;

@@ -17,9 +17,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagedkv/page_hash.h"
@@ -28,6 +30,7 @@
 namespace pagedkv {
 
 enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };
+std::string_view request_status_name(RequestStatus s);  // "waiting", "running", ...
 
 struct RequestOptions {
   std::string cache_salt;                  // page 0 extra key; different salts never share
@@ -41,8 +44,9 @@ struct RequestOptions {
 
 class Request {
  public:
-  // Throws InvalidArgument on an empty id, an empty prompt, a negative token id or
-  // multimodal inputs that are unsorted, overlapping or outside the prompt.
+  // Throws InvalidArgument on an empty id, an empty prompt, a negative token id,
+  // max_tokens < -1, an unknown hash algorithm or multimodal inputs that are unsorted,
+  // overlapping, outside the prompt, of length <= 0 or with an empty content hash.
   Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
           RequestOptions options = {});
 
@@ -71,10 +75,20 @@ class Request {
   void record_preemption() { ++num_preemptions_; }
 
   // Hashes of the full pages at `page_size` (tracked from the first call on; later appends
-  // extend it eagerly). Throws InvalidArgument if page_size <= 0.
+  // extend it eagerly). Throws InvalidArgument if page_size <= 0. The reference stays valid
+  // for the request's lifetime (its contents grow as pages fill).
   const std::vector<PageHash>& page_hashes(int32_t page_size) const;
-  // The extra keys of page `page_index` at `page_size` (page 0 carries the salt).
+  // The extra keys of page `page_index` at `page_size` (page 0 carries the salt). The result
+  // points into this request. Throws InvalidArgument if page_size <= 0, OutOfRange unless
+  // the page holds at least one token (0 <= page_index < cdiv(num_tokens, page_size)).
   PageExtraKeys extra_keys_for_page(int32_t page_index, int32_t page_size) const;
+
+  const PageHasher& hasher() const { return hasher_; }
+  // Pages hashed so far over all tracked page sizes (each page is hashed once).
+  int64_t num_pages_hashed() const { return num_pages_hashed_; }
+  // Walks every invariant above; throws InternalError naming the first that fails.
+  // Re-hashes every tracked page, so it costs as much as hashing the request from scratch.
+  void verify() const;
 
  private:
   struct TrackedHashes {
@@ -91,7 +105,9 @@ class Request {
   int32_t num_preemptions_ = 0;
   RequestStatus status_ = RequestStatus::kWaiting;
   PageHasher hasher_;
-  mutable std::vector<TrackedHashes> tracked_;  // few page sizes: a flat list
+  // Few page sizes: a flat list. A deque so page_hashes() references survive new sizes.
+  mutable std::deque<TrackedHashes> tracked_;
+  mutable int64_t num_pages_hashed_ = 0;
 };
 
 }  // namespace pagedkv
