@@ -1,1 +1,343 @@
-// PLACEHOLDER: page_pool is being written
+#include "pagedkv/page_pool.h"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <utility>
+
+#include "pagedkv/errors.h"
+
+namespace pagedkv {
+
+namespace {
+// How many pages ahead the batch loops prefetch index memory (enough to overlap the misses,
+// few enough that the lines are still cached when used).
+constexpr int32_t kPrefetchDistance = 16;
+}  // namespace
+
+PagePool::PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events)
+    : num_pages_(num_pages),
+      enable_caching_(enable_caching),
+      enable_kv_events_(enable_kv_events),
+      free_queue_(0),
+      index_(0) {
+  PAGEDKV_CHECK_ARG(num_pages >= 2 && num_pages < std::numeric_limits<int32_t>::max(),
+                    "num_pages must be in [2, {}) (null page + >= 1 usable page), got {}",
+                    std::numeric_limits<int32_t>::max(), num_pages);
+  ref_counts_.assign(static_cast<size_t>(num_pages), 0);
+  free_queue_ = FreeQueue(num_pages);
+  // The null page is never queued; every usable page starts free, in id order.
+  for (PageId p = 1; p < num_pages; ++p) free_queue_.append_unchecked(p);
+  if (enable_caching) index_ = PrefixIndex(num_pages);
+}
+
+PagePool::~PagePool() = default;
+PagePool::PagePool(PagePool&&) noexcept = default;
+PagePool& PagePool::operator=(PagePool&&) noexcept = default;
+
+std::vector<PageId> PagePool::get_new_pages(int32_t n) {
+  std::vector<PageId> out;
+  get_new_pages(n, out);
+  return out;
+}
+
+void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
+  PAGEDKV_CHECK_ARG(n >= 0, "cannot get a negative number of pages ({})", n);
+  PAGEDKV_CHECK_CAPACITY(n <= free_queue_.size(), "cannot get {} pages: only {} of {} are free",
+                         n, free_queue_.size(), num_pages_ - 1);
+  const size_t base = out.size();
+  out.resize(base + static_cast<size_t>(n));
+  PageId* pages = out.data() + base;
+  free_queue_.pop_front_n(n, pages);
+  // Lazy eviction: a page leaves the index only now, when it is handed out again. Later
+  // pages are prefetched in two stages (the page's index record, then - once the record has
+  // arrived - its table slot) so that the cache misses of a batch overlap.
+  if (index_.size() > 0) {
+    for (int32_t i = 0; i < std::min(n, 2 * kPrefetchDistance); ++i) {
+      index_.prefetch_record(pages[i]);
+    }
+    for (int32_t i = 0; i < std::min(n, kPrefetchDistance); ++i) index_.prefetch_removal(pages[i]);
+    for (int32_t i = 0; i < n; ++i) {
+      if (i + 2 * kPrefetchDistance < n) index_.prefetch_record(pages[i + 2 * kPrefetchDistance]);
+      if (i + kPrefetchDistance < n) index_.prefetch_removal(pages[i + kPrefetchDistance]);
+      if (index_.contains_unchecked(pages[i])) evict(pages[i]);
+    }
+  }
+  for (int32_t i = 0; i < n; ++i) ref_counts_[pages[i]] = 1;
+}
+
+void PagePool::evict(PageId page) {
+  if (enable_kv_events_) {
+    KVEvent ev;
+    ev.kind = KVEvent::Kind::kRemoved;
+    ev.page_hashes.push_back(index_.hash_of(page));
+    ev.group_id = index_.group_of(page);
+    ev.page_ids.push_back(page);
+    events_.push_back(std::move(ev));
+  }
+  index_.remove_unchecked(page);
+  ++num_evictions_;
+}
+
+void PagePool::free_pages(std::span<const PageId> ordered) {
+  // Decrement as we check; on a bad id, restore the counts already taken and throw. A page
+  // repeated in `ordered` is thus checked against its count after the earlier decrements.
+  const size_t n = ordered.size();
+  auto undo = [&](size_t upto) {
+    for (size_t k = 0; k < upto; ++k) {
+      if (ordered[k] != kNullPageId) ++ref_counts_[ordered[k]];
+    }
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const PageId p = ordered[i];
+    // The second loop reads each page's queue links: start loading them now, and the ref
+    // counts of later pages too.
+    if (i + kPrefetchDistance < n) {
+      const auto ahead = static_cast<uint32_t>(ordered[i + kPrefetchDistance]);
+      if (ahead < static_cast<uint32_t>(num_pages_)) __builtin_prefetch(&ref_counts_[ahead], 1);
+    }
+    if (static_cast<uint32_t>(p) >= static_cast<uint32_t>(num_pages_)) [[unlikely]] {
+      undo(i);
+      PAGEDKV_CHECK_RANGE(false, "free_pages: page id {} out of range [0, {})", p, num_pages_);
+    }
+    if (p == kNullPageId) continue;
+    free_queue_.prefetch(p);
+    if (ref_counts_[p] <= 0) [[unlikely]] {
+      undo(i);
+      // Report a bad id anywhere in the call before the double free, so the error does not
+      // depend on where in the sequence the two mistakes sit.
+      for (size_t k = i + 1; k < n; ++k) {
+        PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ordered[k]) < static_cast<uint32_t>(num_pages_),
+                            "free_pages: page id {} out of range [0, {})", ordered[k],
+                            num_pages_);
+      }
+      PAGEDKV_CHECK_STATE(false, "free_pages: page {} is already free (double free)", p);
+    }
+    --ref_counts_[p];
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const PageId p = ordered[i];
+    // A page listed twice joins the queue once, at its first position.
+    if (p != kNullPageId && ref_counts_[p] == 0 && !free_queue_.contains_unchecked(p)) {
+      free_queue_.append_unchecked(p);
+    }
+  }
+}
+
+void PagePool::touch(std::span<const PageId> pages) {
+  for (const PageId p : pages) {
+    PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(p) < static_cast<uint32_t>(num_pages_),
+                        "touch: page id {} out of range [0, {})", p, num_pages_);
+  }
+  for (const PageId p : pages) {
+    if (p == kNullPageId) continue;
+    if (ref_counts_[p] == 0) free_queue_.remove_unchecked(p);
+    ++ref_counts_[p];
+  }
+}
+
+std::optional<PageId> PagePool::get_cached_page(const PageHash& hash, GroupId group) const {
+  PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
+  if (index_.size() == 0) return std::nullopt;
+  const PageId p = index_.lookup(hash, group);
+  if (p == PrefixIndex::kNoPage) return std::nullopt;
+  return p;
+}
+
+int32_t PagePool::get_cached_prefix(std::span<const PageHash> hashes, GroupId group,
+                                    std::vector<PageId>& out) const {
+  PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
+  if (index_.size() == 0) return 0;
+  return index_.lookup_prefix(hashes, group, out);
+}
+
+bool PagePool::get_cached_page(const PageHash& hash, std::span<const GroupId> groups,
+                               std::vector<PageId>& out) const {
+  for (const GroupId g : groups) {
+    PAGEDKV_CHECK_ARG(g >= 0, "group id must be >= 0, got {}", g);
+  }
+  if (index_.size() == 0) return groups.empty();
+  const size_t base = out.size();
+  for (const GroupId g : groups) {
+    const PageId p = index_.lookup(hash, g);
+    if (p == PrefixIndex::kNoPage) {
+      out.resize(base);
+      return false;
+    }
+    out.push_back(p);
+  }
+  return true;
+}
+
+void PagePool::cache_full_pages(const Request& request, std::span<const PageId> pages,
+                                int32_t num_cached_pages, int32_t num_full_pages,
+                                int32_t page_size, GroupId group) {
+  // The arguments are checked with caching off too: a caller bug should not depend on a
+  // configuration flag to surface.
+  PAGEDKV_CHECK_ARG(page_size > 0, "page_size must be > 0, got {}", page_size);
+  PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
+  PAGEDKV_CHECK_ARG(num_cached_pages >= 0 && num_cached_pages <= num_full_pages,
+                    "need 0 <= num_cached_pages <= num_full_pages, got {} and {}",
+                    num_cached_pages, num_full_pages);
+  PAGEDKV_CHECK_ARG(static_cast<size_t>(num_full_pages) <= pages.size(),
+                    "num_full_pages {} exceeds the {} pages given", num_full_pages,
+                    pages.size());
+  // Same count as request.page_hashes(page_size).size(), without hashing anything yet.
+  const int32_t request_full_pages = request.num_tokens() / page_size;
+  PAGEDKV_CHECK_ARG(num_full_pages <= request_full_pages,
+                    "request '{}' has {} full pages at page size {}, cannot cache {}",
+                    request.request_id(), request_full_pages, page_size, num_full_pages);
+  const auto range = pages.subspan(static_cast<size_t>(num_cached_pages),
+                                   static_cast<size_t>(num_full_pages - num_cached_pages));
+  for (size_t i = 0; i < range.size(); ++i) {
+    PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(range[i]) < static_cast<uint32_t>(num_pages_),
+                        "cache_full_pages: page id {} (index {}) out of range [0, {})",
+                        range[i], num_cached_pages + static_cast<int64_t>(i), num_pages_);
+  }
+  // Held pages have a count > 0, so a page already seen in this call is marked by negating
+  // its count: repeats are found without extra memory, and every mark is undone before
+  // returning or throwing.
+  auto unmark = [&](size_t upto) {
+    for (size_t k = 0; k < upto; ++k) {
+      if (range[k] != kNullPageId) ref_counts_[range[k]] = -ref_counts_[range[k]];
+    }
+  };
+  for (size_t i = 0; i < range.size(); ++i) {
+    const PageId p = range[i];
+    if (p == kNullPageId) continue;
+    const int64_t at = num_cached_pages + static_cast<int64_t>(i);
+    const int32_t rc = ref_counts_[p];
+    if (rc <= 0) [[unlikely]] {
+      unmark(i);
+      PAGEDKV_CHECK_STATE(rc == 0, "cache_full_pages: page {} appears twice", p);
+      PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) is free", p, at);
+    }
+    if (enable_caching_ && index_.contains_unchecked(p)) [[unlikely]] {
+      unmark(i);
+      PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash",
+                          p, at);
+    }
+    ref_counts_[p] = -rc;
+  }
+  unmark(range.size());
+  if (!enable_caching_ || range.empty()) return;
+
+  const std::vector<PageHash>& hashes = request.page_hashes(page_size);
+  PAGEDKV_ASSERT(hashes.size() >= static_cast<size_t>(num_full_pages),
+                 "request '{}' computed {} hashes for {} full pages", request.request_id(),
+                 hashes.size(), num_full_pages);
+  const auto new_hashes = std::span<const PageHash>(hashes).subspan(
+      static_cast<size_t>(num_cached_pages), range.size());
+  // Insert with the table slots and page records of later pages already on their way; the key
+  // hashes computed for the prefetch are kept in a ring for the insert.
+  std::array<uint32_t, kPrefetchDistance> key_hashes{};
+  auto start = [&](size_t i) {
+    const uint32_t h = PrefixIndex::key_hash(new_hashes[i], group);
+    key_hashes[i % kPrefetchDistance] = h;
+    index_.prefetch_slot(h);
+    if (range[i] != kNullPageId) index_.prefetch_whole_record(range[i]);
+  };
+  const size_t n = range.size();
+  for (size_t i = 0; i < std::min<size_t>(n, kPrefetchDistance); ++i) start(i);
+  KVEvent ev;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t h = key_hashes[i % kPrefetchDistance];
+    if (i + kPrefetchDistance < n) start(i + kPrefetchDistance);
+    const PageId p = range[i];
+    if (p == kNullPageId) continue;
+    index_.insert_unchecked(new_hashes[i], group, p, h);
+    if (enable_kv_events_) {
+      ev.page_hashes.push_back(new_hashes[i]);
+      ev.page_ids.push_back(p);
+      const auto tokens = request.all_token_ids().subspan(
+          (static_cast<size_t>(num_cached_pages) + i) * static_cast<size_t>(page_size),
+          static_cast<size_t>(page_size));
+      ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
+    }
+  }
+  if (enable_kv_events_ && !ev.page_ids.empty()) {
+    ev.kind = KVEvent::Kind::kStored;
+    // The chain parent is the request's own hash of the page before the range: it is what
+    // the stored hashes were chained from, whatever physical page (or null page) holds it.
+    if (num_cached_pages > 0) ev.parent_hash = hashes[static_cast<size_t>(num_cached_pages - 1)];
+    ev.page_size = page_size;
+    ev.lora_id = request.options().lora_id;
+    ev.group_id = group;
+    events_.push_back(std::move(ev));
+  }
+}
+
+bool PagePool::reset_prefix_cache() {
+  if (free_queue_.size() != num_pages_ - 1) return false;
+  index_.clear();
+  if (enable_kv_events_) {
+    KVEvent ev;
+    ev.kind = KVEvent::Kind::kAllCleared;
+    events_.push_back(std::move(ev));
+  }
+  return true;
+}
+
+double PagePool::get_usage() const {
+  const int32_t usable = num_pages_ - 1;
+  return static_cast<double>(usable - free_queue_.size()) / static_cast<double>(usable);
+}
+
+std::vector<PageId> PagePool::get_all_free_pages() const { return free_queue_.to_vector(); }
+
+int32_t PagePool::ref_count(PageId page) const {
+  PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages_, "page id {} out of range [0, {})", page,
+                      num_pages_);
+  return ref_counts_[page];
+}
+
+std::optional<PageHash> PagePool::page_hash(PageId page) const {
+  PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages_, "page id {} out of range [0, {})", page,
+                      num_pages_);
+  if (!enable_caching_ || !index_.contains_unchecked(page)) return std::nullopt;
+  return index_.hash_of(page);
+}
+
+int64_t PagePool::num_cached_pages() const { return index_.size(); }
+
+int64_t PagePool::num_evictions() const { return num_evictions_; }
+
+std::vector<KVEvent> PagePool::take_events() {
+  std::vector<KVEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+void PagePool::verify() const {
+  free_queue_.verify();
+  index_.verify();
+  PAGEDKV_ASSERT(ref_counts_.size() == static_cast<size_t>(num_pages_),
+                 "{} ref counts for {} pages", ref_counts_.size(), num_pages_);
+  PAGEDKV_ASSERT(free_queue_.capacity() == num_pages_, "free queue capacity {} != {} pages",
+                 free_queue_.capacity(), num_pages_);
+  PAGEDKV_ASSERT(ref_counts_[kNullPageId] == 0, "null page has ref count {}",
+                 ref_counts_[kNullPageId]);
+  PAGEDKV_ASSERT(!free_queue_.contains_unchecked(kNullPageId), "null page is in the free queue");
+  if (enable_caching_) {
+    PAGEDKV_ASSERT(index_.num_pages() == num_pages_, "index covers {} pages, pool has {}",
+                   index_.num_pages(), num_pages_);
+    PAGEDKV_ASSERT(!index_.contains_unchecked(kNullPageId), "null page carries a hash");
+  } else {
+    PAGEDKV_ASSERT(index_.size() == 0, "caching is off but {} pages carry hashes",
+                   index_.size());
+  }
+  int32_t held = 0;
+  for (PageId p = 1; p < num_pages_; ++p) {
+    const int32_t rc = ref_counts_[p];
+    PAGEDKV_ASSERT(rc >= 0, "page {} has negative ref count {}", p, rc);
+    PAGEDKV_ASSERT((rc == 0) == free_queue_.contains_unchecked(p),
+                   "page {} has ref count {} but is {}in the free queue", p, rc,
+                   free_queue_.contains_unchecked(p) ? "" : "not ");
+    held += rc > 0 ? 1 : 0;
+  }
+  PAGEDKV_ASSERT(held + free_queue_.size() == num_pages_ - 1,
+                 "{} held + {} free != {} usable pages", held, free_queue_.size(),
+                 num_pages_ - 1);
+}
+
+}  // namespace pagedkv

@@ -8,7 +8,7 @@ namespace pagedkv::python {
 
 void bind_errors(pybind11::module_& m);
 void bind_hash(pybind11::module_& m);        // PageHasher, Request
-void bind_pool(pybind11::module_& m);        // PagePool, HBMPageManager
+void bind_pool(pybind11::module_& m);        // PagePool, KVEvent, HBMPageManager
 void bind_manager(pybind11::module_& m);     // KVCacheManager and its config
 void bind_page_table(pybind11::module_& m);  // PageTable, MultiGroupPageTable, batch layouts
 void bind_replay(pybind11::module_& m);      // trace loading and replay
