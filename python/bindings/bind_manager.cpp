@@ -1,7 +1,244 @@
+// KVCacheManager, its config (KVCacheConfig, KVCacheGroupSpec) and PrefixCacheStats.
+// Registration only: validation and policy live in the C++ library. Pages per group cross the
+// boundary as lists of lists of ints; Request and PagePool are the classes of bind_hash.cpp and
+// bind_pool.cpp.
+#include <pybind11/operators.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+
+#include <fmt/format.h>
+
 #include "bindings.h"
+#include "pagedkv/kv_cache_config.h"
+#include "pagedkv/kv_cache_manager.h"
+#include "pagedkv/prefix_cache_stats.h"
+#include "pagedkv/request.h"
+
+namespace py = pybind11;
 
 namespace pagedkv::python {
+namespace {
 
-void bind_manager(pybind11::module_& /*m*/) {}  // PLACEHOLDER: filled in by the manager component
+// A hash algorithm given as its name ("xxh3_128", "sha256") or a pagedkv.HashAlgorithm.
+HashAlgorithm algorithm_of(const py::object& value) {
+  if (py::isinstance<py::str>(value)) return parse_hash_algorithm(value.cast<std::string>());
+  return value.cast<HashAlgorithm>();
+}
+
+std::string algorithm_str(HashAlgorithm a) { return std::string(hash_algorithm_name(a)); }
+
+std::string group_repr(const KVCacheGroupSpec& g) {
+  if (g.kind == AttentionKind::kSlidingWindow) {
+    return fmt::format("KVCacheGroupSpec(kind='sliding_window', page_size={}, sliding_window={})",
+                       g.page_size, g.sliding_window);
+  }
+  return fmt::format("KVCacheGroupSpec(kind='full_attention', page_size={})", g.page_size);
+}
+
+void bind_group_spec(py::module_& m) {
+  py::class_<KVCacheGroupSpec>(m, "KVCacheGroupSpec",
+                               "One KV-cache group: attention kind ('full_attention' or "
+                               "'sliding_window'), page size, window (tokens; 0 for full).")
+      .def(py::init([](const std::string& kind, int32_t page_size, int32_t sliding_window) {
+             KVCacheGroupSpec g{parse_attention_kind(kind), page_size, sliding_window};
+             g.validate();
+             return g;
+           }),
+           py::arg("kind") = "full_attention", py::arg("page_size") = 16,
+           py::arg("sliding_window") = 0)
+      .def_static("full_attention", &KVCacheGroupSpec::full_attention, py::arg("page_size"))
+      .def_static("sliding_window_attention", &KVCacheGroupSpec::sliding_window_attention,
+                  py::arg("page_size"), py::arg("sliding_window"))
+      .def_property(
+          "kind", [](const KVCacheGroupSpec& g) { return std::string(attention_kind_name(g.kind)); },
+          [](KVCacheGroupSpec& g, const std::string& k) { g.kind = parse_attention_kind(k); })
+      .def_readwrite("page_size", &KVCacheGroupSpec::page_size)
+      .def_readwrite("sliding_window", &KVCacheGroupSpec::sliding_window)
+      .def("validate", [](const KVCacheGroupSpec& g) { g.validate(); })
+      .def(py::self == py::self)  // NOLINT
+      .def("__repr__", &group_repr);
+}
+
+void bind_config(py::module_& m) {
+  py::class_<KVCacheConfig>(m, "KVCacheConfig",
+                            "The validated description of a KV cache: pool size (null page "
+                            "included), max_model_len, groups, caching, hash algorithm, events, "
+                            "speculative tokens (> 0 drops one more hit page).")
+      .def(py::init([](int32_t num_pages, int32_t max_model_len,
+                       std::vector<KVCacheGroupSpec> groups, bool enable_caching,
+                       const py::object& hash_algorithm, bool enable_kv_events,
+                       int32_t num_speculative_tokens) {
+             KVCacheConfig c;
+             c.num_pages = num_pages;
+             c.max_model_len = max_model_len;
+             c.groups = std::move(groups);
+             c.enable_caching = enable_caching;
+             c.hash_algorithm = algorithm_of(hash_algorithm);
+             c.enable_kv_events = enable_kv_events;
+             c.num_speculative_tokens = num_speculative_tokens;
+             c.validate();
+             return c;
+           }),
+           py::arg("num_pages"), py::arg("max_model_len"), py::arg("groups"),
+           py::arg("enable_caching") = true, py::arg("hash_algorithm") = "xxh3_128",
+           py::arg("enable_kv_events") = false, py::arg("num_speculative_tokens") = 0)
+      .def_readwrite("num_pages", &KVCacheConfig::num_pages)
+      .def_readwrite("max_model_len", &KVCacheConfig::max_model_len)
+      .def_readwrite("groups", &KVCacheConfig::groups)
+      .def_readwrite("enable_caching", &KVCacheConfig::enable_caching)
+      .def_property(
+          "hash_algorithm", [](const KVCacheConfig& c) { return algorithm_str(c.hash_algorithm); },
+          [](KVCacheConfig& c, const py::object& a) { c.hash_algorithm = algorithm_of(a); })
+      .def_readwrite("enable_kv_events", &KVCacheConfig::enable_kv_events)
+      .def_readwrite("num_speculative_tokens", &KVCacheConfig::num_speculative_tokens)
+      .def_property_readonly("lcm_page_size", &KVCacheConfig::lcm_page_size)
+      .def_property_readonly("num_usable_pages", &KVCacheConfig::num_usable_pages)
+      .def("validate", &KVCacheConfig::validate)
+      .def("__repr__", [](const KVCacheConfig& c) {
+        std::string groups;
+        for (const auto& g : c.groups) groups += (groups.empty() ? "" : ", ") + group_repr(g);
+        return fmt::format(
+            "KVCacheConfig(num_pages={}, max_model_len={}, groups=[{}], enable_caching={}, "
+            "hash_algorithm='{}', enable_kv_events={}, num_speculative_tokens={})",
+            c.num_pages, c.max_model_len, groups, c.enable_caching ? "True" : "False",
+            algorithm_str(c.hash_algorithm), c.enable_kv_events ? "True" : "False",
+            c.num_speculative_tokens);
+      });
+}
+
+void bind_stats(py::module_& m) {
+  py::class_<PrefixCacheStats>(m, "PrefixCacheStats",
+                               "Prefix-cache hits in tokens. requests/queries/hits: fresh "
+                               "lookups; resumed_*: requests resumed after a preemption; the "
+                               "windowed rate covers the latest window_capacity fresh lookups.")
+      .def(py::init<int32_t>(), py::arg("window_capacity") = PrefixCacheStats::kDefaultWindow)
+      .def("record", &PrefixCacheStats::record, py::arg("num_tokens"), py::arg("num_hit_tokens"),
+           py::arg("resumed") = false)
+      .def_property_readonly("requests", &PrefixCacheStats::requests)
+      .def_property_readonly("queries", &PrefixCacheStats::queries)
+      .def_property_readonly("hits", &PrefixCacheStats::hits)
+      .def_property_readonly("resumed_requests", &PrefixCacheStats::resumed_requests)
+      .def_property_readonly("resumed_queries", &PrefixCacheStats::resumed_queries)
+      .def_property_readonly("resumed_hits", &PrefixCacheStats::resumed_hits)
+      .def_property_readonly("hit_rate", &PrefixCacheStats::hit_rate)
+      .def_property_readonly("resumed_hit_rate", &PrefixCacheStats::resumed_hit_rate)
+      .def_property_readonly("windowed_hit_rate", &PrefixCacheStats::windowed_hit_rate)
+      .def_property_readonly("window_capacity", &PrefixCacheStats::window_capacity)
+      .def_property_readonly("window_size", &PrefixCacheStats::window_size)
+      .def_property_readonly("window_queries", &PrefixCacheStats::window_queries)
+      .def_property_readonly("window_hits", &PrefixCacheStats::window_hits)
+      .def("reset", &PrefixCacheStats::reset)
+      .def("verify", &PrefixCacheStats::verify)
+      .def("__repr__", [](const PrefixCacheStats& s) {
+        return fmt::format(
+            "PrefixCacheStats(requests={}, queries={}, hits={}, resumed_requests={}, "
+            "resumed_queries={}, resumed_hits={}, windowed_hit_rate={:.4f})",
+            s.requests(), s.queries(), s.hits(), s.resumed_requests(), s.resumed_queries(),
+            s.resumed_hits(), s.windowed_hit_rate());
+      });
+}
+
+KVCacheConfig simple_config(int32_t num_pages, int32_t page_size, int32_t max_model_len,
+                            bool enable_caching, const py::object& hash_algorithm,
+                            bool enable_kv_events, std::optional<int32_t> sliding_window,
+                            int32_t num_speculative_tokens) {
+  KVCacheConfig c = KVCacheConfig::single_group(num_pages, page_size, max_model_len,
+                                                enable_caching);
+  if (sliding_window) {
+    c.groups[0] = KVCacheGroupSpec::sliding_window_attention(page_size, *sliding_window);
+  }
+  c.hash_algorithm = algorithm_of(hash_algorithm);
+  c.enable_kv_events = enable_kv_events;
+  c.num_speculative_tokens = num_speculative_tokens;
+  return c;
+}
+
+void bind_kv_cache_manager(py::module_& m) {
+  py::class_<KVCacheManager>(
+      m, "KVCacheManager",
+      "vLLM-v1-style KV-cache manager over one PagePool: prefix-cache lookup "
+      "(get_computed_pages), allocation (allocate_slots: None when pages are short, nothing "
+      "changed; pagedkv.CapacityError when the request can never fit) and free.")
+      .def(py::init([](int32_t num_pages, int32_t page_size, int32_t max_model_len,
+                       bool enable_caching, const py::object& hash_algorithm,
+                       bool enable_kv_events, std::optional<int32_t> sliding_window,
+                       int32_t num_speculative_tokens) {
+             return std::make_unique<KVCacheManager>(
+                 simple_config(num_pages, page_size, max_model_len, enable_caching,
+                               hash_algorithm, enable_kv_events, sliding_window,
+                               num_speculative_tokens));
+           }),
+           py::arg("num_pages"), py::arg("page_size"), py::arg("max_model_len"),
+           py::arg("enable_caching") = true, py::arg("hash_algorithm") = "xxh3_128",
+           py::arg("enable_kv_events") = false, py::arg("sliding_window") = py::none(),
+           py::arg("num_speculative_tokens") = 0,
+           "One group: full attention, or sliding window when sliding_window (tokens) is set.")
+      .def_static(
+          "from_config",
+          [](const KVCacheConfig& config) { return std::make_unique<KVCacheManager>(config); },
+          py::arg("config"))
+      .def_property_readonly(
+          "config", [](const KVCacheManager& km) { return km.config(); }, "A copy of the config.")
+      .def_property_readonly("num_groups", &KVCacheManager::num_groups)
+      .def_property_readonly(
+          "page_pool", [](KVCacheManager& km) -> PagePool& { return km.page_pool(); },
+          py::return_value_policy::reference_internal,
+          "The manager's PagePool (kept alive by the manager). Read it freely; taking or "
+          "freeing pages through it directly breaks verify().")
+      .def(
+          "get_computed_pages",
+          [](KVCacheManager& km, const Request& r) {
+            ComputedPages hit = km.get_computed_pages(r);
+            return py::make_tuple(py::cast(std::move(hit.pages)), hit.num_computed_tokens);
+          },
+          py::arg("request"),
+          "(hit pages per group, num_computed_tokens). Records one lookup in stats.")
+      .def(
+          "allocate_slots",
+          [](KVCacheManager& km, const Request& r, int32_t num_new_tokens,
+             int32_t num_new_computed_tokens, std::optional<GroupPages> new_computed_pages,
+             int32_t num_lookahead_tokens) {
+            return km.allocate_slots(r, num_new_tokens, num_new_computed_tokens,
+                                     new_computed_pages ? &*new_computed_pages : nullptr,
+                                     num_lookahead_tokens);
+          },
+          py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
+          py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,
+          "New pages per group, or None (nothing changed) when not enough pages are free.")
+      .def("free", py::overload_cast<const Request&>(&KVCacheManager::free), py::arg("request"),
+           "Returns the request's pages (reverse order). Unknown request: no-op.")
+      .def("free", py::overload_cast<const std::string&>(&KVCacheManager::free),
+           py::arg("request_id"))
+      .def("get_page_ids", &KVCacheManager::get_page_ids, py::arg("request_id"))
+      .def("has_request", &KVCacheManager::has_request, py::arg("request_id"))
+      .def_property_readonly("num_requests", &KVCacheManager::num_requests)
+      .def("get_num_common_prefix_pages", &KVCacheManager::get_num_common_prefix_pages,
+           py::arg("request"), py::arg("num_running_requests"))
+      .def("reset_prefix_cache", &KVCacheManager::reset_prefix_cache)
+      .def_property_readonly("usage", &KVCacheManager::usage)
+      .def_property_readonly(
+          "stats", [](const KVCacheManager& km) { return km.prefix_cache_stats(); },
+          "A snapshot (copy) of the prefix-cache statistics.")
+      .def("reset_stats", &KVCacheManager::reset_prefix_cache_stats)
+      .def("take_events", &KVCacheManager::take_events)
+      .def("verify", &KVCacheManager::verify)
+      .def("__repr__", [](const KVCacheManager& km) {
+        return fmt::format("KVCacheManager(num_pages={}, groups={}, requests={}, usage={:.4f})",
+                           km.config().num_pages, km.num_groups(), km.num_requests(),
+                           km.usage());
+      });
+}
+
+}  // namespace
+
+void bind_manager(py::module_& m) {
+  bind_group_spec(m);
+  bind_config(m);
+  bind_stats(m);
+  bind_kv_cache_manager(m);
+}
 
 }  // namespace pagedkv::python

@@ -1,0 +1,157 @@
+// Every rejected call of KVCacheManager throws its typed error and leaves the manager as it was.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "manager/manager_test_util.h"
+#include "pagedkv/errors.h"
+#include "pagedkv/kv_cache_manager.h"
+
+namespace pagedkv {
+namespace {
+
+using manager_testing::admit;
+using manager_testing::iota_tokens;
+using manager_testing::prompt;
+using manager_testing::snapshot;
+
+// A manager with some history: a running request "a" (holding pages, 2 of them cached and
+// shared with "b"), a freed request whose pages are cached and free, events off.
+class ManagerErrors : public ::testing::Test {
+ protected:
+  ManagerErrors() : m(32, 4, 64), a("a", iota_tokens(10)), b("b", prompt(8, 5, 700)) {
+    EXPECT_EQ(admit(m, a), 0);
+    EXPECT_EQ(admit(m, b), 8);
+    Request gone("gone", prompt(0, 9, 900));
+    EXPECT_EQ(admit(m, gone), 0);
+    m.free(gone);
+    m.verify();
+  }
+
+  // Runs `call`, expects error type E, and checks that nothing observable changed.
+  template <typename E>
+  void expect_rejected(const std::function<void()>& call) {
+    const auto before = snapshot(m, ids);
+    EXPECT_THROW(call(), E);
+    EXPECT_EQ(snapshot(m, ids), before);
+    m.verify();
+  }
+
+  KVCacheManager m;
+  Request a, b;
+  std::vector<std::string> ids = {"a", "b", "gone", "new"};
+};
+
+TEST_F(ManagerErrors, NegativeCountsAreInvalid) {
+  Request r("new", iota_tokens(8));
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, -1); });
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, -4); });
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, 0, nullptr, -1); });
+}
+
+TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(a, 64 - 10 + 1); });
+  Request r("new", iota_tokens(8));
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 65); });
+}
+
+TEST_F(ManagerErrors, HitBeyondTheRequestsTokensIsInvalid) {
+  Request r("new", iota_tokens(8));
+  GroupPages none(1);
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 1, 9, &none); });
+}
+
+TEST_F(ManagerErrors, WrongGroupCountIsInvalid) {
+  Request r("new", iota_tokens(8));
+  GroupPages two(2);
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &two); });
+  GroupPages zero;
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &zero); });
+}
+
+TEST_F(ManagerErrors, HitPagesCoveringMoreThanTheHitAreInvalid) {
+  Request r("new", iota_tokens(10));
+  ComputedPages hit = m.get_computed_pages(r);
+  ASSERT_EQ(hit.num_computed_tokens, 8);
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 6, 4, &hit.pages); });
+}
+
+TEST_F(ManagerErrors, NullHitPageInFullAttentionIsInvalid) {
+  Request r("new", iota_tokens(10));
+  GroupPages hits = {{kNullPageId, 1}};
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 2, 8, &hits); });
+}
+
+TEST_F(ManagerErrors, HitPageIdOutOfRange) {
+  Request r("new", iota_tokens(10));
+  GroupPages hits = {{1, 32}};
+  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  hits = {{-3, 1}};
+  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+}
+
+TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
+  KVCacheManager off(16, 4, 64, /*enable_caching=*/false);
+  Request r("new", iota_tokens(10));
+  GroupPages hits = {{1}};
+  const auto before = snapshot(off, {"new"});
+  EXPECT_THROW(off.allocate_slots(r, 6, 4, &hits), InvalidArgument);
+  EXPECT_EQ(snapshot(off, {"new"}), before);
+  off.verify();
+}
+
+TEST_F(ManagerErrors, TokensForAFinishedRequestAreAStateError) {
+  a.set_status(RequestStatus::kFinished);
+  expect_rejected<StateError>([&] { m.allocate_slots(a, 1); });
+}
+
+TEST_F(ManagerErrors, HitPagesForARequestHoldingPagesAreAStateError) {
+  GroupPages hits = {{1}};
+  b.set_num_computed_tokens(0);  // even at 0 computed tokens: it holds pages
+  expect_rejected<StateError>([&] { m.allocate_slots(b, 1, 4, &hits); });
+}
+
+TEST_F(ManagerErrors, ComputedTokensBeyondHeldPagesAreAStateError) {
+  Request r("new", iota_tokens(10));
+  r.set_num_computed_tokens(4);  // never allocated
+  expect_rejected<StateError>([&] { m.allocate_slots(r, 1); });
+}
+
+TEST_F(ManagerErrors, OtherHashAlgorithmIsInvalid) {
+  RequestOptions opts;
+  opts.hash_algorithm = HashAlgorithm::kSha256;
+  Request r("new", iota_tokens(10), opts);
+  expect_rejected<InvalidArgument>([&] { m.get_computed_pages(r); });
+  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 10); });
+}
+
+TEST_F(ManagerErrors, RequestThatCanNeverFitIsACapacityError) {
+  KVCacheManager small(5, 4, 64);  // 4 usable pages
+  Request r("new", iota_tokens(17));
+  const auto before = snapshot(small, {"new"});
+  EXPECT_THROW(small.allocate_slots(r, 17), CapacityError);
+  EXPECT_EQ(snapshot(small, {"new"}), before);
+  small.verify();
+}
+
+TEST_F(ManagerErrors, NonPositiveRunningRequestsAreInvalid) {
+  expect_rejected<InvalidArgument>([&] { m.get_num_common_prefix_pages(a, 0); });
+  expect_rejected<InvalidArgument>([&] { m.get_num_common_prefix_pages(a, -2); });
+}
+
+TEST_F(ManagerErrors, BadGroupIsOutOfRange) {
+  expect_rejected<OutOfRange>([&] { m.request_pages("a", 1); });
+  expect_rejected<OutOfRange>([&] { m.group_manager(-1); });
+}
+
+TEST(ManagerConstruction, InvalidConfigIsRejected) {
+  EXPECT_THROW(KVCacheManager(1, 16, 64), InvalidArgument);
+  EXPECT_THROW(KVCacheManager(16, 0, 64), InvalidArgument);
+  EXPECT_THROW(KVCacheManager(16, 16, 0), InvalidArgument);
+  KVCacheConfig config = KVCacheConfig::single_group(16, 16, 64);
+  config.groups.clear();
+  EXPECT_THROW(KVCacheManager{config}, InvalidArgument);
+}
+
+}  // namespace
+}  // namespace pagedkv
