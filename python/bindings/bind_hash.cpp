@@ -159,6 +159,9 @@ void bind_hash(py::module_& m) {
            py::arg("page_size"), "Digests (bytes) of the full pages at page_size.")
       .def("finish", [](Request& r) { r.set_status(RequestStatus::kFinished); },
            "Marks the request finished: no more tokens can be appended.")
+      .def("record_preemption", &Request::record_preemption,
+           "Counts one preemption: later lookups of this request are 'resumed' statistics.")
+      .def_property_readonly("num_preemptions", &Request::num_preemptions)
       .def("verify", &Request::verify)
       .def("__repr__", [](const Request& r) {
         return "Request(" + r.request_id() + ", tokens=" + std::to_string(r.num_tokens()) +

@@ -253,6 +253,21 @@ def test_stats_count_tokens():
     assert m.stats.requests == 0
 
 
+def test_resumed_requests_are_counted_separately():
+    m = pagedkv.KVCacheManager(64, PS, 1024)
+    a = request("a", 48)
+    admit(m, a)
+    m.free(a)
+    a.num_computed_tokens = 0
+    a.record_preemption()
+    assert a.num_preemptions == 1
+    admit(m, a)  # resumes and re-hits its own two cached pages
+    s = m.stats
+    assert (s.requests, s.queries, s.hits) == (1, 48, 0)
+    assert (s.resumed_requests, s.resumed_queries, s.resumed_hits) == (1, 48, 32)
+    assert s.resumed_hit_rate == pytest.approx(32 / 48)
+
+
 def test_prefix_cache_stats_window():
     s = pagedkv.PrefixCacheStats(window_capacity=2)
     s.record(10, 10)
