@@ -1,7 +1,6 @@
 #include "pagedkv/page_pool.h"
 
 #include <algorithm>
-#include <array>
 #include <limits>
 #include <utility>
 
@@ -10,8 +9,9 @@
 namespace pagedkv {
 
 namespace {
-// How many pages ahead the batch loops prefetch index memory (enough to overlap the misses,
-// few enough that the lines are still cached when used).
+// How many pages ahead free_pages prefetches ref counts (enough to overlap the misses, few
+// enough that the lines are still cached when used). The index prefetches for its own batch
+// operations.
 constexpr int32_t kPrefetchDistance = 16;
 }  // namespace
 
@@ -49,32 +49,28 @@ void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
   out.resize(base + static_cast<size_t>(n));
   PageId* pages = out.data() + base;
   free_queue_.pop_front_n(n, pages);
-  // Lazy eviction: a page leaves the index only now, when it is handed out again. Later
-  // pages are prefetched in two stages (the page's index record, then - once the record has
-  // arrived - its table slot) so that the cache misses of a batch overlap.
+  // Lazy eviction: a page leaves the index only now, when it is handed out again.
   if (index_.size() > 0) {
-    for (int32_t i = 0; i < std::min(n, 2 * kPrefetchDistance); ++i) {
-      index_.prefetch_record(pages[i]);
-    }
-    for (int32_t i = 0; i < std::min(n, kPrefetchDistance); ++i) index_.prefetch_removal(pages[i]);
-    for (int32_t i = 0; i < n; ++i) {
-      if (i + 2 * kPrefetchDistance < n) index_.prefetch_record(pages[i + 2 * kPrefetchDistance]);
-      if (i + kPrefetchDistance < n) index_.prefetch_removal(pages[i + kPrefetchDistance]);
-      if (index_.contains_unchecked(pages[i])) evict(pages[i]);
+    if (enable_kv_events_) {
+      for (int32_t i = 0; i < n; ++i) {
+        if (index_.contains_unchecked(pages[i])) evict(pages[i]);
+      }
+    } else {
+      num_evictions_ +=
+          index_.remove_batch(std::span<const PageId>(pages, static_cast<size_t>(n)));
     }
   }
   for (int32_t i = 0; i < n; ++i) ref_counts_[pages[i]] = 1;
 }
 
+// One page's eviction with its event (events on; the batch path has no per-page hook).
 void PagePool::evict(PageId page) {
-  if (enable_kv_events_) {
-    KVEvent ev;
-    ev.kind = KVEvent::Kind::kRemoved;
-    ev.page_hashes.push_back(index_.hash_of(page));
-    ev.group_id = index_.group_of(page);
-    ev.page_ids.push_back(page);
-    events_.push_back(std::move(ev));
-  }
+  KVEvent ev;
+  ev.kind = KVEvent::Kind::kRemoved;
+  ev.page_hashes.push_back(index_.hash_of(page));
+  ev.group_id = index_.group_of(page);
+  ev.page_ids.push_back(page);
+  events_.push_back(std::move(ev));
   index_.remove_unchecked(page);
   ++num_evictions_;
 }
@@ -228,34 +224,20 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
                  hashes.size(), num_full_pages);
   const auto new_hashes = std::span<const PageHash>(hashes).subspan(
       static_cast<size_t>(num_cached_pages), range.size());
-  // Insert with the table slots and page records of later pages already on their way; the key
-  // hashes computed for the prefetch are kept in a ring for the insert.
-  std::array<uint32_t, kPrefetchDistance> key_hashes{};
-  auto start = [&](size_t i) {
-    const uint32_t h = PrefixIndex::key_hash(new_hashes[i], group);
-    key_hashes[i % kPrefetchDistance] = h;
-    index_.prefetch_slot(h);
-    if (range[i] != kNullPageId) index_.prefetch_whole_record(range[i]);
-  };
-  const size_t n = range.size();
-  for (size_t i = 0; i < std::min<size_t>(n, kPrefetchDistance); ++i) start(i);
+  index_.insert_batch(new_hashes, group, range, kNullPageId);
+  if (!enable_kv_events_) return;
   KVEvent ev;
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t h = key_hashes[i % kPrefetchDistance];
-    if (i + kPrefetchDistance < n) start(i + kPrefetchDistance);
+  for (size_t i = 0; i < range.size(); ++i) {
     const PageId p = range[i];
     if (p == kNullPageId) continue;
-    index_.insert_unchecked(new_hashes[i], group, p, h);
-    if (enable_kv_events_) {
-      ev.page_hashes.push_back(new_hashes[i]);
-      ev.page_ids.push_back(p);
-      const auto tokens = request.all_token_ids().subspan(
-          (static_cast<size_t>(num_cached_pages) + i) * static_cast<size_t>(page_size),
-          static_cast<size_t>(page_size));
-      ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
-    }
+    ev.page_hashes.push_back(new_hashes[i]);
+    ev.page_ids.push_back(p);
+    const auto tokens = request.all_token_ids().subspan(
+        (static_cast<size_t>(num_cached_pages) + i) * static_cast<size_t>(page_size),
+        static_cast<size_t>(page_size));
+    ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
   }
-  if (enable_kv_events_ && !ev.page_ids.empty()) {
+  if (!ev.page_ids.empty()) {
     ev.kind = KVEvent::Kind::kStored;
     // The chain parent is the request's own hash of the page before the range: it is what
     // the stored hashes were chained from, whatever physical page (or null page) holds it.

@@ -4,17 +4,21 @@
 // Several pages may carry one key (two requests computed the same page before either was
 // cached); all are kept, a lookup returns the first inserted, and removing one keeps the rest.
 //
-// Layout, chosen so that no operation allocates and the common ones touch few cache lines:
-//   - one record per page id {key, 32-bit key hash, prev, next}: the pages under one key form
+// Layout, chosen so that no operation allocates or rehashes, and the common ones touch few
+// cache lines and rarely take a second (hard to predict) probe step:
+//   - an open-addressing table of 8-byte slots {32-bit key fingerprint, head page}, linear
+//     probing with backward-shift deletion (no tombstones). It is sized once for the pool with
+//     eight slots per page; a page carries at most one key, so the table is never more than
+//     1/8 full: most probes end in the home slot and most deletions shift nothing. The home
+//     slot is the fingerprint's top bits, so a probe or a backward shift reads slots only, and
+//     the fingerprint fixes the group, so a lookup reads nothing but slots and the head's hash;
+//   - per page a 16-byte record {prev, next, group, fingerprint}: the pages under one key form
 //     a circular doubly linked list (head.prev is the tail), so appending and removing any
-//     page is O(1);
-//   - an open-addressing table of 8-byte slots {32-bit key hash, head page}, linear probing
-//     with backward-shift deletion (no tombstones), at most a quarter full. The home slot is the
-//     key hash masked, so moving a slot never re-reads a key or touches a page record; a
-//     removed page finds its slot by probing from its home for its own id (no key compare
-//     unless the page is a duplicate that is not the head).
-// The batch paths of the pool call prefetch_key / prefetch_removal a few pages ahead so that
-// the random table accesses of a batch overlap instead of queueing one cache miss at a time.
+//     page is O(1), and a removed page finds its slot by probing from its home for its own id
+//     (no key compare unless it is a duplicate that is not the head);
+//   - per page its 32-byte hash, apart: read only to confirm a fingerprint match and by
+//     hash_of.
+// Memory: 16 + 32 + 8 * 8 = 112 bytes per page, allocated at construction.
 //
 // Example:
 //   PrefixIndex index(8);
@@ -27,9 +31,11 @@
 // Invariants (checked by verify()):
 //   - a page is indexed iff its record is linked; it is in exactly one list, the list of its
 //     key; each list's head is named by exactly one table slot;
-//   - keys are unique across slots; every slot is reachable from its home slot without
-//     crossing an empty slot (the linear-probing invariant);
-//   - the table is at most a quarter full.
+//   - keys are unique across slots; a slot's and each listed page's fingerprint is that of
+//     the key; every slot is reachable from its home slot without crossing an empty slot (the
+//     linear-probing invariant);
+//   - the table has eight slots per page rounded up to a power of two (at least 16, at most
+//     2^31).
 //
 // Not thread-safe.
 #pragma once
@@ -78,41 +84,32 @@ class PrefixIndex {
   // Removes `page` from its key's list (and the key once no page is left). Throws OutOfRange
   // for a bad id, StateError if the page is not indexed.
   void remove(PageId page);
-  // Unchecked forms for callers that have validated their input; `key_hash` may be passed
-  // when the caller has already computed key_hash(hash, group).
-  void insert_unchecked(const PageHash& hash, GroupId group, PageId page) {
-    insert_unchecked(hash, group, page, key_hash(hash, group));
-  }
-  void insert_unchecked(const PageHash& hash, GroupId group, PageId page, uint32_t key_hash);
+  // Unchecked forms for callers that have validated their input (a valid id; for insert a
+  // non-empty hash, a group >= 0 and a page not indexed yet; for remove an indexed page).
+  void insert_unchecked(const PageHash& hash, GroupId group, PageId page);
   void remove_unchecked(PageId page);
+  // Batch forms for the pool's hot paths: memory for later pages is prefetched while earlier
+  // ones are processed, so the cache misses of a batch overlap.
+  // insert_batch: inserts pages[i] under (hashes[i], group) for every i in order, skipping
+  // pages equal to `skip` (the pool passes its null page). Unchecked: hashes.size() ==
+  // pages.size(); every other page a valid unindexed id appearing once, as insert_unchecked.
+  void insert_batch(std::span<const PageHash> hashes, GroupId group,
+                    std::span<const PageId> pages, PageId skip);
+  // remove_batch: removes every indexed page of `pages` (valid ids, each at most once), leaves
+  // the others alone; returns how many were removed.
+  int64_t remove_batch(std::span<const PageId> pages);
 
-  // The 32-bit hash of a key that places it in the table. Real digests are uniform already;
-  // the multiply spreads hand-made hashes (small words) and the group over the high bits,
-  // which are the ones kept.
-  static uint32_t key_hash(const PageHash& hash, GroupId group) {
+  // The 32-bit fingerprint of a key; its top bits are the home slot. Real digests are
+  // uniform already; the xor-shift and multiply spread hand-made hashes (small words) over the
+  // top bits. The group enters through an odd multiple, a bijection of the 32-bit group: for
+  // one hash, distinct groups get distinct fingerprints, so equal fingerprints and equal
+  // hashes mean equal keys, and a probe never reads a page's group.
+  static uint32_t fingerprint(const PageHash& hash, GroupId group) {
     uint64_t x = hash.words[0] ^ std::rotl(hash.words[1], 21) ^ std::rotl(hash.words[2], 42) ^
-                 hash.words[3] ^ (static_cast<uint64_t>(static_cast<uint32_t>(group)) << 40);
+                 hash.words[3];
     x ^= x >> 29;
     x *= 0x9e3779b97f4a7c15ULL;
-    return static_cast<uint32_t>(x >> 32);
-  }
-
-  // Hints for batch loops: start loading what a later insert/lookup of this key, or removal
-  // of this (valid) page, will touch. prefetch_removal reads the page's record, so a loop
-  // prefetches the record (prefetch_record) further ahead first. No effect on the contents.
-  void prefetch_key(const PageHash& hash, GroupId group) const {
-    prefetch_slot(key_hash(hash, group));
-  }
-  void prefetch_slot(uint32_t key_hash) const { __builtin_prefetch(&table_[key_hash & mask_]); }
-  void prefetch_record(PageId page) const { __builtin_prefetch(&recs_[page], 1); }
-  // Both cache lines of a record that an insert will write.
-  void prefetch_whole_record(PageId page) const {
-    __builtin_prefetch(&recs_[page], 1);
-    __builtin_prefetch(reinterpret_cast<const char*>(&recs_[page]) + sizeof(PageRec) - 1, 1);
-  }
-  void prefetch_removal(PageId page) const {
-    const PageRec& r = recs_[page];
-    if (r.next != kNoPage) __builtin_prefetch(&table_[r.hash32 & mask_], 1);
+    return static_cast<uint32_t>(x >> 32) ^ (static_cast<uint32_t>(group) * 0x9e3779b1U);
   }
 
   // Empties the index (keeps the memory).
@@ -123,29 +120,54 @@ class PrefixIndex {
 
  private:
   static constexpr uint32_t kNoSlot = UINT32_MAX;
-  // 48 bytes; the 16-byte header (all a removal reads) never straddles a cache line.
+  // 16 bytes, four to a cache line: everything a removal reads.
   struct PageRec {
     PageId prev = kNoPage;
     PageId next = kNoPage;  // kNoPage: not indexed
     GroupId group = 0;
-    uint32_t hash32 = 0;  // key_hash(hash, group)
-    PageHash hash;
+    uint32_t fp = 0;  // fingerprint(hash, group)
   };
+  // 8 bytes, eight to a cache line: everything a probe and a backward shift read.
   struct Slot {
-    uint32_t hash32 = 0;  // key hash; home slot = hash32 & mask
-    PageId head = kNoPage;  // kNoPage: empty
+    uint32_t fp = 0;        // fingerprint of the key; home slot = fp >> shift
+    PageId head = kNoPage;  // first-inserted page under the key; kNoPage: empty
   };
 
-  // The slot holding (hash, group), or kNoSlot.
-  uint32_t find_slot(const PageHash& hash, GroupId group, uint32_t h) const;
-  // The slot of an indexed page's key.
-  uint32_t slot_of(PageId page, const PageRec& rec) const;
-  void erase_slot(uint32_t slot);
-  void grow();
+  // The arrays and table geometry copied out of the members once per call: stores through
+  // these pointers cannot alias the copies, so a batch loop keeps them in registers.
+  struct Tables {
+    PageRec* recs;
+    PageHash* hashes;
+    Slot* slots;
+    uint32_t mask;   // table size - 1
+    uint32_t shift;  // 32 - log2(table size)
+    uint32_t home(uint32_t fp) const { return home_slot(fp, shift); }
+  };
+  Tables tables() { return {recs_.data(), hashes_.data(), table_.data(), mask_, shift_}; }
 
-  std::vector<PageRec> recs_;  // [num_pages]
-  std::vector<Slot> table_;    // power-of-two size, at most a quarter full
-  uint32_t mask_ = 0;
+  static uint32_t home_slot(uint32_t fp, uint32_t shift) {
+    return static_cast<uint32_t>(static_cast<uint64_t>(fp) >> shift);
+  }
+  // Whether the occupied slot `s` holds the key whose hash is `hash` and fingerprint `fp`
+  // (which fixes the group): the fingerprint rules out almost every other key before the
+  // head page's hash is read.
+  static bool holds(const PageHash* hashes, const Slot& s, uint32_t fp, const PageHash& hash);
+  // The slot holding the key (hash, fingerprint fp), or kNoSlot.
+  uint32_t find_slot(const PageHash& hash, uint32_t fp) const;
+  // The bodies shared by the single and batch forms (inlined into both); the caller keeps
+  // the counts. insert_one returns whether the key is new, remove_one whether it is gone.
+  static bool insert_one(const Tables& t, const PageHash& hash, GroupId group, PageId page,
+                         uint32_t fp);
+  static bool remove_one(const Tables& t, PageId page);
+  // A page that shares its key with others: unlink it, hand its slot to the next if needed.
+  static void remove_duplicate(const Tables& t, PageId page);
+  static void erase_slot(const Tables& t, uint32_t slot);
+
+  std::vector<PageRec> recs_;     // [num_pages]
+  std::vector<PageHash> hashes_;  // [num_pages]; meaningful only for indexed pages
+  std::vector<Slot> table_;       // [8 * num_pages rounded up to a power of two, >= 16]
+  uint32_t mask_ = 0;             // table size - 1
+  uint32_t shift_ = 32;           // 32 - log2(table size)
   int64_t num_indexed_ = 0;
   int64_t num_keys_ = 0;
 };
