@@ -105,7 +105,7 @@ TEST(PrefixIndex, ClearEmptiesEverything) {
   EXPECT_EQ(idx.lookup(h(1), 0), 4);
 }
 
-TEST(PrefixIndex, GrowsPastItsInitialTableAndKeepsEveryKey) {
+TEST(PrefixIndex, HoldsOneKeyPerPageWhenEveryPageIsCached) {
   constexpr int32_t kPages = 5000;
   PrefixIndex idx(kPages);
   for (PageId p = 0; p < kPages; ++p) idx.insert(h(static_cast<uint64_t>(p) + 1, 77), 0, p);
