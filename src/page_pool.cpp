@@ -8,13 +8,6 @@
 
 namespace pagedkv {
 
-namespace {
-// How many pages ahead free_pages prefetches ref counts (enough to overlap the misses, few
-// enough that the lines are still cached when used). The index prefetches for its own batch
-// operations.
-constexpr int32_t kPrefetchDistance = 16;
-}  // namespace
-
 PagePool::PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events)
     : num_pages_(num_pages),
       enable_caching_(enable_caching),
@@ -76,48 +69,37 @@ void PagePool::evict(PageId page) {
 }
 
 void PagePool::free_pages(std::span<const PageId> ordered) {
-  // Decrement as we check; on a bad id, restore the counts already taken and throw. A page
-  // repeated in `ordered` is thus checked against its count after the earlier decrements.
+  // Pass 1 checks and decrements; a repeated page is thus checked against its count after
+  // the earlier decrements. On a bad id the counts already taken are restored (cold path).
   const size_t n = ordered.size();
-  auto undo = [&](size_t upto) {
-    for (size_t k = 0; k < upto; ++k) {
-      if (ordered[k] != kNullPageId) ++ref_counts_[ordered[k]];
-    }
-  };
-  for (size_t i = 0; i < n; ++i) {
-    const PageId p = ordered[i];
-    // The second loop reads each page's queue links: start loading them now, and the ref
-    // counts of later pages too.
-    if (i + kPrefetchDistance < n) {
-      const auto ahead = static_cast<uint32_t>(ordered[i + kPrefetchDistance]);
-      if (ahead < static_cast<uint32_t>(num_pages_)) __builtin_prefetch(&ref_counts_[ahead], 1);
-    }
-    if (static_cast<uint32_t>(p) >= static_cast<uint32_t>(num_pages_)) [[unlikely]] {
-      undo(i);
-      PAGEDKV_CHECK_RANGE(false, "free_pages: page id {} out of range [0, {})", p, num_pages_);
-    }
+  const PageId* ids = ordered.data();
+  int32_t* counts = ref_counts_.data();
+  const auto limit = static_cast<uint32_t>(num_pages_);
+  size_t i = 0;
+  for (; i < n; ++i) {
+    const PageId p = ids[i];
+    if (static_cast<uint32_t>(p) >= limit) [[unlikely]] break;
     if (p == kNullPageId) continue;
-    free_queue_.prefetch(p);
-    if (ref_counts_[p] <= 0) [[unlikely]] {
-      undo(i);
-      // Report a bad id anywhere in the call before the double free, so the error does not
-      // depend on where in the sequence the two mistakes sit.
-      for (size_t k = i + 1; k < n; ++k) {
-        PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ordered[k]) < static_cast<uint32_t>(num_pages_),
-                            "free_pages: page id {} out of range [0, {})", ordered[k],
-                            num_pages_);
-      }
-      PAGEDKV_CHECK_STATE(false, "free_pages: page {} is already free (double free)", p);
-    }
-    --ref_counts_[p];
+    free_queue_.prefetch(p);  // pass 2 reads the page's queue links
+    if (counts[p] <= 0) [[unlikely]] break;
+    --counts[p];
   }
-  for (size_t i = 0; i < n; ++i) {
-    const PageId p = ordered[i];
-    // A page listed twice joins the queue once, at its first position.
-    if (p != kNullPageId && ref_counts_[p] == 0 && !free_queue_.contains_unchecked(p)) {
-      free_queue_.append_unchecked(p);
+  if (i < n) [[unlikely]] {
+    for (size_t k = 0; k < i; ++k) {
+      if (ids[k] != kNullPageId) ++counts[ids[k]];
     }
+    // Report a bad id anywhere in the call before a double free, so the error does not
+    // depend on where in the sequence the two mistakes sit.
+    for (size_t k = i; k < n; ++k) {
+      PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ids[k]) < limit,
+                          "free_pages: page id {} out of range [0, {})", ids[k], num_pages_);
+    }
+    PAGEDKV_CHECK_STATE(false, "free_pages: page {} is already free (double free)", ids[i]);
   }
+  // Pass 2: the pages that reached 0 join the tail as one run; a page listed twice joins
+  // once, at its first position.
+  free_queue_.append_if_unchecked(
+      ordered, [counts](PageId p) { return p != kNullPageId && counts[p] == 0; });
 }
 
 void PagePool::touch(std::span<const PageId> pages) {
@@ -185,35 +167,42 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
                     request.request_id(), request_full_pages, page_size, num_full_pages);
   const auto range = pages.subspan(static_cast<size_t>(num_cached_pages),
                                    static_cast<size_t>(num_full_pages - num_cached_pages));
-  for (size_t i = 0; i < range.size(); ++i) {
-    PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(range[i]) < static_cast<uint32_t>(num_pages_),
-                        "cache_full_pages: page id {} (index {}) out of range [0, {})",
-                        range[i], num_cached_pages + static_cast<int64_t>(i), num_pages_);
+  // One pass checks every page. Held pages have a count > 0, so a page already seen in this
+  // call is marked by negating its count: repeats are found without extra memory, and every
+  // mark is undone before returning or throwing.
+  const PageId* ids = range.data();
+  int32_t* counts = ref_counts_.data();
+  const auto limit = static_cast<uint32_t>(num_pages_);
+  size_t i = 0;
+  for (; i < range.size(); ++i) {
+    const PageId p = ids[i];
+    if (static_cast<uint32_t>(p) >= limit) [[unlikely]] break;
+    if (p == kNullPageId) continue;
+    const int32_t rc = counts[p];
+    if (rc <= 0 || (enable_caching_ && index_.contains_unchecked(p))) [[unlikely]] break;
+    counts[p] = -rc;
   }
-  // Held pages have a count > 0, so a page already seen in this call is marked by negating
-  // its count: repeats are found without extra memory, and every mark is undone before
-  // returning or throwing.
   auto unmark = [&](size_t upto) {
     for (size_t k = 0; k < upto; ++k) {
-      if (range[k] != kNullPageId) ref_counts_[range[k]] = -ref_counts_[range[k]];
+      if (ids[k] != kNullPageId) counts[ids[k]] = -counts[ids[k]];
     }
   };
-  for (size_t i = 0; i < range.size(); ++i) {
-    const PageId p = range[i];
-    if (p == kNullPageId) continue;
+  if (i < range.size()) [[unlikely]] {
+    const PageId p = ids[i];
+    // Negative: marked earlier in this call (read before the marks are undone).
+    const int32_t rc = static_cast<uint32_t>(p) < limit ? counts[p] : 0;
+    unmark(i);
+    // A bad id anywhere in the range is reported before a page in the wrong state.
+    for (size_t k = i; k < range.size(); ++k) {
+      PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ids[k]) < limit,
+                          "cache_full_pages: page id {} (index {}) out of range [0, {})",
+                          ids[k], num_cached_pages + static_cast<int64_t>(k), num_pages_);
+    }
     const int64_t at = num_cached_pages + static_cast<int64_t>(i);
-    const int32_t rc = ref_counts_[p];
-    if (rc <= 0) [[unlikely]] {
-      unmark(i);
-      PAGEDKV_CHECK_STATE(rc == 0, "cache_full_pages: page {} appears twice", p);
-      PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) is free", p, at);
-    }
-    if (enable_caching_ && index_.contains_unchecked(p)) [[unlikely]] {
-      unmark(i);
-      PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash",
-                          p, at);
-    }
-    ref_counts_[p] = -rc;
+    PAGEDKV_CHECK_STATE(rc >= 0, "cache_full_pages: page {} appears twice", p);
+    PAGEDKV_CHECK_STATE(rc != 0, "cache_full_pages: page {} (index {}) is free", p, at);
+    PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash", p,
+                        at);
   }
   unmark(range.size());
   if (!enable_caching_ || range.empty()) return;

@@ -21,13 +21,8 @@ class FullAttentionManager final : public SingleTypeManager {
     const int32_t max_pages = max_length / spec_.page_size;
     PAGEDKV_DCHECK(static_cast<size_t>(max_pages) <= hashes.size(), "{} pages > {} hashes",
                    max_pages, hashes.size());
-    int32_t n = 0;
-    for (; n < max_pages; ++n) {
-      const std::optional<PageId> page = pool_->get_cached_page(hashes[n], group_);
-      if (!page) break;
-      out.push_back(*page);
-    }
-    return n;
+    // One pool call for the whole run: the index overlaps the lookups of consecutive hashes.
+    return pool_->get_cached_prefix(hashes.first(static_cast<size_t>(max_pages)), group_, out);
   }
 
   bool hit_is_downward_closed() const override { return true; }
@@ -125,7 +120,7 @@ GroupPlan SingleTypeManager::plan(int32_t slot, int32_t num_computed_tokens,
   const int32_t skipped = std::min(held, num_skipped_tokens(num_computed_tokens) / spec_.page_size);
   p.num_skipped_pages = std::max(s.num_null, skipped);
   for (int32_t i = s.num_null; i < p.num_skipped_pages; ++i) {
-    if (pool_->ref_count(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
+    if (pool_->ref_count_unchecked(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
   }
 
   // A hit page with ref count 0 sits in the free queue: touching it takes it out (rule 18).
@@ -133,7 +128,8 @@ GroupPlan SingleTypeManager::plan(int32_t slot, int32_t num_computed_tokens,
   for (PageId page : new_computed) {
     if (page == kNullPageId) continue;
     ++non_null_hits;
-    if (pool_->ref_count(page) == 0) ++p.num_evictable_hits;
+    // Ids were range-checked by the caller (KVCacheManager::allocate_slots).
+    if (pool_->ref_count_unchecked(page) == 0) ++p.num_evictable_hits;
   }
 
   const int32_t required = cdiv(num_tokens_need_slot, spec_.page_size);

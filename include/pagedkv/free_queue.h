@@ -73,6 +73,26 @@ class FreeQueue {
     --size_;
   }
   bool contains_unchecked(PageId page) const { return links_[page].next != kUnlinked; }
+  // Links at the tail, in order, every page of `pages` for which keep(page) holds and that is
+  // not queued yet (a page listed twice joins once, at its first position). The run is
+  // chained with the tail kept in a register and attached to the sentinel once. Unchecked:
+  // every id for which keep holds must be valid.
+  template <typename Keep>
+  void append_if_unchecked(std::span<const PageId> pages, Keep&& keep) {
+    Links* links = links_.data();
+    const int32_t s = sentinel();
+    int32_t tail = links[s].prev;
+    int32_t added = 0;
+    for (const PageId page : pages) {
+      if (!keep(page) || links[page].next != kUnlinked) continue;
+      links[page] = Links{tail, s};  // linked now, so a repeat later in `pages` is skipped
+      links[tail].next = page;
+      tail = page;
+      ++added;
+    }
+    links[s].prev = tail;
+    size_ += added;
+  }
   // Starts loading the links of a valid page id (a hint for batch loops).
   void prefetch(PageId page) const { __builtin_prefetch(&links_[page], 1); }
 

@@ -103,6 +103,8 @@ class PagePool {
   std::vector<PageId> get_all_free_pages() const;
 
   int32_t ref_count(PageId page) const;                // OutOfRange on bad id
+  // For callers that validated the id (0 <= page < num_pages()).
+  int32_t ref_count_unchecked(PageId page) const { return ref_counts_[page]; }
   std::optional<PageHash> page_hash(PageId page) const;  // nullopt if uncached
   int64_t num_cached_pages() const;                    // pages carrying a hash
   int64_t num_evictions() const;                       // hashes dropped on reallocation

@@ -89,7 +89,8 @@ class SingleTypeManager {
   // What allocating `num_tokens_need_slot` token slots for `slot` costs, given the request's
   // num_computed_tokens (before this step's hits) and this step's hit pages `new_computed`
   // (non-empty only for a slot holding nothing). slot == -1 stands for a request holding
-  // nothing yet. Pure: reads ref counts only.
+  // nothing yet. Pure: reads ref counts only. The ids of new_computed must be in
+  // [0, num_pages) (KVCacheManager::allocate_slots checks them first).
   GroupPlan plan(int32_t slot, int32_t num_computed_tokens, int32_t num_tokens_need_slot,
                  std::span<const PageId> new_computed) const;
   // Applying a plan whose free pages are available takes two calls, because every group's hit
