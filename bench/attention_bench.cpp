@@ -1,0 +1,302 @@
+// Paged attention throughput on real model shapes (Llama-3-8B 32/8/128, Qwen2-7B 28/4/128,
+// small 8/2/64), page size 16 and 128, bfloat16 and float32 caches.
+//
+//   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/paged       pages of each request shuffled
+//   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/contiguous  same kernel, consecutive pages
+//   decode/.../paged_bf16q                               bf16 queries (bf16 caches only)
+//   decode/.../memcpy_read                               memcpy of the same KV bytes (same
+//                                                        thread count) into a cache-resident
+//                                                        buffer: the read-bandwidth ceiling
+//   prefill/<model>/<dtype>/ps16/q<Q>/ctx<C>             one request, Q new tokens of C
+//
+// bytes_per_second of decode rows is KV bytes read / time, so paged / contiguous is the paging
+// overhead and paged / memcpy_read the fraction of achievable bandwidth. Prefill reports
+// FLOP/s (4 * head_dim * q_heads * causal (query, key) pairs).
+//
+//   build-*/bench/attention_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <omp.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <numeric>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pagedkv/cpu_info.h"
+#include "pagedkv/dtype.h"
+#include "pagedkv/paged_attention.h"
+
+namespace pagedkv {
+namespace {
+
+struct Model {
+  const char* name;
+  int32_t q_heads, kv_heads, head_dim;
+};
+constexpr Model kLlama{"llama3_8b", 32, 8, 128};
+constexpr Model kQwen{"qwen2_7b", 28, 4, 128};
+constexpr Model kSmall{"small", 8, 2, 64};
+
+// Cache memory as PagedKVCache maps it: anonymous pages with a transparent-huge-page hint.
+struct Unmap {
+  size_t bytes;
+  void operator()(uint8_t* p) const { munmap(p, bytes); }
+};
+using Mapping = std::unique_ptr<uint8_t[], Unmap>;
+
+Mapping map_pages(int64_t bytes) {
+  void* p = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);
+  return Mapping(static_cast<uint8_t*>(p), Unmap{static_cast<size_t>(bytes)});
+}
+
+// A HND cache holding `batch` requests of `ctx` tokens each, plus their queries.
+struct Setup {
+  Model model;
+  DType dtype;
+  int32_t page_size, batch, ctx, q_len;
+  Mapping k, v;
+  PagedKVView view;
+  std::vector<int32_t> paged_table, contiguous_table, qsl, lens;
+  int32_t max_pages = 0;
+  std::vector<float> query, out;
+  std::vector<uint16_t> query_bf16;
+  int64_t kv_bytes = 0;  // K and V bytes attention reads
+};
+
+void fill(uint8_t* p, int64_t bytes, DType dt, uint32_t seed) {
+  // Finite values in (-1, 1) (random bit patterns would include NaN/denormals).
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  std::vector<float> pool(4096);
+  for (float& x : pool) x = uni(rng);
+  const size_t es = dtype_size(dt);
+  const int64_t n = bytes / static_cast<int64_t>(es);
+  uint32_t state = seed;
+  for (int64_t i = 0; i < n; ++i) {
+    state = state * 1664525u + 1013904223u;
+    const float x = pool[state >> 20];
+    if (dt == DType::kFloat32) {
+      std::memcpy(p + i * 4, &x, 4);
+    } else {
+      const uint16_t b = float_to_bf16(x);
+      std::memcpy(p + i * 2, &b, 2);
+    }
+  }
+}
+
+std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t batch,
+                                  int32_t ctx, int32_t q_len) {
+  // One setup alive at a time bounds memory; consecutive benchmarks share it.
+  static std::shared_ptr<Setup> last;
+  if (last && last->model.name == m.name && last->dtype == dt && last->page_size == ps &&
+      last->batch == batch && last->ctx == ctx && last->q_len == q_len)
+    return last;
+  last.reset();
+  auto s = std::make_shared<Setup>();
+  s->model = m;
+  s->dtype = dt;
+  s->page_size = ps;
+  s->batch = batch;
+  s->ctx = ctx;
+  s->q_len = q_len;
+  const int32_t pages_per_req = (ctx + ps - 1) / ps;
+  const int64_t num_pages = int64_t{pages_per_req} * batch + 1;
+  const int64_t elems = num_pages * ps * m.kv_heads * m.head_dim;
+  const int64_t bytes = elems * static_cast<int64_t>(dtype_size(dt));
+  s->k = map_pages(bytes);
+  s->v = map_pages(bytes);
+  fill(s->k.get(), bytes, dt, 1);
+  fill(s->v.get(), bytes, dt, 2);
+  s->view = PagedKVView{.layout = KVLayout::kHND, .dtype = dt, .num_pages = num_pages,
+                        .page_size = ps, .num_kv_heads = m.kv_heads, .head_dim = m.head_dim,
+                        .k_data = s->k.get(), .v_data = s->v.get()};
+  std::vector<int32_t> ids(num_pages - 1);
+  std::iota(ids.begin(), ids.end(), 1);
+  s->contiguous_table = ids;
+  std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
+  s->paged_table = ids;
+  s->max_pages = pages_per_req;
+  s->qsl = {0};
+  for (int32_t b = 0; b < batch; ++b) {
+    s->qsl.push_back(s->qsl.back() + q_len);
+    s->lens.push_back(ctx);
+  }
+  const int64_t tokens = int64_t{batch} * q_len;
+  s->query.resize(tokens * m.q_heads * m.head_dim);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+  for (float& x : s->query) x = uni(rng);
+  for (float x : s->query) s->query_bf16.push_back(float_to_bf16(x));
+  s->out.resize(s->query.size());
+  s->kv_bytes = 2 * int64_t{batch} * ctx * m.kv_heads * m.head_dim *
+                static_cast<int64_t>(dtype_size(dt));
+  last = s;
+  return s;
+}
+
+void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
+  const auto& table = contiguous ? s.contiguous_table : s.paged_table;
+  const AttentionQuery q =
+      bf16_query ? AttentionQuery::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
+                                        s.model.head_dim)
+                 : AttentionQuery::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
+                                       s.model.head_dim);
+  paged_attention(s.view, q, {s.qsl, s.lens, PageTableRef::dense(table, s.max_pages)},
+                  {.scale = 1.0f / std::sqrt(static_cast<float>(s.model.head_dim))}, s.out, ws);
+}
+
+void BM_Attention(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
+                  int32_t ctx, int32_t q_len, bool contiguous, bool bf16_query) {
+  auto s = make_setup(m, dt, ps, batch, ctx, q_len);
+  AttentionWorkspace ws;
+  run(*s, contiguous, bf16_query, ws);  // warm the workspace
+  for (auto _ : state) {
+    run(*s, contiguous, bf16_query, ws);
+    benchmark::ClobberMemory();
+  }
+  if (q_len == 1) {
+    state.SetBytesProcessed(state.iterations() * s->kv_bytes);
+  } else {
+    // Causal (query, key) pairs of one request with q_len new tokens at the end of ctx.
+    const double pairs = static_cast<double>(q_len) * (ctx - q_len) +
+                         static_cast<double>(q_len) * (q_len + 1) / 2.0;
+    const double flops = 4.0 * pairs * m.head_dim * m.q_heads * batch;
+    state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  }
+  state.counters["threads"] = omp_get_max_threads();
+}
+
+// memcpy of the same KV bytes on as many threads as attention uses, into a small destination
+// that stays in cache, so the figure is the read bandwidth attention could reach.
+void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
+                   int32_t ctx) {
+  auto s = make_setup(m, dt, ps, batch, ctx, 1);
+  const int threads = std::max(1, omp_get_max_threads());
+  const int64_t half = s->kv_bytes / 2;  // K bytes (V the same)
+  constexpr int64_t kBlock = 64 << 10;
+  auto copy_part = [&](int part, uint8_t* dst) {
+    // Part p copies its share of K then its share of V.
+    for (const uint8_t* base : {s->k.get(), s->v.get()}) {
+      const int64_t begin = half * part / threads, end = half * (part + 1) / threads;
+      for (int64_t off = begin; off < end; off += kBlock)
+        std::memcpy(dst, base + off, static_cast<size_t>(std::min(kBlock, end - off)));
+    }
+  };
+  std::vector<std::unique_ptr<uint8_t[]>> dst;
+  for (int i = 0; i < threads; ++i) dst.emplace_back(new uint8_t[kBlock]);
+  std::atomic<int64_t> go{0}, done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      int64_t seen = 0;
+      while (true) {
+        int64_t g;
+        while ((g = go.load(std::memory_order_acquire)) == seen) {
+          if (stop.load(std::memory_order_relaxed)) return;
+        }
+        seen = g;
+        copy_part(t, dst[t].get());
+        done.fetch_add(1, std::memory_order_acq_rel);
+      }
+    });
+  }
+  int64_t round = 0;
+  for (auto _ : state) {
+    done.store(0, std::memory_order_relaxed);
+    go.store(++round, std::memory_order_release);
+    copy_part(0, dst[0].get());
+    while (done.load(std::memory_order_acquire) < threads - 1) {
+    }
+    benchmark::ClobberMemory();
+  }
+  stop.store(true);
+  for (auto& w : workers) w.join();
+  state.SetBytesProcessed(state.iterations() * s->kv_bytes);
+  state.counters["threads"] = threads;
+}
+
+std::string name_of(const char* kind, const Model& m, DType dt, int32_t ps) {
+  return std::string(kind) + "/" + m.name + "/" + std::string(dtype_name(dt)) + "/ps" +
+         std::to_string(ps);
+}
+
+void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_t ctx) {
+  const std::string base = name_of("decode", m, dt, ps) + "/b" + std::to_string(batch) +
+                           "/ctx" + std::to_string(ctx);
+  benchmark::RegisterBenchmark((base + "/paged").c_str(), BM_Attention, m, dt, ps, batch, ctx, 1,
+                               false, false)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark((base + "/contiguous").c_str(), BM_Attention, m, dt, ps, batch,
+                               ctx, 1, true, false)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  if (dt == DType::kBFloat16) {
+    // bf16 queries: bf16 x bf16 pair dot products on AVX512-BF16 CPUs.
+    benchmark::RegisterBenchmark((base + "/paged_bf16q").c_str(), BM_Attention, m, dt, ps, batch,
+                                 ctx, 1, false, true)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+  benchmark::RegisterBenchmark((base + "/memcpy_read").c_str(), BM_MemcpyRead, m, dt, ps, batch,
+                               ctx)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+void register_prefill(const Model& m, DType dt, int32_t q_len, int32_t ctx) {
+  const std::string name = name_of("prefill", m, dt, 16) + "/q" + std::to_string(q_len) + "/ctx" +
+                           std::to_string(ctx);
+  benchmark::RegisterBenchmark(name.c_str(), BM_Attention, m, dt, 16, 1, ctx, q_len, false, false)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+
+void register_all() {
+  // Decode grid, sampled: KV bytes stay <= 1 GiB per case.
+  for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+    for (int32_t ps : {16, 128}) {
+      for (auto [b, c] : {std::pair{1, 1024}, {1, 8192}, {1, 32768}, {8, 1024}, {8, 8192},
+                          {64, 1024}, {8, 32768}}) {
+        const int64_t bytes = int64_t{2} * b * c * 8 * 128 * static_cast<int64_t>(dtype_size(dt));
+        if (bytes <= (int64_t{1} << 30)) register_decode(kLlama, dt, ps, b, c);
+      }
+    }
+  }
+  for (const Model& m : {kQwen, kSmall}) {
+    for (auto [b, c] : {std::pair{1, 32768}, {8, 8192}, {64, 1024}})
+      register_decode(m, DType::kBFloat16, 16, b, c);
+  }
+  // Prefill chunks 512..4096 from an empty context, and a 512-token chunk after 3584 tokens.
+  for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+    for (int32_t q : {512, 1024, 2048, 4096}) register_prefill(kLlama, dt, q, q);
+    register_prefill(kLlama, dt, 512, 4096);
+  }
+  register_prefill(kQwen, DType::kBFloat16, 2048, 2048);
+  register_prefill(kSmall, DType::kBFloat16, 2048, 2048);
+}
+
+}  // namespace
+}  // namespace pagedkv
+
+int main(int argc, char** argv) {
+  pagedkv::isa_cap_from_env();
+  pagedkv::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,458 @@
+// SIMD building blocks of the paged-attention kernels (paged_attention_kernels.cpp), compiled
+// once per Highway target: element loads and dequantization, walking a head's keys through
+// the page table, and the register-tiled dot-product / P.V micro-kernels of both kernel
+// shapes. Every block accumulates in a fixed order that depends only on its arguments.
+//
+// Included inside Highway's per-target passes (foreach_target), hence the toggle guard
+// instead of #pragma once.
+
+// Per-target include guard (Highway convention).
+#if defined(PAGEDKV_SRC_PAGED_ATTENTION_SIMD_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef PAGEDKV_SRC_PAGED_ATTENTION_SIMD_INL_H_
+#undef PAGEDKV_SRC_PAGED_ATTENTION_SIMD_INL_H_
+#else
+#define PAGEDKV_SRC_PAGED_ATTENTION_SIMD_INL_H_
+#endif
+
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "paged_attention_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pagedkv::attention_detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using VF = hn::Vec<DF>;
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Register tile: kMR rows x (up to 2 vectors) of accumulators.
+#if HWY_TARGET == HWY_AVX3
+constexpr int kMR = 8;
+#else
+constexpr int kMR = 4;
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Cache elements -> float lanes.
+
+template <DType T> struct ElemOf;
+template <> struct ElemOf<DType::kFloat32> { using type = float; };
+template <> struct ElemOf<DType::kFloat16> { using type = hwy::float16_t; };
+template <> struct ElemOf<DType::kBFloat16> { using type = hwy::bfloat16_t; };
+template <> struct ElemOf<DType::kInt8> { using type = int8_t; };
+template <> struct ElemOf<DType::kFp8E4M3> { using type = uint8_t; };
+
+HWY_INLINE VF LoadF(DF df, const float* p) { return hn::LoadU(df, p); }
+HWY_INLINE VF LoadF(DF df, const hwy::bfloat16_t* p) {
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::bfloat16_t, DF>(), p));
+}
+HWY_INLINE VF LoadF(DF df, const hwy::float16_t* p) {
+  return hn::PromoteTo(df, hn::LoadU(hn::Rebind<hwy::float16_t, DF>(), p));
+}
+HWY_INLINE VF LoadF(DF df, const int8_t* p) {
+  const DI di;
+  return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DF>(), p)));
+}
+// fp8 e4m3fn: moving sign, exponent and mantissa into a float's fields (exponent bias 7 -> 127
+// is a multiplication by 2^120) is exact for normals and subnormals; 0x7f/0xff are NaN.
+HWY_INLINE VF LoadF(DF df, const uint8_t* p) {
+  const hn::Rebind<uint32_t, DF> du;
+  const auto x = hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint8_t, DF>(), p));
+  const auto mag = hn::And(x, hn::Set(du, 0x7fu));
+  const auto bits = hn::Or(hn::ShiftLeft<20>(mag), hn::ShiftLeft<24>(hn::And(x, hn::Set(du, 0x80u))));
+  const VF v = hn::Mul(hn::BitCast(df, bits), hn::Set(df, 0x1p120f));
+  const auto is_nan = hn::RebindMask(df, hn::Eq(mag, hn::Set(du, 0x7fu)));
+  return hn::IfThenElse(is_nan, hn::Set(df, std::numeric_limits<float>::quiet_NaN()), v);
+}
+
+// Calls f(column, run_length, first_slot) for each run of keys [a, b) that lies in one page.
+template <class F>
+HWY_INLINE void ForEachRun(const PagedKVView& kv, const int32_t* pages, int32_t a, int32_t b,
+                           const F& f) {
+  const int32_t ps = kv.page_size;
+  for (int32_t k = a; k < b;) {
+    const int32_t off = k % ps;
+    const int32_t len = std::min(ps - off, b - k);
+    f(k - a, len, int64_t{pages[k / ps]} * ps + off);
+    k += len;
+  }
+}
+
+struct KvStrides {
+  int64_t row;    // elements between the vectors of consecutive slots of one head
+  int64_t scale;  // int8 scales between consecutive slots of one head
+};
+HWY_INLINE KvStrides Strides(const PagedKVView& kv) {
+  if (kv.layout == KVLayout::kHND) return {kv.head_dim, 1};
+  return {int64_t{2} * kv.num_kv_heads * kv.head_dim, kv.num_kv_heads};
+}
+
+// Per-slot dequantization factor for K (is_k) or V.
+template <DType T>
+HWY_INLINE float SlotScale(const PagedKVView& kv, bool is_k, const float* scales, int64_t i,
+                           int64_t stride) {
+  if constexpr (T == DType::kInt8) return scales[i * stride];
+  if constexpr (T == DType::kFp8E4M3) return is_k ? kv.k_scale : kv.v_scale;
+  (void)kv, (void)is_k, (void)scales, (void)i, (void)stride;
+  return 1.0f;
+}
+
+// Walks a head's keys in position order, tracking (page, offset) without divisions.
+struct KeyCursor {
+  const PagedKVView& kv;
+  const int32_t* pages;
+  int32_t head, page_idx, off;
+
+  KeyCursor(const PagedKVView& v, const int32_t* p, int32_t h, int32_t key)
+      : kv(v), pages(p), head(h), page_idx(key / v.page_size), off(key % v.page_size) {}
+  int64_t slot() const { return int64_t{pages[page_idx]} * kv.page_size + off; }
+  // Element offset of the K vector (V: same offset in v_data for kHND, + head_dim for kNHD).
+  int64_t k_elem() const {
+    if (kv.layout == KVLayout::kHND)
+      return ((int64_t{head} * kv.num_pages + pages[page_idx]) * kv.page_size + off) * kv.head_dim;
+    return (slot() * 2 * kv.num_kv_heads + 2 * int64_t{head}) * kv.head_dim;
+  }
+  int64_t scale_index() const {
+    if (kv.layout == KVLayout::kHND)
+      return (int64_t{head} * kv.num_pages + pages[page_idx]) * kv.page_size + off;
+    return slot() * kv.num_kv_heads + head;
+  }
+  void next() {
+    if (++off == kv.page_size) {
+      off = 0;
+      ++page_idx;
+    }
+  }
+};
+
+// Pages are scattered, so the hardware prefetcher stops at every page boundary; decode
+// prefetches the rows it will read next into L2 itself.
+HWY_INLINE void PrefetchRow(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(c + b, 0, 2);
+}
+
+// Keys [k0, k1) of `chunk` that the tile reads.
+struct ChunkRange {
+  int32_t k0, k1;
+};
+HWY_INLINE ChunkRange RangeOf(const TileDesc& t, int32_t chunk) {
+  return {std::max(chunk * kChunk, t.key_begin), std::min(chunk * kChunk + kChunk, t.key_end)};
+}
+
+// Keys [lo, hi) a query at `pos` sees (absolute positions).
+HWY_INLINE int32_t VisibleLo(const KernelParams& p, int32_t pos) {
+  return p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
+}
+
+HWY_INLINE const float* QueryRow(const KernelParams& p, int64_t token, int32_t head,
+                                 float* tmp) {
+  const int64_t off = (token * p.num_q_heads + head) * p.head_dim;
+  if (!p.query_bf16) return static_cast<const float*>(p.query) + off;
+  const uint16_t* src = static_cast<const uint16_t*>(p.query) + off;
+  for (int32_t d = 0; d < p.head_dim; ++d) tmp[d] = bf16_to_float(src[d]);
+  return tmp;
+}
+
+// out[i * kChunk] = f * dot(q row i, k) for NR consecutive query rows.
+template <int NR, typename E>
+HWY_INLINE void DotRows(const float* q, int32_t D, const E* k, float f, float* out) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  VF acc[NR];
+  for (int i = 0; i < NR; ++i) acc[i] = hn::Zero(df);
+  for (int32_t d = 0; d < D; d += N) {
+    const VF kv = LoadF(df, k + d);
+    for (int i = 0; i < NR; ++i) acc[i] = hn::MulAdd(hn::LoadU(df, q + int64_t{i} * D + d), kv, acc[i]);
+  }
+  for (int i = 0; i < NR; ++i) out[i * kChunk] = hn::GetLane(hn::SumOfLanes(df, acc[i])) * f;
+}
+
+template <typename E>
+HWY_INLINE void DotAllRows(const float* q, int32_t R, int32_t D, const E* k, float f,
+                           float* out) {
+  int32_t r = 0;
+  for (; r + 8 <= R; r += 8) DotRows<8>(q + int64_t{r} * D, D, k, f, out + r * kChunk);
+  const float* qr = q + int64_t{r} * D;
+  float* o = out + r * kChunk;
+  switch (R - r) {
+    case 7: DotRows<7>(qr, D, k, f, o); break;
+    case 6: DotRows<6>(qr, D, k, f, o); break;
+    case 5: DotRows<5>(qr, D, k, f, o); break;
+    case 4: DotRows<4>(qr, D, k, f, o); break;
+    case 3: DotRows<3>(qr, D, k, f, o); break;
+    case 2: DotRows<2>(qr, D, k, f, o); break;
+    case 1: DotRows<1>(qr, D, k, f, o); break;
+    default: break;
+  }
+}
+
+#if HWY_TARGET == HWY_AVX3
+// 16 dot products at once, NK keys x NR query rows (NK * NR == 16), reduced together by a
+// shuffle tree (45 ops instead of 16 separate 8-op reductions). The tree sends input vector
+// c * 4 + b to lane b * 4 + c; dot (r, key) is placed so that it lands in lane r * NK + key,
+// which makes each row's NK scores contiguous.
+//   q    NR query rows [dim] (a short group repeats a row; only rows < nrows are stored)
+//   k    NK key rows;  out[r * kChunk + i] = f[i] * dot(q row r, key i)
+// Reduces 16 accumulators (dot (r, key) in acc[DotSlot<NK>(r, key)]) by a shuffle tree (45 ops
+// instead of 16 separate 8-op reductions) and stores out[r * kChunk + i] = f[i] * dot(r, i)
+// (f ignored unless `scaled`) for rows r < nrows. The tree sends input c * 4 + b to lane
+// b * 4 + c, so DotSlot places dot (r, i) where it lands in lane r * NK + i: each row's NK
+// scores end up contiguous.
+template <int NK>
+constexpr int DotSlot(int r, int i) {
+  return ((r * NK + i) % 4) * 4 + (r * NK + i) / 4;
+}
+
+template <int NK>
+HWY_INLINE void ReduceStore(const __m512 (&acc)[16], const float* f, bool scaled, int32_t nrows,
+                            float* out) {
+  __m512 w[8], z[4], u[2];
+  for (int i = 0; i < 8; ++i)
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)
+    z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i) {
+    const __m512d a = _mm512_castps_pd(z[2 * i]), b = _mm512_castps_pd(z[2 * i + 1]);
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  __m512 y =
+      _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88), _mm512_shuffle_ps(u[0], u[1], 0xDD));
+  if (scaled) {
+    __m512 fv;
+    if constexpr (NK == 16) {
+      fv = _mm512_loadu_ps(f);
+    } else if constexpr (NK == 8) {
+      fv = _mm512_broadcast_f32x8(_mm256_loadu_ps(f));
+    } else if constexpr (NK == 4) {
+      fv = _mm512_broadcast_f32x4(_mm_loadu_ps(f));
+    } else {
+      double pair;
+      std::memcpy(&pair, f, sizeof(pair));
+      fv = _mm512_castpd_ps(_mm512_set1_pd(pair));
+    }
+    y = _mm512_mul_ps(y, fv);
+  }
+  if constexpr (NK == 16) {
+    _mm512_storeu_ps(out, y);
+  } else if constexpr (NK == 8) {
+    _mm256_storeu_ps(out, _mm512_castps512_ps256(y));
+    if (nrows > 1) _mm256_storeu_ps(out + kChunk, _mm512_extractf32x8_ps(y, 1));
+  } else if constexpr (NK == 4) {
+    _mm_storeu_ps(out, _mm512_castps512_ps128(y));
+    if (nrows > 1) _mm_storeu_ps(out + kChunk, _mm512_extractf32x4_ps(y, 1));
+    if (nrows > 2) _mm_storeu_ps(out + 2 * kChunk, _mm512_extractf32x4_ps(y, 2));
+    if (nrows > 3) _mm_storeu_ps(out + 3 * kChunk, _mm512_extractf32x4_ps(y, 3));
+  } else {
+    const __m128 x[4] = {_mm512_castps512_ps128(y), _mm512_extractf32x4_ps(y, 1),
+                         _mm512_extractf32x4_ps(y, 2), _mm512_extractf32x4_ps(y, 3)};
+    for (int b = 0; b < 4; ++b) {
+      if (2 * b < nrows) _mm_storel_pi(reinterpret_cast<__m64*>(out + 2 * b * kChunk), x[b]);
+      if (2 * b + 1 < nrows)
+        _mm_storeh_pi(reinterpret_cast<__m64*>(out + (2 * b + 1) * kChunk), x[b]);
+    }
+  }
+}
+
+// 16 dot products at once: NK keys x NR query rows (NK * NR == 16).
+//   q    NR query rows [dim] (a short group repeats a row; only rows < nrows are stored)
+//   k    NK key rows;  out[r * kChunk + i] = f[i] * dot(q row r, key i)
+template <int NK, int NR, typename E>
+HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, const float* f,
+                         bool scaled, int32_t nrows, float* out) {
+  static_assert(NK * NR == 16);
+  const DF df;
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  for (int32_t d = 0; d < D; d += 16) {
+    for (int i = 0; i < NK; ++i) {
+      const __m512 kv = LoadF(df, k[i] + d).raw;
+      for (int r = 0; r < NR; ++r)
+        acc[DotSlot<NK>(r, i)] =
+            _mm512_fmadd_ps(_mm512_loadu_ps(q[r] + d), kv, acc[DotSlot<NK>(r, i)]);
+    }
+  }
+  ReduceStore<NK>(acc, f, scaled, nrows, out);
+}
+
+// The same with AVX512-BF16 pair dot products, for bfloat16 queries over a bfloat16 cache
+// (products of two bf16 values are exact in float32; no conversion of K).
+//   q    NR raw bf16 query rows [dim];  k  NK bf16 key rows;  out = scale * dot
+#define PAGEDKV_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
+template <int NK, int NR>
+PAGEDKV_BF16_TARGET HWY_INLINE void DotBlockBf16(const uint16_t* const* q, int32_t D,
+                                                 const uint16_t* const* k, const float* scale,
+                                                 int32_t nrows, float* out) {
+  static_assert(NK * NR == 16);
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  for (int32_t d = 0; d < D; d += 32) {
+    const __mmask32 m = D - d >= 32 ? ~__mmask32{0} : __mmask32{0xFFFF};
+    for (int i = 0; i < NK; ++i) {
+      const __m512bh kv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, k[i] + d));
+      for (int r = 0; r < NR; ++r) {
+        const __m512bh qv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, q[r] + d));
+        acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv, kv);
+      }
+    }
+  }
+  ReduceStore<NK>(acc, scale, true, nrows, out);
+}
+
+// Scores of NK keys for every row of the tile (groups of 16 / NK rows), bf16 pair dots.
+template <int NK>
+PAGEDKV_BF16_TARGET void DotKeysBf16(const uint16_t* q, int32_t R, int32_t D,
+                                     const uint16_t* const* k, const float* f, float* out) {
+  constexpr int NR = 16 / NK;
+  for (int32_t r0 = 0; r0 < R; r0 += NR) {
+    const uint16_t* rows[NR];
+    for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
+    DotBlockBf16<NK, NR>(rows, D, k, f, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
+  }
+}
+#undef PAGEDKV_BF16_TARGET
+
+// Scores of NK consecutive keys for every row of the tile, in groups of NR rows.
+template <int NK, typename E>
+HWY_INLINE void DotKeys(const float* q, int32_t R, int32_t D, const E* const* k, const float* f,
+                        bool scaled, float* out) {
+  constexpr int NR = 16 / NK;
+  for (int32_t r0 = 0; r0 < R; r0 += NR) {
+    const float* rows[NR];
+    for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
+    DotBlock<NK, NR>(rows, D, k, f, scaled, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
+  }
+}
+#endif
+
+// acc[i, d0 .. d0 + NV * N) = sum over keys [a, b) of P[i, key] * V[key, d0 ..].
+template <int NR, int NV, typename E>
+HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* prob, int32_t k0,
+                       int32_t a, int32_t b, int32_t d0, float* acc) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  const PagedKVView& kv = p.kv;
+  const KvStrides st = Strides(kv);
+  const E* vbase = static_cast<const E*>(kv.v_base());
+  VF sum[NR][NV];
+  for (int i = 0; i < NR; ++i)
+    for (int v = 0; v < NV; ++v) sum[i][v] = hn::Zero(df);
+  ForEachRun(kv, t.pages, a, b, [&](int32_t j0, int32_t len, int64_t slot) {
+    const E* vp = vbase + kv.v_elem(slot, t.kv_head) + d0;
+    const float* pc = prob + (a - k0) + j0;
+    for (int32_t i = 0; i < len; ++i, vp += st.row, ++pc) {
+      VF x[NV];
+      for (int v = 0; v < NV; ++v) x[v] = LoadF(df, vp + v * N);
+      for (int r = 0; r < NR; ++r) {
+        const VF pr = hn::Set(df, pc[r * kChunk]);
+        for (int v = 0; v < NV; ++v) sum[r][v] = hn::MulAdd(pr, x[v], sum[r][v]);
+      }
+    }
+  });
+  for (int r = 0; r < NR; ++r)
+    for (int v = 0; v < NV; ++v) hn::StoreU(sum[r][v], df, acc + int64_t{r} * p.head_dim + d0 + v * N);
+}
+
+template <int NR, typename E>
+HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float* prob,
+                           int32_t k0, int32_t a, int32_t b, float* acc) {
+  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
+  const int32_t D = p.head_dim;
+  for (int32_t d0 = 0; d0 < D;) {
+    const int32_t left = (D - d0) / N;
+    if (left >= 4) {
+      PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc);
+      d0 += 4 * N;
+    } else if (left >= 2) {
+      PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc);
+      d0 += 2 * N;
+    } else {
+      PvRows<NR, 1, E>(p, t, prob, k0, a, b, d0, acc);
+      d0 += N;
+    }
+  }
+}
+
+// S^T[j, r0 .. r0 + NV * N) for NJ keys: sum over d of K[j, d] * Qt[d, r].
+template <int NJ, int NV>
+HWY_INLINE void QkBlock(const float* const* krow, const float* qt, int32_t Rp, int32_t D,
+                        float* out) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  VF acc[NJ][NV];
+  for (int i = 0; i < NJ; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = hn::Zero(df);
+  for (int32_t d = 0; d < D; ++d) {
+    VF q[NV];
+    for (int v = 0; v < NV; ++v) q[v] = hn::LoadU(df, qt + int64_t{d} * Rp + v * N);
+    for (int i = 0; i < NJ; ++i) {
+      const VF k = hn::Set(df, krow[i][d]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(k, q[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < NJ; ++i)
+    for (int v = 0; v < NV; ++v) hn::StoreU(acc[i][v], df, out + int64_t{i} * Rp + v * N);
+}
+
+template <int NV>
+HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, int32_t Rp,
+                       int32_t D, float* out) {
+  switch (nj) {
+    case 8: if constexpr (kMR >= 8) { QkBlock<8, NV>(krow, qt, Rp, D, out); } break;
+    case 7: if constexpr (kMR >= 7) { QkBlock<7, NV>(krow, qt, Rp, D, out); } break;
+    case 6: if constexpr (kMR >= 6) { QkBlock<6, NV>(krow, qt, Rp, D, out); } break;
+    case 5: if constexpr (kMR >= 5) { QkBlock<5, NV>(krow, qt, Rp, D, out); } break;
+    case 4: QkBlock<4, NV>(krow, qt, Rp, D, out); break;
+    case 3: QkBlock<3, NV>(krow, qt, Rp, D, out); break;
+    case 2: QkBlock<2, NV>(krow, qt, Rp, D, out); break;
+    default: QkBlock<1, NV>(krow, qt, Rp, D, out); break;
+  }
+}
+
+// acc[r0 + i, d0 .. d0 + NV * N) = sum over keys j in [a, b) of P^T[j, r0 + i] * V[j, d0 ..].
+template <int NR, int NV>
+HWY_INLINE void PvBlock(const float* pt, int32_t Rp, const float* const* vrow, int32_t a,
+                        int32_t b, int32_t d0, float* acc, int32_t D) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  VF sum[NR][NV];
+  for (int i = 0; i < NR; ++i)
+    for (int v = 0; v < NV; ++v) sum[i][v] = hn::Zero(df);
+  for (int32_t j = a; j < b; ++j) {
+    VF x[NV];
+    for (int v = 0; v < NV; ++v) x[v] = hn::LoadU(df, vrow[j] + d0 + v * N);
+    const float* pj = pt + int64_t{j} * Rp;
+    for (int i = 0; i < NR; ++i) {
+      const VF pr = hn::Set(df, pj[i]);
+      for (int v = 0; v < NV; ++v) sum[i][v] = hn::MulAdd(pr, x[v], sum[i][v]);
+    }
+  }
+  for (int i = 0; i < NR; ++i)
+    for (int v = 0; v < NV; ++v) hn::StoreU(sum[i][v], df, acc + int64_t{i} * D + d0 + v * N);
+}
+
+template <int NR>
+HWY_INLINE void PvRowsGemm(const float* pt, int32_t Rp, const float* const* vrow, int32_t a,
+                           int32_t b, float* acc, int32_t D) {
+  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
+  int32_t d0 = 0;
+  for (; d0 + 2 * N <= D; d0 += 2 * N) PvBlock<NR, 2>(pt, Rp, vrow, a, b, d0, acc, D);
+  if (d0 < D) PvBlock<NR, 1>(pt, Rp, vrow, a, b, d0, acc, D);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pagedkv::attention_detail
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
