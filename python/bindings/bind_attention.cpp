@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "numpy_dtype.h"
 #include "pagedkv/errors.h"
 #include "pagedkv/paged_attention.h"
 #include "pagedkv/paged_kv_cache.h"
@@ -23,22 +24,6 @@ namespace {
 
 using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-DType cache_dtype(const py::array& a, const char* name) {
-  const py::dtype d = a.dtype();
-  const char kind = d.kind();
-  const py::ssize_t size = d.itemsize();
-  if (kind == 'f' && size == 4) return DType::kFloat32;
-  if (kind == 'f' && size == 2) return DType::kFloat16;
-  if (kind == 'u' && size == 2) return DType::kBFloat16;
-  if (kind == 'i' && size == 1) return DType::kInt8;
-  if (kind == 'u' && size == 1) return DType::kFp8E4M3;
-  PAGEDKV_CHECK_ARG(false,
-                    "{} has NumPy dtype {}; expected float32, float16, uint16 (bfloat16), int8 or "
-                    "uint8 (fp8_e4m3)",
-                    name, py::str(static_cast<const py::handle&>(d)).cast<std::string>());
-  return DType::kFloat32;
-}
 
 void require_contiguous(const py::array& a, const char* name) {
   PAGEDKV_CHECK_ARG((a.flags() & py::array::c_style) != 0,
@@ -66,7 +51,7 @@ PagedKVView view_of_arrays(const py::array& kv, const std::optional<py::array>& 
                            const std::optional<py::array>& v_scales, float k_scale,
                            float v_scale) {
   PagedKVView v;
-  v.dtype = cache_dtype(kv, "kv");
+  v.dtype = dtype_of(kv, "kv");
   require_contiguous(kv, "kv");
   if (value_pages) {
     v.layout = KVLayout::kHND;
@@ -74,7 +59,7 @@ PagedKVView view_of_arrays(const py::array& kv, const std::optional<py::array>& 
                       "HND key pages must be 4-D [num_kv_heads, num_pages, page_size, head_dim], "
                       "got {} dims",
                       kv.ndim());
-    PAGEDKV_CHECK_ARG(value_pages->ndim() == 4 && cache_dtype(*value_pages, "value_pages") == v.dtype,
+    PAGEDKV_CHECK_ARG(value_pages->ndim() == 4 && dtype_of(*value_pages, "value_pages") == v.dtype,
                       "value_pages must match the key pages' shape and dtype");
     for (int i = 0; i < 4; ++i)
       PAGEDKV_CHECK_ARG(value_pages->shape(i) == kv.shape(i),

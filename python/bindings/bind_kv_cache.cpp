@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "numpy_dtype.h"
 #include "pagedkv/errors.h"
 #include "pagedkv/kv_cache_update.h"
 #include "pagedkv/kv_cache_write.h"
@@ -26,33 +27,6 @@ namespace py = pybind11;
 namespace pagedkv::python {
 
 namespace {
-
-py::dtype numpy_dtype(DType t) {
-  switch (t) {
-    case DType::kFloat32: return py::dtype::of<float>();
-    case DType::kFloat16: return py::dtype("float16");
-    case DType::kBFloat16: return py::dtype::of<uint16_t>();
-    case DType::kInt8: return py::dtype::of<int8_t>();
-    case DType::kFp8E4M3: return py::dtype::of<uint8_t>();
-  }
-  return py::dtype::of<uint8_t>();
-}
-
-DType dtype_of(const py::array& a, const char* name) {
-  const py::dtype d = a.dtype();
-  const char kind = d.kind();
-  const py::ssize_t size = d.itemsize();
-  if (kind == 'f' && size == 4) return DType::kFloat32;
-  if (kind == 'f' && size == 2) return DType::kFloat16;
-  if (kind == 'u' && size == 2) return DType::kBFloat16;
-  if (kind == 'i' && size == 1) return DType::kInt8;
-  if (kind == 'u' && size == 1) return DType::kFp8E4M3;
-  PAGEDKV_CHECK_ARG(false,
-                    "{} has NumPy dtype {}; expected float32, float16, uint16 (bfloat16), int8 or "
-                    "uint8 (fp8_e4m3)",
-                    name, py::str(static_cast<const py::handle&>(d)).cast<std::string>());
-  return DType::kFloat32;
-}
 
 // A C-contiguous 3-D input (copied if it is not contiguous).
 ConstTokenTensor input_tensor(py::array& a, const char* name) {
@@ -67,6 +41,17 @@ ConstTokenTensor input_tensor(py::array& a, const char* name) {
 py::array cache_array(DType t, std::vector<py::ssize_t> shape, void* data, py::handle owner) {
   return py::array(numpy_dtype(t), std::move(shape), data, owner);
 }
+
+// Key (or value) pages of one HND layer, over the cache's memory.
+py::array hnd_pages(py::object self, int32_t layer, bool key) {
+  const auto& c = self.cast<const PagedKVCache&>();
+  const auto& md = c.metadata();
+  return cache_array(md.dtype,
+                     {md.num_kv_heads, static_cast<py::ssize_t>(md.num_pages_per_layer),
+                      md.page_size, md.kv_head_dim_size},
+                     key ? c.key_pages(layer) : c.value_pages(layer), self);
+}
+
 
 int64_t as_count(const py::object& o, const char* name) {
   if (py::isinstance<py::array>(o)) {
@@ -162,26 +147,11 @@ void bind_kv_cache(py::module_& m) {
       .def("mapped_bytes", &PagedKVCache::mapped_bytes)
       .def("verify", &PagedKVCache::verify)
       .def(
-          "key_pages",
-          [](py::object self, int32_t layer) {
-            const auto& c = self.cast<const PagedKVCache&>();
-            const auto& md = c.metadata();
-            return cache_array(md.dtype,
-                               {md.num_kv_heads, static_cast<py::ssize_t>(md.num_pages_per_layer),
-                                md.page_size, md.kv_head_dim_size},
-                               c.key_pages(layer), self);
-          },
+          "key_pages", [](py::object self, int32_t layer) { return hnd_pages(self, layer, true); },
           py::arg("layer"), "[num_kv_heads, num_pages, page_size, head_dim] (HND caches)")
       .def(
           "value_pages",
-          [](py::object self, int32_t layer) {
-            const auto& c = self.cast<const PagedKVCache&>();
-            const auto& md = c.metadata();
-            return cache_array(md.dtype,
-                               {md.num_kv_heads, static_cast<py::ssize_t>(md.num_pages_per_layer),
-                                md.page_size, md.kv_head_dim_size},
-                               c.value_pages(layer), self);
-          },
+          [](py::object self, int32_t layer) { return hnd_pages(self, layer, false); },
           py::arg("layer"), "[num_kv_heads, num_pages, page_size, head_dim] (HND caches)")
       .def(
           "kv_pages",
