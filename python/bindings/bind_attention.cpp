@@ -11,7 +11,7 @@
 #include <string>
 
 #include "bindings.h"
-#include "numpy_dtype.h"
+#include "numpy_arrays.h"
 #include "pagedkv/errors.h"
 #include "pagedkv/paged_attention.h"
 #include "pagedkv/paged_kv_cache.h"
@@ -22,7 +22,7 @@ namespace pagedkv::python {
 
 namespace {
 
-using I32 = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using I32 = py::array_t<int32_t, py::array::c_style>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 void require_contiguous(const py::array& a, const char* name) {
@@ -134,15 +134,16 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
   PAGEDKV_CHECK_ARG((qk == 'f' && qs == 4) || (qk == 'u' && qs == 2),
                     "query must be float32 or uint16 (bfloat16 bits)");
   const py::array q = py::array::ensure(query, py::array::c_style);
-  const I32 qsl = I32::ensure(query_start_loc), lens = I32::ensure(seq_lens);
-  const I32 table = I32::ensure(page_table);
+  const I32 qsl = int_array<int32_t>(query_start_loc, "query_start_loc"),
+            lens = int_array<int32_t>(seq_lens, "seq_lens");
+  const I32 table = int_array<int32_t>(page_table, "page_table");
   PAGEDKV_CHECK_ARG(qsl && lens && table, "query_start_loc, seq_lens and page_table must be int arrays");
   PAGEDKV_CHECK_ARG(qsl.ndim() == 1 && lens.ndim() == 1,
                     "query_start_loc and seq_lens must be 1-D");
   I32 indptr;
   PageTableRef pages;
   if (page_indptr) {
-    indptr = I32::ensure(*page_indptr);
+    indptr = int_array<int32_t>(*page_indptr, "page_indptr");
     PAGEDKV_CHECK_ARG(indptr && indptr.ndim() == 1 && table.ndim() == 1,
                       "with page_indptr, page_table holds the 1-D page indices");
     pages = PageTableRef::csr({indptr.data(), static_cast<size_t>(indptr.size())},

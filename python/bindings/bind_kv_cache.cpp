@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "bindings.h"
-#include "numpy_dtype.h"
+#include "numpy_arrays.h"
 #include "pagedkv/errors.h"
 #include "pagedkv/kv_cache_update.h"
 #include "pagedkv/kv_cache_write.h"
@@ -55,17 +55,17 @@ py::array hnd_pages(py::object self, int32_t layer, bool key) {
 
 int64_t as_count(const py::object& o, const char* name) {
   if (py::isinstance<py::array>(o)) {
-    auto a = py::array_t<int64_t, py::array::forcecast>::ensure(o);
+    auto a = int_array<int64_t>(o, name);
     PAGEDKV_CHECK_ARG(a && a.size() == 1, "{} must be a scalar or a 1-element array", name);
     return *a.data();
   }
   return o.cast<int64_t>();
 }
 
-template <class T>
-std::vector<T> to_vector(const std::optional<py::array_t<T, py::array::forcecast>>& a) {
-  if (!a) return {};
-  return std::vector<T>(a->data(), a->data() + a->size());
+std::vector<int32_t> to_vector(const std::optional<py::object>& o, const char* name) {
+  if (!o || o->is_none()) return {};
+  const auto a = int_array<int32_t>(*o, name);
+  return std::vector<int32_t>(a.data(), a.data() + a.size());
 }
 
 template <class T>
@@ -197,24 +197,28 @@ void bind_kv_cache(py::module_& m) {
           py::arg("layer"), "int8 caches: per (slot, head) V scales");
 
   // ---- attention metadata --------------------------------------------------------------
-  using I32 = py::array_t<int32_t, py::array::forcecast>;
+  using I32 = py::array_t<int32_t, py::array::c_style>;
   py::class_<PagedAttentionMetadata>(m, "PagedAttentionMetadata",
                                      "Per-step prefill/decode positions and page tables (seed "
                                      "004). decodes_page_table is [batch, pages_per_sequence].")
-      .def(py::init([](int32_t prefill_length, std::optional<I32> prefill_position,
-                       std::optional<I32> prefill_page_table, std::optional<I32> decodes_position,
-                       std::optional<I32> decodes_page_table) {
+      .def(py::init([](int32_t prefill_length, std::optional<py::object> prefill_position,
+                       std::optional<py::object> prefill_page_table,
+                       std::optional<py::object> decodes_position,
+                       std::optional<py::object> decodes_page_table) {
              int32_t cols = 0;
-             if (decodes_page_table) {
-               PAGEDKV_CHECK_ARG(decodes_page_table->ndim() == 2,
+             if (decodes_page_table && !decodes_page_table->is_none()) {
+               const auto t = int_array<int32_t>(*decodes_page_table, "decodes_page_table");
+               PAGEDKV_CHECK_ARG(t.ndim() == 2,
                                  "decodes_page_table must be 2-D [batch, pages_per_sequence], "
                                  "got {} dims",
-                                 decodes_page_table->ndim());
-               cols = static_cast<int32_t>(decodes_page_table->shape(1));
+                                 t.ndim());
+               cols = static_cast<int32_t>(t.shape(1));
              }
              return PagedAttentionMetadata(
-                 prefill_length, to_vector(prefill_position), to_vector(prefill_page_table),
-                 to_vector(decodes_position), to_vector(decodes_page_table), cols);
+                 prefill_length, to_vector(prefill_position, "prefill_position"),
+                 to_vector(prefill_page_table, "prefill_page_table"),
+                 to_vector(decodes_position, "decodes_position"),
+                 to_vector(decodes_page_table, "decodes_page_table"), cols);
            }),
            py::arg("prefill_length") = 0, py::arg("prefill_position") = py::none(),
            py::arg("prefill_page_table") = py::none(), py::arg("decodes_position") = py::none(),
@@ -243,8 +247,9 @@ void bind_kv_cache(py::module_& m) {
   // ---- writes --------------------------------------------------------------------------
   m.def(
       "kv_cache_update",
-      [](py::array new_kv_tokens, I32 slice_indices, py::array kv_cache_pages,
+      [](py::array new_kv_tokens, py::object slice_indices_obj, py::array kv_cache_pages,
          py::object total_update_slices, int32_t page_size) {
+        const I32 slice_indices = int_array<int32_t>(slice_indices_obj, "slice_indices");
         const ConstTokenTensor src = input_tensor(new_kv_tokens, "new_kv_tokens");
         PAGEDKV_CHECK_ARG(kv_cache_pages.ndim() == 3,
                           "kv_cache_pages must be 3-D [slots, heads, dim], got {} dims",
@@ -276,8 +281,11 @@ void bind_kv_cache(py::module_& m) {
 
   m.def(
       "build_update_slices",
-      [](I32 page_table, I32 cache_positions, I32 num_new_tokens, int32_t page_size,
-         std::optional<int64_t> capacity) {
+      [](py::object page_table_obj, py::object cache_positions_obj, py::object num_new_tokens_obj,
+         int32_t page_size, std::optional<int64_t> capacity) {
+        const I32 page_table = int_array<int32_t>(page_table_obj, "page_table");
+        const I32 cache_positions = int_array<int32_t>(cache_positions_obj, "cache_positions");
+        const I32 num_new_tokens = int_array<int32_t>(num_new_tokens_obj, "num_new_tokens");
         PAGEDKV_CHECK_ARG(page_table.ndim() == 2, "page_table must be 2-D [num_seqs, pages]");
         const std::span<const int32_t> pos(cache_positions.data(),
                                            static_cast<size_t>(cache_positions.size()));
@@ -299,7 +307,8 @@ void bind_kv_cache(py::module_& m) {
   m.def(
       "write_slots",
       [](const PagedKVCache& cache, int32_t layer, py::array key, py::array value,
-         py::array_t<int64_t, py::array::forcecast> slot_mapping) {
+         py::object slot_mapping_obj) {
+        const auto slot_mapping = int_array<int64_t>(slot_mapping_obj, "slot_mapping");
         const PagedKVView v = cache.view(layer);
         const ConstTokenTensor k = input_tensor(key, "key");
         const ConstTokenTensor vv = input_tensor(value, "value");

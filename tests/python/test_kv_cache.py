@@ -149,6 +149,37 @@ def test_kv_cache_update_errors_leave_the_cache_unchanged():
     np.testing.assert_array_equal(cache, before)
 
 
+def test_index_arrays_with_any_strides_are_read_in_logical_order():
+    rng = np.random.default_rng(5)
+    cache = np.zeros((64, 2, 4), dtype=np.float32)
+    new_kv = rng.standard_normal((20, 2, 4)).astype(np.float32)
+    triples = np.array([[0, 0, 4], [17, 4, 3], [40, 7, 8]], dtype=np.int32)  # (cache, src, len)
+    want = cache.copy()
+    naive_update(new_kv, np.ascontiguousarray(triples.T), want, 3)
+    pagedkv.kv_cache_update(new_kv, triples.T, cache, 3, page_size=16)  # F-ordered view
+    np.testing.assert_array_equal(cache, want)
+
+    kv = make_cache("NHD", "float32", page_size=16, heads=2, dim=8)
+    key = rng.standard_normal((6, 2, 8)).astype(np.float32)
+    slots = np.arange(12, dtype=np.int64)[::-2]  # strided and reversed: 11, 9, ..., 1
+    pagedkv.write_slots(kv, 0, key, key, slots)
+    for t, slot in enumerate(slots):
+        np.testing.assert_array_equal(kv.kv_pages(0)[slot, 0::2], key[t])
+
+
+def test_index_values_that_do_not_fit_int32_raise_instead_of_wrapping():
+    cache = np.zeros((64, 2, 4), dtype=np.float32)
+    new_kv = np.ones((20, 2, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="range"):
+        pagedkv.kv_cache_update(new_kv, np.array([[2**32], [0], [4]]), cache, 1, page_size=16)
+    with pytest.raises(TypeError):
+        pagedkv.kv_cache_update(new_kv, np.array([[0.5], [0], [4]]), cache, 1, page_size=16)
+    with pytest.raises(ValueError, match="range"):
+        pagedkv.PagedAttentionMetadata(decodes_position=np.array([2**31]),
+                                       decodes_page_table=np.array([[1]]))
+    assert not cache.any()
+
+
 def test_build_update_slices_splits_new_tokens_at_page_boundaries():
     table = np.array([[3, 7, 9, 0]], dtype=np.int32)
     slices, n = pagedkv.build_update_slices(table, [20], [15], page_size=16, capacity=4)

@@ -1,0 +1,75 @@
+// NumPy helpers shared by the binding files that take or return arrays: the DType mapping of
+// cache arrays (bfloat16 travels as uint16 bit patterns and fp8_e4m3 as uint8 codes, NumPy has
+// neither) and checked conversion of integer index arrays.
+#pragma once
+
+#include <pybind11/numpy.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "pagedkv/dtype.h"
+#include "pagedkv/errors.h"
+
+namespace pagedkv::python {
+
+inline pybind11::dtype numpy_dtype(DType t) {
+  switch (t) {
+    case DType::kFloat32: return pybind11::dtype::of<float>();
+    case DType::kFloat16: return pybind11::dtype("float16");
+    case DType::kBFloat16: return pybind11::dtype::of<uint16_t>();
+    case DType::kInt8: return pybind11::dtype::of<int8_t>();
+    case DType::kFp8E4M3: return pybind11::dtype::of<uint8_t>();
+  }
+  return pybind11::dtype::of<uint8_t>();
+}
+
+// The cache dtype an array's NumPy dtype stands for; InvalidArgument (naming `name`) otherwise.
+inline DType dtype_of(const pybind11::array& a, const char* name) {
+  const pybind11::dtype d = a.dtype();
+  const char kind = d.kind();
+  const pybind11::ssize_t size = d.itemsize();
+  if (kind == 'f' && size == 4) return DType::kFloat32;
+  if (kind == 'f' && size == 2) return DType::kFloat16;
+  if (kind == 'u' && size == 2) return DType::kBFloat16;
+  if (kind == 'i' && size == 1) return DType::kInt8;
+  if (kind == 'u' && size == 1) return DType::kFp8E4M3;
+  PAGEDKV_CHECK_ARG(false,
+                    "{} has NumPy dtype {}; expected float32, float16, uint16 (bfloat16), int8 or "
+                    "uint8 (fp8_e4m3)",
+                    name,
+                    pybind11::str(static_cast<const pybind11::handle&>(d)).cast<std::string>());
+  return DType::kFloat32;
+}
+
+// An integer array (any integer dtype, any shape, any strides; lists too) as a C-contiguous
+// array of T, without a copy when it already is one. Values outside T's range raise ValueError
+// and non-integer dtypes TypeError: indices are never silently wrapped or truncated.
+template <typename T>
+pybind11::array_t<T, pybind11::array::c_style> int_array(pybind11::handle obj, const char* name) {
+  namespace py = pybind11;
+  py::array any = py::array::ensure(obj);
+  if (!any) throw py::type_error(std::string(name) + " must be an array of integers");
+  if (any.size() == 0) return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
+  const char kind = any.dtype().kind();
+  if (kind != 'i' && kind != 'u') {
+    throw py::type_error(std::string(name) + " must hold integers, got dtype " +
+                         py::str(static_cast<const py::handle&>(any.dtype())).cast<std::string>());
+  }
+  if (!any.dtype().is(py::dtype::of<T>())) {
+    const auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
+    const int64_t* w = wide.data();
+    for (py::ssize_t i = 0; i < wide.size(); ++i) {
+      if (w[i] < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+          w[i] > static_cast<int64_t>(std::numeric_limits<T>::max())) {
+        throw py::value_error(std::string(name) + " holds " + std::to_string(w[i]) +
+                              ", outside the range of its " + std::to_string(8 * sizeof(T)) +
+                              "-bit type");
+      }
+    }
+  }
+  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
+}
+
+}  // namespace pagedkv::python
