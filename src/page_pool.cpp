@@ -40,6 +40,8 @@ void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
                          n, free_queue_.size(), num_pages_ - 1);
   const size_t base = out.size();
   out.resize(base + static_cast<size_t>(n));
+  // Room for one "removed" event per page, taken before any page leaves the queue.
+  if (enable_kv_events_ && index_.size() > 0) events_.reserve(events_.size() + n);
   PageId* pages = out.data() + base;
   free_queue_.pop_front_n(n, pages);
   // Lazy eviction: a page leaves the index only now, when it is handed out again.
@@ -213,8 +215,12 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
                  hashes.size(), num_full_pages);
   const auto new_hashes = std::span<const PageHash>(hashes).subspan(
       static_cast<size_t>(num_cached_pages), range.size());
-  index_.insert_batch(new_hashes, group, range, kNullPageId);
-  if (!enable_kv_events_) return;
+  if (!enable_kv_events_) {
+    index_.insert_batch(new_hashes, group, range, kNullPageId);
+    return;
+  }
+  // The event is built (and room for it reserved) before the index changes, so an allocation
+  // failure leaves the pool as it was.
   KVEvent ev;
   for (size_t i = 0; i < range.size(); ++i) {
     const PageId p = range[i];
@@ -226,6 +232,8 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
         static_cast<size_t>(page_size));
     ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
   }
+  if (!ev.page_ids.empty()) events_.reserve(events_.size() + 1);
+  index_.insert_batch(new_hashes, group, range, kNullPageId);
   if (!ev.page_ids.empty()) {
     ev.kind = KVEvent::Kind::kStored;
     // The chain parent is the request's own hash of the page before the range: it is what

@@ -7,7 +7,7 @@
 //   config.num_pages = 65536;                  // includes the null page
 //   config.max_model_len = 32768;
 //   config.groups = {KVCacheGroupSpec::full_attention(16),
-//                    KVCacheGroupSpec::sliding_window(16, 4096)};
+//                    KVCacheGroupSpec::sliding_window_attention(16, 4096)};
 //   config.validate();                         // throws InvalidArgument naming the bad field
 //   KVCacheManager manager(config);            // validates again
 //

@@ -108,6 +108,10 @@ class KVCacheManager {
   // full pages among the first min(computed + hit + new, num_tokens) tokens (rule 19) and, for
   // sliding-window groups, swaps pages wholly outside the window for the null page and frees
   // them (rule 23).
+  // Hit tokens beyond the hit pages (num_new_computed_tokens > pages * page_size) are taken as
+  // computed elsewhere - loaded from another cache tier, as vLLM's external computed tokens:
+  // they get fresh pages and their full pages are cached like any other, so their K/V must be
+  // in those pages before another request can hit them.
   // Throws (nothing changed):
   //   InvalidArgument  negative count; computed + hit + new > max_model_len; computed + hit >
   //                    num_tokens; new_computed_pages with a group count other than
