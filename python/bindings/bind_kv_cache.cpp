@@ -53,6 +53,21 @@ py::array hnd_pages(py::object self, int32_t layer, bool key) {
 }
 
 
+// The int8 scales of one layer's K (or V): [kv_heads, pages, page_size] (HND) or
+// [slots, kv_heads] (NHD), over the cache's memory.
+py::array scales(py::object self, int32_t layer, bool key) {
+  const auto& c = self.cast<const PagedKVCache&>();
+  const auto& md = c.metadata();
+  std::vector<py::ssize_t> shape =
+      md.layout == KVLayout::kHND
+          ? std::vector<py::ssize_t>{md.num_kv_heads,
+                                     static_cast<py::ssize_t>(md.num_pages_per_layer),
+                                     md.page_size}
+          : std::vector<py::ssize_t>{static_cast<py::ssize_t>(c.num_slots()), md.num_kv_heads};
+  return cache_array(DType::kFloat32, std::move(shape),
+                     key ? c.k_scales(layer) : c.v_scales(layer), self);
+}
+
 int64_t as_count(const py::object& o, const char* name) {
   if (py::isinstance<py::array>(o)) {
     auto a = int_array<int64_t>(o, name);
@@ -166,34 +181,10 @@ void bind_kv_cache(py::module_& m) {
           py::arg("layer"),
           "[num_pages * page_size, 2 * num_kv_heads, head_dim], K/V interleaved (NHD caches)")
       .def(
-          "k_scales",
-          [](py::object self, int32_t layer) {
-            const auto& c = self.cast<const PagedKVCache&>();
-            const auto& md = c.metadata();
-            std::vector<py::ssize_t> shape =
-                md.layout == KVLayout::kHND
-                    ? std::vector<py::ssize_t>{md.num_kv_heads,
-                                               static_cast<py::ssize_t>(md.num_pages_per_layer),
-                                               md.page_size}
-                    : std::vector<py::ssize_t>{static_cast<py::ssize_t>(c.num_slots()),
-                                               md.num_kv_heads};
-            return cache_array(DType::kFloat32, shape, c.k_scales(layer), self);
-          },
+          "k_scales", [](py::object self, int32_t layer) { return scales(self, layer, true); },
           py::arg("layer"), "int8 caches: per (slot, head) K scales")
       .def(
-          "v_scales",
-          [](py::object self, int32_t layer) {
-            const auto& c = self.cast<const PagedKVCache&>();
-            const auto& md = c.metadata();
-            std::vector<py::ssize_t> shape =
-                md.layout == KVLayout::kHND
-                    ? std::vector<py::ssize_t>{md.num_kv_heads,
-                                               static_cast<py::ssize_t>(md.num_pages_per_layer),
-                                               md.page_size}
-                    : std::vector<py::ssize_t>{static_cast<py::ssize_t>(c.num_slots()),
-                                               md.num_kv_heads};
-            return cache_array(DType::kFloat32, shape, c.v_scales(layer), self);
-          },
+          "v_scales", [](py::object self, int32_t layer) { return scales(self, layer, false); },
           py::arg("layer"), "int8 caches: per (slot, head) V scales");
 
   // ---- attention metadata --------------------------------------------------------------
