@@ -1,6 +1,15 @@
 // pagedkv/kv_events.h - what the prefix cache tells the outside world (vLLM-style KV events):
 // pages stored under a hash, pages removed from the index, the whole index cleared.
 // Producers buffer events; consumers drain them with take_events().
+//
+// Example (a pool built with enable_kv_events = true):
+//   pool.cache_full_pages(req, pages, 0, 3, 16, 0);   // one kStored event, 3 hashes
+//   pool.get_new_pages(1);                            // reuses a cached page: one kRemoved
+//   for (const KVEvent& e : pool.take_events()) publish(e);   // the buffer is now empty
+//
+// Invariants: events come out in the order the cache changed; every hash in a kStored event
+// is later matched by exactly one kRemoved event for the same page, unless a kAllCleared
+// event (reset_prefix_cache) clears them all first.
 #pragma once
 
 #include <cstdint>
