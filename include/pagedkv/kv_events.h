@@ -7,9 +7,9 @@
 //   pool.get_new_pages(1);                            // reuses a cached page: one kRemoved
 //   for (const KVEvent& e : pool.take_events()) publish(e);   // the buffer is now empty
 //
-// Invariants: events come out in the order the cache changed; every hash in a kStored event
-// is later matched by exactly one kRemoved event for the same page, unless a kAllCleared
-// event (reset_prefix_cache) clears them all first.
+// Invariants: events come out in the order the cache changed; a page of a kStored event gets
+// exactly one kRemoved event if it is evicted (its page reused), and none once a kAllCleared
+// event (reset_prefix_cache) has dropped every hash.
 #pragma once
 
 #include <cstdint>
