@@ -5,7 +5,10 @@
 #include <cmath>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "dtype_convert.h"
+#include "pagedkv/cpu_info.h"
 #include "pagedkv/errors.h"
 
 namespace pagedkv {
@@ -176,16 +179,114 @@ Plan make_plan(const PagedKVView& v, const ConstTokenTensor& key, const ConstTok
   return p;
 }
 
-// Writes tokens [0, n) to the slots slot_of(t) returns (< 0: skip), token by token and head
-// by head within a token. The input is then read sequentially; for kHND the 2 * heads
-// destination streams each advance row by row through a page. (Walking head-major over
-// blocks of tokens measured ~2x slower for kHND prefills in bench/kv_write_bench.cpp.)
+// Copies `rows` head rows of `row_bytes` each from `src` (rows `src_stride` bytes apart: one
+// head of consecutive tokens [token, head, dim]) to `dst`, where they are contiguous (one head
+// plane of one kHND page). Used for raw copies (input dtype == cache dtype) only.
+using RunCopyFn = void (*)(char* dst, const char* src, int64_t rows, size_t src_stride,
+                           size_t row_bytes);
+
+void copy_run_generic(char* dst, const char* src, int64_t rows, size_t src_stride,
+                      size_t row_bytes) {
+  for (int64_t i = 0; i < rows; ++i) {
+    copy_row(dst, src, row_bytes);
+    dst += row_bytes;
+    src += src_stride;
+  }
+}
+
+__attribute__((target("avx512f"))) void copy_run_avx512(char* dst, const char* src, int64_t rows,
+                                                        size_t src_stride, size_t row_bytes) {
+  const size_t vec_bytes = row_bytes & ~size_t{63};
+  const size_t tail = row_bytes - vec_bytes;
+  for (int64_t i = 0; i < rows; ++i) {
+    for (size_t b = 0; b < vec_bytes; b += 64) {
+      _mm512_storeu_si512(dst + b, _mm512_loadu_si512(src + b));
+    }
+    if (tail != 0) std::memcpy(dst + vec_bytes, src + vec_bytes, tail);
+    dst += row_bytes;
+    src += src_stride;
+  }
+}
+
+RunCopyFn pick_run_copy() {
+  return active_isa() >= Isa::kAvx512 ? &copy_run_avx512 : &copy_run_generic;
+}
+
+// kHND runs at least this long are written head by head (see write_tokens); shorter runs
+// (decodes, pages of 16) measured faster token by token in bench/kv_write_bench.cpp.
+constexpr int64_t kMinHeadMajorRun = 64;
+// ... and only for tokens of at most this many input bytes per K (heads * head_dim * dtype):
+// wider tokens (4 KiB: 8 x 128 fp32) measured slower head by head than token by token.
+constexpr size_t kMaxHeadMajorTokenBytes = 1024;
+// Input bytes (K + V) of the tokens written head by head at once.
+constexpr size_t kRunInputBytes = size_t{256} << 10;
+
+// Writes tokens [0, n) to the slots slot_of(t) returns (< 0: skip).
+//
+// Default order: token by token, head by head within a token, K and V side by side. The input
+// is read sequentially; kNHD writes one contiguous block per token, kHND one row per head plane.
+//
+// kHND with pages of >= kMinHeadMajorRun slots and narrow tokens: the slot mapping is cut
+// into runs of consecutive slots within one page (a prefill maps whole pages this way). A
+// run's rows of one head form one contiguous block of that head's plane, so long runs are
+// written head by head, K and V row by row side by side: two destination streams instead of
+// 2 * heads, while the run's input stays in cache across the heads. Runs are written in token
+// order and the slots within a run are distinct, so a slot written twice still keeps the
+// later token.
 template <class SlotOf>
-void write_tokens(const Plan& p, int64_t n, SlotOf slot_of) {
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t s = slot_of(t);
-    if (s < 0) continue;
+void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of) {
+  const auto write_token = [&p](int64_t t, int64_t s) {
     for (int32_t h = 0; h < p.heads; ++h) p.write_head(t, h, s);
+  };
+  const size_t token_bytes = static_cast<size_t>(p.heads) * p.in_row_bytes;
+  if (v.layout != KVLayout::kHND || v.page_size < kMinHeadMajorRun ||
+      token_bytes > kMaxHeadMajorTokenBytes) {
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t s = slot_of(t);
+      if (s >= 0) write_token(t, s);
+    }
+    return;
+  }
+  const int64_t ps = v.page_size;
+  const RunCopyFn copy_run = p.fn == nullptr ? pick_run_copy() : nullptr;
+  const size_t row = p.in_row_bytes;
+  const size_t src_stride = static_cast<size_t>(p.heads) * row;
+  const size_t plane_bytes = static_cast<size_t>(p.head_stride) * p.cache_esize;
+  const int64_t chunk =
+      std::max<int64_t>(16, static_cast<int64_t>(kRunInputBytes / (2 * src_stride)));
+  int64_t t = 0;
+  while (t < n) {
+    const int64_t s = slot_of(t);
+    if (s < 0) {
+      ++t;
+      continue;
+    }
+    const int64_t page_end = (s / ps + 1) * ps;
+    int64_t len = 1;
+    while (t + len < n && s + len < page_end && slot_of(t + len) == s + len) ++len;
+    if (len < kMinHeadMajorRun) {
+      for (int64_t i = 0; i < len; ++i) write_token(t + i, s + i);
+    } else if (copy_run != nullptr) {
+      // Raw copy: K and V of head h are rows [s, s + len) of plane h.
+      // Chunks of the run keep their K + V input within kRunInputBytes, so that it stays in
+      // L2 while every head reads its rows from it.
+      for (int64_t c0 = 0; c0 < len; c0 += chunk) {
+        const int64_t rows = std::min(chunk, len - c0);
+        const size_t dst_off = static_cast<size_t>(s + c0) * row;
+        const size_t src_off = static_cast<size_t>(t + c0) * src_stride;
+        for (int32_t h = 0; h < p.heads; ++h) {
+          const size_t plane = static_cast<size_t>(h) * plane_bytes;
+          const size_t in_h = static_cast<size_t>(h) * row;
+          copy_run(p.k_base + plane + dst_off, p.key + src_off + in_h, rows, src_stride, row);
+          copy_run(p.v_base + plane + dst_off, p.value + src_off + in_h, rows, src_stride, row);
+        }
+      }
+    } else {
+      for (int32_t h = 0; h < p.heads; ++h) {
+        for (int64_t i = 0; i < len; ++i) p.write_head(t + i, h, s + i);
+      }
+    }
+    t += len;
   }
 }
 
@@ -244,7 +345,7 @@ void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor va
   }
   const Plan p = make_plan(v, key, value);
   const int64_t* slots = slot_mapping.data();
-  write_tokens(p, key.rows, [slots](int64_t t) { return slots[t]; });
+  write_tokens(p, v, key.rows, [slots](int64_t t) { return slots[t]; });
 }
 
 void write_prefill_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
@@ -269,7 +370,7 @@ void write_prefill_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTok
   }
   const Plan p = make_plan(v, key, value);
   const PageId* pages = table.data();
-  write_tokens(p, len, [pages, ps](int64_t t) { return int64_t{pages[t / ps]} * ps + t % ps; });
+  write_tokens(p, v, len, [pages, ps](int64_t t) { return int64_t{pages[t / ps]} * ps + t % ps; });
 }
 
 void write_decodes_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
@@ -295,7 +396,7 @@ void write_decodes_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTok
                         v.num_pages);
   }
   const Plan plan = make_plan(v, key, value);
-  write_tokens(plan, key.rows, [&md, &pos, ps](int64_t b) -> int64_t {
+  write_tokens(plan, v, key.rows, [&md, &pos, ps](int64_t b) -> int64_t {
     const int64_t p = pos[static_cast<size_t>(b)];
     if (p < 0) return -1;
     return int64_t{md.decodes_page(static_cast<int32_t>(b), static_cast<int32_t>(p / ps))} * ps +
