@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bindings.h"
@@ -312,29 +313,26 @@ void bind_kv_cache(py::module_& m) {
       py::arg("cache"), py::arg("layer"), py::arg("key"), py::arg("value"), py::arg("slot_mapping"),
       "Writes token t to slot slot_mapping[t] (= page * page_size + offset; negative skips).");
 
-  m.def(
-      "write_prefill_to_cache",
-      [](const PagedKVCache& cache, int32_t layer, py::array key, py::array value,
-         const PagedAttentionMetadata& md) {
-        const PagedKVView v = cache.view(layer);
-        const ConstTokenTensor k = input_tensor(key, "key");
-        const ConstTokenTensor vv = input_tensor(value, "value");
-        py::gil_scoped_release release;
-        write_prefill_to_cache(v, k, vv, md);
-      },
-      py::arg("cache"), py::arg("layer"), py::arg("key"), py::arg("value"), py::arg("metadata"));
-
-  m.def(
-      "write_decodes_to_cache",
-      [](const PagedKVCache& cache, int32_t layer, py::array key, py::array value,
-         const PagedAttentionMetadata& md) {
-        const PagedKVView v = cache.view(layer);
-        const ConstTokenTensor k = input_tensor(key, "key");
-        const ConstTokenTensor vv = input_tensor(value, "value");
-        py::gil_scoped_release release;
-        write_decodes_to_cache(v, k, vv, md);
-      },
-      py::arg("cache"), py::arg("layer"), py::arg("key"), py::arg("value"), py::arg("metadata"));
+  // Seed 004's per-layer writes: key/value [tokens, kv_heads, dim] through the step metadata.
+  using MetadataWrite = void (*)(const PagedKVView&, ConstTokenTensor, ConstTokenTensor,
+                                 const PagedAttentionMetadata&);
+  for (const auto& [name, write] : {std::pair<const char*, MetadataWrite>{
+                                        "write_prefill_to_cache", &write_prefill_to_cache},
+                                    std::pair<const char*, MetadataWrite>{
+                                        "write_decodes_to_cache", &write_decodes_to_cache}}) {
+    m.def(
+        name,
+        [write = write](const PagedKVCache& cache, int32_t layer, py::array key, py::array value,
+                        const PagedAttentionMetadata& md) {
+          const PagedKVView v = cache.view(layer);
+          const ConstTokenTensor k = input_tensor(key, "key");
+          const ConstTokenTensor vv = input_tensor(value, "value");
+          py::gil_scoped_release release;
+          write(v, k, vv, md);
+        },
+        py::arg("cache"), py::arg("layer"), py::arg("key"), py::arg("value"),
+        py::arg("metadata"));
+  }
 }
 
 }  // namespace pagedkv::python

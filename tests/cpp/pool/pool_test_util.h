@@ -12,6 +12,14 @@
 
 namespace pagedkv::testing {
 
+// A hand-made hash with the given first two words (index tests choose keys directly).
+inline PageHash test_hash(uint64_t w0, uint64_t w1 = 0) {
+  PageHash x;
+  x.words[0] = w0;
+  x.words[1] = w1;
+  return x;
+}
+
 // Tokens [base, base + n): requests built from the same base share every full page.
 inline std::vector<TokenId> iota_tokens(int32_t n, int32_t base = 0) {
   std::vector<TokenId> t(static_cast<size_t>(n));

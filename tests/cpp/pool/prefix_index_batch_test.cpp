@@ -8,18 +8,14 @@
 #include <vector>
 
 #include "pagedkv/prefix_index.h"
+#include "pool_test_util.h"
 
 namespace pagedkv {
 namespace {
 
 using V = std::vector<PageId>;
 
-PageHash h(uint64_t w0, uint64_t w1 = 0) {
-  PageHash x;
-  x.words[0] = w0;
-  x.words[1] = w1;
-  return x;
-}
+PageHash h(uint64_t w0, uint64_t w1 = 0) { return testing::test_hash(w0, w1); }
 
 TEST(PrefixIndexBatch, InsertBatchMatchesInsertOneAtATimeAndSkipsThePage) {
   std::vector<PageHash> hashes = {h(1), h(2), h(1), h(3), h(2), h(4)};

@@ -1,4 +1,5 @@
 #include "pagedkv/prefix_index.h"
+#include "pool_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -15,12 +16,7 @@ namespace {
 
 using V = std::vector<PageId>;
 
-PageHash h(uint64_t w0, uint64_t w1 = 0) {
-  PageHash x;
-  x.words[0] = w0;
-  x.words[1] = w1;
-  return x;
-}
+PageHash h(uint64_t w0, uint64_t w1 = 0) { return testing::test_hash(w0, w1); }
 
 TEST(PrefixIndex, LookupFindsInsertedPageUnderItsKey) {
   PrefixIndex idx(8);
