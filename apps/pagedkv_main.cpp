@@ -16,11 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/default_workload.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/replay.h"
-#include "pagedkv/trace.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/replay/default_workload.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/replay/replay.h"
+#include "pagedkv/replay/trace.h"
 
 #ifndef PAGEDKV_VERSION
 #define PAGEDKV_VERSION "unknown"

@@ -30,9 +30,9 @@
 #include <thread>
 #include <vector>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/dtype.h"
-#include "pagedkv/paged_attention.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/common/dtype.h"
+#include "pagedkv/attention/paged_attention.h"
 
 namespace pagedkv {
 namespace {

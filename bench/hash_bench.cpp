@@ -12,8 +12,8 @@
 #include <numeric>
 #include <vector>
 
-#include "pagedkv/page_hash.h"
-#include "pagedkv/request.h"
+#include "pagedkv/hash/page_hash.h"
+#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 namespace {

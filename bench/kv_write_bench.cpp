@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/kv_cache_update.h"
-#include "pagedkv/kv_cache_write.h"
-#include "pagedkv/paged_kv_cache.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace {
 

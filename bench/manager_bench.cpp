@@ -27,9 +27,9 @@
 
 #include <fmt/format.h>
 
-#include "pagedkv/kv_cache_manager.h"
-#include "pagedkv/page_pool.h"
-#include "pagedkv/request.h"
+#include "pagedkv/manager/kv_cache_manager.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 namespace {

@@ -11,8 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/batch_layout.h"
-#include "pagedkv/page_table.h"
+#include "pagedkv/page_table/batch_layout.h"
+#include "pagedkv/page_table/page_table.h"
 
 namespace pagedkv {
 namespace {

@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pagedkv/page_pool.h"
-#include "pagedkv/request.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 namespace {

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/replay.h"
-#include "pagedkv/request.h"
-#include "pagedkv/trace.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/replay/replay.h"
+#include "pagedkv/hash/request.h"
+#include "pagedkv/replay/trace.h"
 
 namespace pagedkv {
 namespace {

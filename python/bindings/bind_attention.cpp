@@ -12,9 +12,9 @@
 
 #include "bindings.h"
 #include "numpy_arrays.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/paged_attention.h"
-#include "pagedkv/paged_kv_cache.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/attention/paged_attention.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace py = pybind11;
 

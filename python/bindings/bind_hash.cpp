@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "bindings.h"
-#include "pagedkv/page_hash.h"
-#include "pagedkv/request.h"
+#include "pagedkv/hash/page_hash.h"
+#include "pagedkv/hash/request.h"
 
 namespace py = pybind11;
 

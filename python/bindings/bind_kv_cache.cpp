@@ -16,12 +16,12 @@
 
 #include "bindings.h"
 #include "numpy_arrays.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/kv_cache_update.h"
-#include "pagedkv/kv_cache_write.h"
-#include "pagedkv/paged_attention_metadata.h"
-#include "pagedkv/paged_kv_cache.h"
-#include "pagedkv/paged_kv_cache_metadata.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
+#include "pagedkv/kv_cache/paged_attention_metadata.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
+#include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
 
 namespace py = pybind11;
 

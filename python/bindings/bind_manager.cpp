@@ -12,10 +12,10 @@
 #include <fmt/format.h>
 
 #include "bindings.h"
-#include "pagedkv/kv_cache_config.h"
-#include "pagedkv/kv_cache_manager.h"
-#include "pagedkv/prefix_cache_stats.h"
-#include "pagedkv/request.h"
+#include "pagedkv/manager/kv_cache_config.h"
+#include "pagedkv/manager/kv_cache_manager.h"
+#include "pagedkv/manager/prefix_cache_stats.h"
+#include "pagedkv/hash/request.h"
 
 namespace py = pybind11;
 

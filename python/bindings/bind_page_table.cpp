@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "bindings.h"
-#include "pagedkv/batch_layout.h"
-#include "pagedkv/multi_group_page_table.h"
-#include "pagedkv/page_table.h"
+#include "pagedkv/page_table/batch_layout.h"
+#include "pagedkv/page_table/multi_group_page_table.h"
+#include "pagedkv/page_table/page_table.h"
 
 namespace py = pybind11;
 

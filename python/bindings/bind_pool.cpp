@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "bindings.h"
-#include "pagedkv/hbm_page_manager.h"
-#include "pagedkv/kv_events.h"
-#include "pagedkv/page_pool.h"
-#include "pagedkv/request.h"
+#include "pagedkv/compat/hbm_page_manager.h"
+#include "pagedkv/pool/kv_events.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/hash/request.h"
 
 namespace py = pybind11;
 

@@ -7,10 +7,10 @@
 #include <vector>
 
 #include "bindings.h"
-#include "pagedkv/default_workload.h"
-#include "pagedkv/page_hash.h"
-#include "pagedkv/replay.h"
-#include "pagedkv/trace.h"
+#include "pagedkv/replay/default_workload.h"
+#include "pagedkv/hash/page_hash.h"
+#include "pagedkv/replay/replay.h"
+#include "pagedkv/replay/trace.h"
 
 namespace py = pybind11;
 

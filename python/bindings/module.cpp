@@ -1,8 +1,8 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings.h"
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/errors.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/common/errors.h"
 
 namespace py = pybind11;
 

@@ -9,8 +9,8 @@
 #include <limits>
 #include <string>
 
-#include "pagedkv/dtype.h"
-#include "pagedkv/errors.h"
+#include "pagedkv/common/dtype.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv::python {
 

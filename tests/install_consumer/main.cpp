@@ -1,6 +1,6 @@
 // A user's program built against an installed pagedkv (find_package): the README's C++
 // example, plus a check that every page is free again afterwards.
-#include <pagedkv/kv_cache_manager.h>
+#include <pagedkv/manager/kv_cache_manager.h>
 
 #include <cstdio>
 #include <vector>

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "attention_test_util.h"
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv::testing {
 namespace {

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "attention_test_util.h"
-#include "pagedkv/cpu_info.h"
+#include "pagedkv/common/cpu_info.h"
 
 namespace pagedkv::testing {
 namespace {

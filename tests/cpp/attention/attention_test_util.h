@@ -12,10 +12,10 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/dtype.h"
-#include "pagedkv/kv_layout.h"
-#include "pagedkv/paged_attention.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/common/dtype.h"
+#include "pagedkv/kv_cache/kv_layout.h"
+#include "pagedkv/attention/paged_attention.h"
 
 namespace pagedkv::testing {
 

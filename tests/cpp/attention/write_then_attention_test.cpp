@@ -11,10 +11,10 @@
 #include <tuple>
 #include <vector>
 
-#include "pagedkv/kv_cache_write.h"
-#include "pagedkv/paged_attention.h"
-#include "pagedkv/paged_kv_cache.h"
-#include "pagedkv/paged_kv_cache_metadata.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
+#include "pagedkv/attention/paged_attention.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
+#include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
 
 namespace pagedkv {
 namespace {

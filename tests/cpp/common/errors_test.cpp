@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "pagedkv/cpu_info.h"
-#include "pagedkv/errors.h"
+#include "pagedkv/common/cpu_info.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

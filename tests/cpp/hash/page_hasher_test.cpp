@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/page_hash.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/hash/page_hash.h"
 
 namespace pagedkv {
 namespace {

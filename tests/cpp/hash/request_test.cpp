@@ -5,8 +5,8 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/request.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 namespace {

@@ -1,4 +1,4 @@
-#include "pagedkv/dtype.h"
+#include "pagedkv/common/dtype.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

@@ -1,4 +1,4 @@
-#include "pagedkv/kv_cache_update.h"
+#include "pagedkv/kv_cache/kv_cache_update.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <random>
 
 #include "kv_cache/kv_test_util.h"
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

@@ -1,4 +1,4 @@
-#include "pagedkv/kv_cache_write.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <random>
 
 #include "kv_cache/kv_test_util.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/types.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/common/types.h"
 
 namespace pagedkv {
 namespace {

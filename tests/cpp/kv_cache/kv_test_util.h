@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/dtype.h"
-#include "pagedkv/kv_cache_update.h"
-#include "pagedkv/paged_kv_cache.h"
+#include "pagedkv/common/dtype.h"
+#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace pagedkv::testing {
 

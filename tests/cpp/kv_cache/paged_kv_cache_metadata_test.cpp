@@ -1,11 +1,11 @@
-#include "pagedkv/paged_kv_cache_metadata.h"
+#include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

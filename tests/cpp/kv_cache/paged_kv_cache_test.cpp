@@ -1,4 +1,4 @@
-#include "pagedkv/paged_kv_cache.h"
+#include "pagedkv/kv_cache/paged_kv_cache.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <random>
 
 #include "kv_cache/kv_test_util.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/kv_cache_write.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
 
 namespace pagedkv {
 namespace {

@@ -1,9 +1,9 @@
 // KVCacheConfig validation and PrefixCacheStats (rule 22's counters and windowed rate).
 #include <gtest/gtest.h>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/kv_cache_config.h"
-#include "pagedkv/prefix_cache_stats.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/manager/kv_cache_config.h"
+#include "pagedkv/manager/prefix_cache_stats.h"
 
 namespace pagedkv {
 namespace {

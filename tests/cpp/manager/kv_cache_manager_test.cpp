@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include "manager/manager_test_util.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/kv_cache_manager.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/manager/kv_cache_manager.h"
 
 namespace pagedkv {
 namespace {

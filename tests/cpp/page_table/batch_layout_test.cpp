@@ -1,11 +1,11 @@
-#include "pagedkv/batch_layout.h"
+#include "pagedkv/page_table/batch_layout.h"
 
 #include <gtest/gtest.h>
 
 #include <random>
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

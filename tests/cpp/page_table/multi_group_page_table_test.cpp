@@ -1,10 +1,10 @@
-#include "pagedkv/multi_group_page_table.h"
+#include "pagedkv/page_table/multi_group_page_table.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

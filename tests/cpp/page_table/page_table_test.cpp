@@ -1,4 +1,4 @@
-#include "pagedkv/page_table.h"
+#include "pagedkv/page_table/page_table.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

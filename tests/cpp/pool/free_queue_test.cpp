@@ -1,4 +1,4 @@
-#include "pagedkv/free_queue.h"
+#include "pagedkv/pool/free_queue.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

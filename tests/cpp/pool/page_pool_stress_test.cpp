@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/page_pool.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/pool/page_pool.h"
 #include "pool/pool_test_util.h"
 
 namespace pagedkv {

@@ -1,12 +1,12 @@
 // PagePool behaviour, one test (or more) per reference-semantics rule 1-11 and 14, the
 // events of rule 21, and every error case with an object-unchanged check.
-#include "pagedkv/page_pool.h"
+#include "pagedkv/pool/page_pool.h"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 #include "pool/pool_test_util.h"
 
 namespace pagedkv {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/page_pool.h"
-#include "pagedkv/request.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/hash/request.h"
 
 namespace pagedkv::testing {
 

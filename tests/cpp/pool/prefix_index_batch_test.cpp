@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "pagedkv/prefix_index.h"
+#include "pagedkv/pool/prefix_index.h"
 #include "pool_test_util.h"
 
 namespace pagedkv {

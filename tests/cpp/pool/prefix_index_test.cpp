@@ -1,4 +1,4 @@
-#include "pagedkv/prefix_index.h"
+#include "pagedkv/pool/prefix_index.h"
 #include "pool_test_util.h"
 
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "pagedkv/errors.h"
+#include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 namespace {

@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "pagedkv/default_workload.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/replay.h"
+#include "pagedkv/replay/default_workload.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/replay/replay.h"
 
 namespace pagedkv {
 namespace {

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "pagedkv/default_workload.h"
-#include "pagedkv/errors.h"
-#include "pagedkv/replay.h"
+#include "pagedkv/replay/default_workload.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/replay/replay.h"
 
 namespace pagedkv {
 namespace {

@@ -4,8 +4,8 @@
 #include <set>
 #include <vector>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/trace.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/replay/trace.h"
 
 namespace pagedkv {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/errors.h"
-#include "pagedkv/trace.h"
+#include "pagedkv/common/errors.h"
+#include "pagedkv/replay/trace.h"
 
 namespace pagedkv {
 namespace {

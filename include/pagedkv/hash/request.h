@@ -1,0 +1,113 @@
+// pagedkv/hash/request.h - one inference request as the cache layers see it: its tokens, the
+// keys that separate it from other tenants/adapters, and its page hashes kept current.
+//
+// Example:
+//   RequestOptions opts;
+//   opts.cache_salt = "tenant-a";
+//   Request req("r1", {1, 2, 3, ..., 48}, opts);
+//   const auto& hashes = req.page_hashes(16);     // 3 full pages -> 3 hashes
+//   req.append_output_token_ids({49});            // no new full page yet: no hashing
+//   req.set_num_computed_tokens(32);
+//
+// Invariants:
+//   - page_hashes(ps).size() == num_tokens() / ps for every tracked page size ps; each page is
+//     hashed exactly once, when it fills (tracked sizes are hashed eagerly on append).
+//   - 0 <= num_computed_tokens() <= num_tokens().
+//   - once finished, no token can be appended (StateError).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagedkv/hash/page_hash.h"
+#include "pagedkv/common/types.h"
+
+namespace pagedkv {
+
+enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };
+std::string_view request_status_name(RequestStatus s);  // "waiting", "running", ...
+
+struct RequestOptions {
+  std::string cache_salt;                  // page 0 extra key; different salts never share
+  std::optional<int64_t> lora_id;          // LoRA adapter identity
+  std::vector<MultiModalInput> mm_inputs;  // sorted by offset, non-overlapping, inside the prompt
+  int32_t priority = 0;                    // lower value = more important (vLLM convention)
+  double arrival_time = 0.0;               // seconds; ties keep submission order
+  int32_t max_tokens = -1;                 // output budget; -1 = until the caller finishes it
+  HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;
+};
+
+class Request {
+ public:
+  // Throws InvalidArgument on an empty id, an empty prompt, a negative token id,
+  // max_tokens < -1, an unknown hash algorithm or multimodal inputs that are unsorted,
+  // overlapping, outside the prompt, of length <= 0 or with an empty content hash.
+  Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
+          RequestOptions options = {});
+
+  const std::string& request_id() const { return id_; }
+  const RequestOptions& options() const { return options_; }
+  int32_t num_prompt_tokens() const { return num_prompt_tokens_; }
+  int32_t num_tokens() const { return static_cast<int32_t>(tokens_.size()); }
+  int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens_; }
+  std::span<const TokenId> all_token_ids() const { return tokens_; }
+  std::span<const TokenId> prompt_token_ids() const {
+    return std::span<const TokenId>(tokens_).first(num_prompt_tokens_);
+  }
+
+  // Appends generated tokens; hashes pages that fill for every tracked page size.
+  // Throws StateError when finished, InvalidArgument on a negative token id.
+  void append_output_token_ids(std::span<const TokenId> ids);
+
+  int32_t num_computed_tokens() const { return num_computed_tokens_; }
+  // Throws InvalidArgument unless 0 <= n <= num_tokens().
+  void set_num_computed_tokens(int32_t n);
+
+  RequestStatus status() const { return status_; }
+  void set_status(RequestStatus s) { status_ = s; }
+  bool is_finished() const { return status_ == RequestStatus::kFinished; }
+  int32_t num_preemptions() const { return num_preemptions_; }
+  void record_preemption() { ++num_preemptions_; }
+
+  // Hashes of the full pages at `page_size` (tracked from the first call on; later appends
+  // extend it eagerly). Throws InvalidArgument if page_size <= 0. The reference stays valid
+  // for the request's lifetime (its contents grow as pages fill).
+  const std::vector<PageHash>& page_hashes(int32_t page_size) const;
+  // The extra keys of page `page_index` at `page_size` (page 0 carries the salt). The result
+  // points into this request. Throws InvalidArgument if page_size <= 0, OutOfRange unless
+  // the page holds at least one token (0 <= page_index < cdiv(num_tokens, page_size)).
+  PageExtraKeys extra_keys_for_page(int32_t page_index, int32_t page_size) const;
+
+  const PageHasher& hasher() const { return hasher_; }
+  // Pages hashed so far over all tracked page sizes (each page is hashed once).
+  int64_t num_pages_hashed() const { return num_pages_hashed_; }
+  // Walks every invariant above; throws InternalError naming the first that fails.
+  // Re-hashes every tracked page, so it costs as much as hashing the request from scratch.
+  void verify() const;
+
+ private:
+  struct TrackedHashes {
+    int32_t page_size;
+    std::vector<PageHash> hashes;
+  };
+  void extend_hashes(TrackedHashes& t) const;
+
+  std::string id_;
+  RequestOptions options_;
+  std::vector<TokenId> tokens_;
+  int32_t num_prompt_tokens_ = 0;
+  int32_t num_computed_tokens_ = 0;
+  int32_t num_preemptions_ = 0;
+  RequestStatus status_ = RequestStatus::kWaiting;
+  PageHasher hasher_;
+  // Few page sizes: a flat list. A deque so page_hashes() references survive new sizes.
+  mutable std::deque<TrackedHashes> tracked_;
+  mutable int64_t num_pages_hashed_ = 0;
+};
+
+}  // namespace pagedkv

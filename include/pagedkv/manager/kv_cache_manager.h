@@ -1,0 +1,221 @@
+// pagedkv/manager/kv_cache_manager.h - the KV-cache manager (vLLM v1 KVCacheManager): turns a
+// scheduler's "request R computes N more tokens" into pages of one PagePool, per KV-cache
+// group, with prefix caching. Behaviour: docs/reference-semantics rules 16-25, 29, 30.
+//
+// Example (one full-attention group, page size 16):
+//   KVCacheManager manager(/*num_pages=*/1024, /*page_size=*/16, /*max_model_len=*/4096);
+//   Request req("r1", prompt);                            // 48 tokens
+//   ComputedPages hit = manager.get_computed_pages(req);   // at most 2 pages (rule 16)
+//   auto pages = manager.allocate_slots(req, req.num_tokens() - hit.num_computed_tokens,
+//                                       hit.num_computed_tokens, &hit.pages);
+//   if (!pages) { /* not enough free pages: nothing changed, preempt or wait */ }
+//   req.set_num_computed_tokens(req.num_tokens());         // the scheduler's job
+//   ...                                                     // decode: allocate_slots(req, 1)
+//   manager.free(req);                                      // pages back, tail first (rule 20)
+//
+// Lifecycle of a request: get_computed_pages (pure lookup, records statistics) ->
+// allocate_slots (once per step; the first call passes the hit) -> free. The request's
+// num_computed_tokens() is read, never written: the scheduler advances it after each step.
+//
+// Invariants (verify()):
+//   - each live request has one page list per group; ids in range; null pages only as a prefix
+//     of sliding-window lists;
+//   - pages are conserved: for every usable page, the number of request lists holding it equals
+//     its pool ref count (the manager is the pool's only client); the pool's own verify() holds.
+//
+// Errors: every check runs before anything changes (strong guarantee). Running out of free pages
+// is not an error: allocate_slots returns nullopt. A request that could never fit, even in an
+// empty pool, throws CapacityError (rule 29).
+//
+// Choices where vLLM leaves room:
+//   - free() of a request the manager does not know is a no-op (as in vLLM: the scheduler frees
+//     aborted requests that never got pages); get_page_ids / get_num_common_prefix_pages of an
+//     unknown request return empty lists / zeros.
+//   - allocate_slots does not drop out-of-window pages when it fails (vLLM does): on failure
+//     nothing changes. The pages those drops would free are counted as available, so the
+//     decision is the same as vLLM's.
+//   - hit statistics count fresh requests in requests/queries/hits and preempted-then-resumed
+//     ones in resumed_* only; the windowed rate covers fresh lookups (vLLM's CachingMetrics).
+//   - speculative decoding (config.num_speculative_tokens > 0, rule 17): the hit becomes the
+//     longest length every group accepts strictly below the plain hit. For one full-attention
+//     group that is exactly one page fewer, as vLLM does for EAGLE drafters; pagedkv applies it
+//     to every drafter, which only costs recomputing one page.
+//   - hit pages (new_computed_pages) are accepted only on a request's first allocation, as in
+//     vLLM; a running request passes none.
+//
+// Not thread-safe: the scheduler thread drives it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pagedkv/manager/kv_cache_config.h"
+#include "pagedkv/pool/kv_events.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/manager/prefix_cache_stats.h"
+#include "pagedkv/hash/request.h"
+#include "pagedkv/manager/single_type_manager.h"
+#include "pagedkv/common/types.h"
+
+namespace pagedkv {
+
+// Pages per KV-cache group: pages[g] is group g's list.
+using GroupPages = std::vector<std::vector<PageId>>;
+
+// The result of a prefix-cache lookup.
+struct ComputedPages {
+  // [num_groups][num_computed_tokens / page_size(g)]; sliding-window lists may start with null
+  // pages (outside the window of the hit).
+  GroupPages pages;
+  int32_t num_computed_tokens = 0;  // a multiple of the lcm of the groups' page sizes
+};
+
+class KVCacheManager {
+ public:
+  // Validates the config (InvalidArgument naming the field).
+  explicit KVCacheManager(KVCacheConfig config);
+  // One full-attention group.
+  KVCacheManager(int32_t num_pages, int32_t page_size, int32_t max_model_len,
+                 bool enable_caching = true);
+  ~KVCacheManager();
+  KVCacheManager(KVCacheManager&&) noexcept;
+  KVCacheManager& operator=(KVCacheManager&&) noexcept;
+  KVCacheManager(const KVCacheManager&) = delete;
+  KVCacheManager& operator=(const KVCacheManager&) = delete;
+
+  const KVCacheConfig& config() const { return config_; }
+  int32_t num_groups() const { return static_cast<int32_t>(config_.groups.size()); }
+
+  // Longest cached prefix of `request` every group accepts (rules 16, 17, 24, 25), at most
+  // (num_tokens - 1) rounded down to the lcm of the page sizes. Changes no page; records one
+  // lookup in the statistics (resumed when request.num_preemptions() > 0). With caching off:
+  // no hit and no statistics. Throws InvalidArgument if the request hashes with another
+  // algorithm than config().hash_algorithm.
+  ComputedPages get_computed_pages(const Request& request);
+  // Same, reusing `out`'s buffers.
+  void get_computed_pages(const Request& request, ComputedPages& out);
+
+  // Makes room for num_new_tokens more tokens after request.num_computed_tokens() plus this
+  // step's hit (num_new_computed_tokens, whose pages per group are *new_computed_pages, or none).
+  // Needs cdiv(min(computed + hit + new + lookahead, max_model_len), page_size) pages per group
+  // (rule 18); returns the newly taken pages per group, or nullopt - with nothing changed - when
+  // fewer pages are free than that plus the hit pages that are currently free. Then caches the
+  // full pages among the first min(computed + hit + new, num_tokens) tokens (rule 19) and, for
+  // sliding-window groups, swaps pages wholly outside the window for the null page and frees
+  // them (rule 23).
+  // Hit tokens beyond the hit pages (num_new_computed_tokens > pages * page_size) are taken as
+  // computed elsewhere - loaded from another cache tier, as vLLM's external computed tokens:
+  // they get fresh pages and their full pages are cached like any other, so their K/V must be
+  // in those pages before another request can hit them.
+  // Throws (nothing changed):
+  //   InvalidArgument  negative count; computed + hit + new > max_model_len; computed + hit >
+  //                    num_tokens; new_computed_pages with a group count other than
+  //                    num_groups(), covering more than num_new_computed_tokens, with a null
+  //                    page in a full-attention list or not as a prefix; hit pages with caching
+  //                    off; another hash algorithm;
+  //   OutOfRange       a hit page id outside [0, num_pages);
+  //   StateError       the request is finished; hit pages for a request that already holds
+  //                    pages; computed tokens beyond the pages the request holds;
+  //   CapacityError    the request would hold more pages than the pool has usable (rule 29).
+  std::optional<GroupPages> allocate_slots(const Request& request, int32_t num_new_tokens,
+                                           int32_t num_new_computed_tokens = 0,
+                                           const GroupPages* new_computed_pages = nullptr,
+                                           int32_t num_lookahead_tokens = 0);
+  // Same, writing the new pages into `new_pages` (resized to num_groups(), buffers reused);
+  // returns false where the other returns nullopt (new_pages is then left as it was).
+  bool allocate_slots_into(GroupPages& new_pages, const Request& request, int32_t num_new_tokens,
+                           int32_t num_new_computed_tokens = 0,
+                           const GroupPages* new_computed_pages = nullptr,
+                           int32_t num_lookahead_tokens = 0);
+
+  // Returns the request's pages to the pool, each group's list in reverse order (rule 20).
+  // Unknown request: no-op.
+  void free(const Request& request);
+  void free(const std::string& request_id);
+
+  // The request's pages per group (copies; empty lists for an unknown request).
+  GroupPages get_page_ids(const std::string& request_id) const;
+  // Group `group`'s pages of the request without copying; valid until the next mutating call.
+  // Empty for an unknown request; OutOfRange for a bad group.
+  std::span<const PageId> request_pages(const std::string& request_id, GroupId group) const;
+  bool has_request(const std::string& request_id) const;
+  int32_t num_requests() const { return slot_index_.size(); }
+
+  // Per group: leading pages of `request` shared by all num_running_requests running requests
+  // (for cascade attention); 0 for sliding-window groups and unknown requests.
+  // Throws InvalidArgument if num_running_requests < 1.
+  std::vector<int32_t> get_num_common_prefix_pages(const Request& request,
+                                                   int32_t num_running_requests) const;
+
+  // Drops every cached hash; false (nothing changes) while any request holds pages (rule 10).
+  bool reset_prefix_cache();
+  // Held usable pages / usable pages.
+  double usage() const;
+  // The pool. Read it freely; taking or freeing pages through it directly breaks verify().
+  PagePool& page_pool() { return *pool_; }
+  const PagePool& page_pool() const { return *pool_; }
+  const SingleTypeManager& group_manager(GroupId group) const;  // OutOfRange on a bad group
+
+  const PrefixCacheStats& prefix_cache_stats() const { return stats_; }
+  void reset_prefix_cache_stats() { stats_.reset(); }
+  // KV events since the last call (rule 21); empty unless config().enable_kv_events.
+  std::vector<KVEvent> take_events();
+
+  // Walks every invariant above and the pool's; throws InternalError naming the first broken.
+  void verify() const;
+
+ private:
+  struct Scratch;
+  int32_t find_slot(const std::string& request_id) const;  // -1 if unknown
+  int32_t acquire_slot(const std::string& request_id);
+  void check_request(const Request& request) const;
+  // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
+  int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);
+
+  KVCacheConfig config_;
+  int32_t lcm_page_size_ = 1;
+  std::unique_ptr<PagePool> pool_;
+  std::vector<std::unique_ptr<SingleTypeManager>> groups_;
+  // Request id -> slot: linear probing over a power-of-two table of (id hash, slot), ids kept
+  // per slot. One probe per call on the hot path (std::unordered_map's prime-modulo buckets
+  // cost about a third of a decode step).
+  class SlotIndex {
+   public:
+    int32_t find(std::string_view id) const;         // -1 when absent
+    void insert(std::string_view id, int32_t slot);  // id must be absent
+    int32_t erase(std::string_view id);              // the slot, or -1 when absent
+    int32_t size() const { return size_; }
+    const std::string& id_of(int32_t slot) const { return ids_[static_cast<size_t>(slot)]; }
+    template <typename Fn>
+    void for_each(Fn&& fn) const {  // fn(id, slot) for every entry
+      for (const Entry& e : table_) {
+        if (e.slot >= 0) fn(id_of(e.slot), e.slot);
+      }
+    }
+    void verify() const;
+
+   private:
+    struct Entry {
+      uint64_t hash = 0;
+      int32_t slot = -1;  // -1 = empty
+    };
+    size_t home(uint64_t hash) const { return static_cast<size_t>(hash) & (table_.size() - 1); }
+    void grow();
+
+    std::vector<Entry> table_;
+    std::vector<std::string> ids_;  // [slot]; kept (capacity reused) after erase
+    int32_t size_ = 0;
+  };
+
+  SlotIndex slot_index_;
+  std::vector<int32_t> free_slots_;
+  PrefixCacheStats stats_;
+  std::unique_ptr<Scratch> scratch_;  // reused buffers of the hot path
+};
+
+}  // namespace pagedkv

@@ -1,0 +1,132 @@
+// pagedkv/manager/single_type_manager.h - the page tables of ONE KV-cache group and the attention-kind
+// specific policy over them (vLLM SingleTypeKVCacheManager): how a prefix hit is found, which
+// pages attention no longer reads, how many pages a request needs.
+//
+// KVCacheManager owns one per group and drives it in "plan, then apply" order; requests are
+// addressed by a slot index the KVCacheManager assigns (one per live request, reused after
+// free), so no per-group map lookup happens on the hot path.
+//
+// Example (what KVCacheManager::allocate_slots does for one group):
+//   auto stm = SingleTypeManager::create(KVCacheGroupSpec::full_attention(16), 0, pool);
+//   stm->resize_slots(1);
+//   GroupPlan plan = stm->plan(0, /*num_computed=*/0, /*num_tokens_need_slot=*/48, hits);
+//   // ... check plan.num_free_pages_needed against the pool, then:
+//   stm->save_hits(0, plan, hits);                 // every group first, then:
+//   stm->take_new_pages(0, plan, new_pages);
+//   stm->cache_full_pages(0, request, 48);
+//
+// Kinds:
+//   full attention  hit = cached pages left to right, stopping at the first miss; never skips.
+//   sliding window  (window w) hit found scanning from the right for cdiv(w - 1, page_size)
+//                   contiguous cached pages, pages to their left are the null page (rule 24);
+//                   tokens before num_computed - w + 1 are skipped: pages wholly before that
+//                   point are replaced by the null page and freed (rule 23).
+//
+// Invariants of a slot (verify_slot()):
+//   - null pages form a prefix of its page list (none for full attention);
+//   - 0 <= num_cached_pages <= pages; the non-null pages before num_cached carry a hash when
+//     caching is on;
+//   - every non-null page id is in [1, num_pages).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "pagedkv/manager/kv_cache_config.h"
+#include "pagedkv/pool/page_pool.h"
+#include "pagedkv/hash/request.h"
+#include "pagedkv/common/types.h"
+
+namespace pagedkv {
+
+// What one group needs for an allocate_slots call, computed without touching anything.
+struct GroupPlan {
+  int32_t num_new_pages = 0;           // pages to take from the free queue
+  int32_t num_evictable_hits = 0;      // hit pages now free: touching takes them off the queue
+  int32_t num_pages_freed_by_skip = 0; // out-of-window pages that return to the free queue
+  int32_t num_pages_held_after = 0;    // non-null pages the request holds afterwards
+  int32_t num_skipped_pages = 0;       // leading pages outside the window (null afterwards)
+  // Free pages this group consumes: num_new_pages + num_evictable_hits.
+  int32_t num_free_pages_needed() const { return num_new_pages + num_evictable_hits; }
+};
+
+class SingleTypeManager {
+ public:
+  static std::unique_ptr<SingleTypeManager> create(const KVCacheGroupSpec& spec, GroupId group,
+                                                   PagePool& pool);
+  virtual ~SingleTypeManager() = default;
+  SingleTypeManager(const SingleTypeManager&) = delete;
+  SingleTypeManager& operator=(const SingleTypeManager&) = delete;
+
+  const KVCacheGroupSpec& spec() const { return spec_; }
+  GroupId group_id() const { return group_; }
+  int32_t page_size() const { return spec_.page_size; }
+
+  // ---- Policy (no state change) ----
+  // Appends to `out` the pages of the longest hit of at most `max_length` tokens and returns
+  // their count (hit tokens = count * page_size). `hashes` are the request's page hashes at this
+  // group's page size; max_length / page_size <= hashes.size().
+  virtual int32_t find_longest_cache_hit(std::span<const PageHash> hashes, int32_t max_length,
+                                         std::vector<PageId>& out) const = 0;
+  // True when a hit of L tokens implies a hit of every shorter page-aligned prefix (full
+  // attention), so a shorter hit is a truncation instead of a new search.
+  virtual bool hit_is_downward_closed() const = 0;
+  // Leading tokens attention never reads again once num_computed_tokens are computed.
+  virtual int32_t num_skipped_tokens(int32_t num_computed_tokens) const = 0;
+  // Leading pages of `slot` held by all num_running_requests running requests (ref count equal
+  // to it); 0 for sliding window, whose early pages are dropped.
+  virtual int32_t num_common_prefix_pages(int32_t slot, int32_t num_running_requests) const = 0;
+
+  // ---- Slots ----
+  void resize_slots(int32_t num_slots);  // only grows
+  int32_t num_slots() const { return static_cast<int32_t>(slots_.size()); }
+  std::span<const PageId> pages(int32_t slot) const { return slots_[slot].pages; }
+  int32_t num_cached_pages(int32_t slot) const { return slots_[slot].num_cached; }
+  int32_t num_null_pages(int32_t slot) const { return slots_[slot].num_null; }
+
+  // What allocating `num_tokens_need_slot` token slots for `slot` costs, given the request's
+  // num_computed_tokens (before this step's hits) and this step's hit pages `new_computed`
+  // (non-empty only for a slot holding nothing). slot == -1 stands for a request holding
+  // nothing yet. Pure: reads ref counts only. The ids of new_computed must be in
+  // [0, num_pages) (KVCacheManager::allocate_slots checks them first).
+  GroupPlan plan(int32_t slot, int32_t num_computed_tokens, int32_t num_tokens_need_slot,
+                 std::span<const PageId> new_computed) const;
+  // Applying a plan whose free pages are available takes two calls, because every group's hit
+  // pages must leave the free queue before any group takes new pages (else a new page could
+  // be another group's hit, evicted before it is touched):
+  //   1. save_hits: frees the skipped pages (right to left, as null entries), touches and
+  //      appends the hits;
+  //   2. take_new_pages: takes plan.num_new_pages pages and appends them to the slot and to
+  //      `new_pages`.
+  void save_hits(int32_t slot, const GroupPlan& plan, std::span<const PageId> new_computed);
+  void take_new_pages(int32_t slot, const GroupPlan& plan, std::vector<PageId>& new_pages);
+  // Caches the full pages among the first num_tokens tokens that are not cached yet (rule 19).
+  void cache_full_pages(int32_t slot, const Request& request, int32_t num_tokens);
+  // Appends the slot's pages in reverse order: the order they go back to the pool (rule 20).
+  void append_reversed_pages(int32_t slot, std::vector<PageId>& out) const;
+  // Empties the slot once its pages went back to the pool (capacity kept).
+  void clear_slot(int32_t slot);
+
+  // Walks the invariants of one slot; throws InternalError. Adds each non-null page to
+  // holders[page] (sized num_pages) so the caller can compare with the pool's ref counts.
+  void verify_slot(int32_t slot, std::vector<int32_t>& holders) const;
+
+ protected:
+  SingleTypeManager(const KVCacheGroupSpec& spec, GroupId group, PagePool& pool);
+
+  struct Slot {
+    std::vector<PageId> pages;  // null pages first (sliding window), then held pages
+    int32_t num_cached = 0;     // leading pages already given to the prefix cache
+    int32_t num_null = 0;       // leading null pages
+  };
+
+  KVCacheGroupSpec spec_;
+  GroupId group_;
+  PagePool* pool_;
+  std::vector<Slot> slots_;
+  std::vector<PageId> scratch_;  // pages dropped from the window, reused across calls
+};
+
+}  // namespace pagedkv

@@ -1,0 +1,539 @@
+// SIMD kernels of paged attention, compiled once per ISA level with Highway's foreach_target
+// (AVX-512, AVX2, scalar) and picked at run time by kernels_for(active_isa()). The contract is
+// in paged_attention_kernels.h; the shapes of each kernel are repeated above it. This file
+// holds the per-chunk kernels of both shapes, the state merge and the dispatch table; the
+// register-tiled building blocks are in paged_attention_simd-inl.h.
+//
+// Arithmetic order, which batch invariance depends on, is fixed by the tile alone: every score
+// is one dot product accumulated over head_dim in order, every softmax sum runs over the
+// chunk's columns in order, every P.V element accumulates over keys in order (terms of masked
+// keys are exact zeros), and chunk states are merged in chunk order.
+
+// Kernel loops stay optimized in unoptimized (debug, sanitizer) builds, which would otherwise
+// run them several times slower; sanitizer instrumentation is unaffected.
+#ifndef __OPTIMIZE__
+#pragma GCC optimize("O2")
+#endif
+
+// SSSE3/SSE4 are superseded by AVX2 on every CPU we dispatch to; AVX3_DL adds nothing here.
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
+#endif
+
+#undef HWY_TARGET_INCLUDE
+// foreach_target.h re-includes this file by name; src/attention/CMakeLists.txt gives this one
+// translation unit its own folder as an include directory for that.
+#define HWY_TARGET_INCLUDE "paged_attention_kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "paged_attention_kernels.h"
+#include "paged_attention_simd-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace pagedkv::attention_detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ---------------------------------------------------------------------------------------------
+// Row-dot shape (decode and short chunks).
+//   q  [rows, dim]      scaled queries
+//   s  [rows, kChunk]   scores, then probabilities (column j = key k0 + j)
+
+void PrepareRowDot(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
+  const DF df;
+  const int32_t G = p.group, D = p.head_dim;
+  if (p.bf16_dot) {  // raw bf16 rows [rows, dim]; the scale is applied to the scores
+    auto* q = reinterpret_cast<uint16_t*>(s.q);
+    for (int32_t r = 0; r < t.rows(G); ++r) {
+      const int64_t off = ((t.token_begin + r / G) * p.num_q_heads + t.kv_head * G + r % G) * D;
+      std::memcpy(q + int64_t{r} * D, static_cast<const uint16_t*>(p.query) + off,
+                  sizeof(uint16_t) * D);
+    }
+    return;
+  }
+  const VF vscale = hn::Set(df, p.scale);
+  for (int32_t r = 0; r < t.rows(G); ++r) {
+    const float* src = QueryRow(p, t.token_begin + r / G, t.kv_head * G + r % G, s.kf);
+    float* dst = s.q + int64_t{r} * D;
+    for (int32_t d = 0; d < D; d += static_cast<int32_t>(hn::Lanes(df)))
+      hn::StoreU(hn::Mul(hn::LoadU(df, src + d), vscale), df, dst + d);
+  }
+}
+
+// Softmax of row `row` (columns [c_lo, c_hi) visible, n columns in the chunk) in place.
+HWY_INLINE void SoftmaxRow(const KernelParams& p, float* row, int32_t n, int32_t c_lo,
+                           int32_t c_hi, float* m, float* l) {
+  const DF df;
+  const DI di;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  const int32_t n_ceil = (n + N - 1) / N * N;
+  if (c_lo >= c_hi) {
+    std::fill(row, row + n_ceil, 0.0f);
+    *m = kNegInf;
+    *l = 0.0f;
+    return;
+  }
+  const int32_t j_lo = c_lo / N * N;
+  std::fill(row, row + j_lo, 0.0f);
+  const auto lo = hn::Set(di, c_lo - 1), hi = hn::Set(di, c_hi);
+  const VF neg_inf = hn::Set(df, kNegInf);
+  VF vmax = neg_inf;
+  const bool cap = p.soft_cap > 0.0f;
+  const VF vcap = hn::Set(df, p.soft_cap), inv_cap = hn::Set(df, 1.0f / p.soft_cap);
+  // Vectors wholly inside [c_lo, c_hi) need no mask (the common case for decode).
+  auto inside = [&](int32_t j) { return j >= c_lo && j + N <= c_hi; };
+  auto mask_at = [&](int32_t j) {
+    const auto col = hn::Iota(di, j);
+    return hn::RebindMask(df, hn::And(hn::Gt(col, lo), hn::Lt(col, hi)));
+  };
+  for (int32_t j = j_lo; j < c_hi; j += N) {
+    VF x = hn::LoadU(df, row + j);
+    if (cap) {
+      x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, inv_cap)));
+      hn::StoreU(x, df, row + j);
+    }
+    vmax = hn::Max(vmax, inside(j) ? x : hn::IfThenElse(mask_at(j), x, neg_inf));
+  }
+  const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  const VF vm = hn::Set(df, mx);
+  VF vsum = hn::Zero(df);
+  int32_t j = j_lo;
+  for (; j < c_hi; j += N) {
+    VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, row + j), vm));
+    if (!inside(j)) e = hn::IfThenElseZero(mask_at(j), e);
+    vsum = hn::Add(vsum, e);
+    hn::StoreU(e, df, row + j);
+  }
+  std::fill(row + j, row + n_ceil, 0.0f);
+  *m = mx;
+  *l = hn::GetLane(hn::SumOfLanes(df, vsum));
+}
+
+template <DType T>
+void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+                 KernelScratch& s) {
+  using E = typename ElemOf<T>::type;
+  const PagedKVView& kv = p.kv;
+  const int32_t G = p.group, D = p.head_dim, R = t.rows(G), h = t.kv_head;
+  const auto [k0, k1] = RangeOf(t, chunk);
+  const KvStrides st = Strides(kv);
+  float* m = state;
+  float* l = state + R;
+  float* acc = state + 2 * R;
+
+  // Scores: each key row is loaded once for all rows of the tile. Meanwhile K rows `ahead`
+  // keys on and this chunk's V rows (for the P.V pass) are prefetched.
+  const E* kbase = static_cast<const E*>(kv.k_data);
+  const E* vbase = static_cast<const E*>(kv.v_base());
+  const int64_t v_delta = kv.layout == KVLayout::kHND ? 0 : D;
+  const int64_t row_bytes = int64_t{D} * static_cast<int64_t>(sizeof(E));
+  const int32_t ahead = static_cast<int32_t>(std::max<int64_t>(4, 8192 / row_bytes));
+  int32_t pf_key = std::min(k0 + ahead, t.key_end);
+  KeyCursor pf(kv, t.pages, h, pf_key);
+  KeyCursor cur(kv, t.pages, h, k0);
+  auto advance = [&]() {
+    if (pf_key < t.key_end) {
+      PrefetchRow(kbase + pf.k_elem(), row_bytes);
+      pf.next();
+      ++pf_key;
+    }
+  };
+  int32_t j = 0;
+#if HWY_TARGET == HWY_AVX3
+  // Blocks of NK keys x 16 / NK rows, NK chosen by the tile's row count (the arithmetic of a
+  // score depends only on the tile and the key's index in the chunk: batch invariant). The
+  // bf16 pair-dot path pads its last block by repeating a key; the extra columns lie past the
+  // chunk's keys and are never read.
+  const int nk = R == 1 ? 16 : R == 2 ? 8 : R <= 4 ? 4 : 2;
+  const bool bf16_dot = T == DType::kBFloat16 && p.bf16_dot;
+  const int32_t n = k1 - k0;
+  const int32_t blocks_end = bf16_dot ? n : n / nk * nk;
+  for (; j < blocks_end; j += nk) {
+    const E* krows[16];
+    float f[16];
+    for (int i = 0; i < nk; ++i) {
+      if (j + i >= n) {
+        krows[i] = krows[i - 1];
+        f[i] = f[i - 1];
+        continue;
+      }
+      advance();
+      const int64_t e = cur.k_elem();
+      PrefetchRow(vbase + e + v_delta, row_bytes);
+      krows[i] = kbase + e;
+      f[i] = bf16_dot ? p.scale : 1.0f;
+      if constexpr (T == DType::kInt8) f[i] = kv.k_scales[cur.scale_index()];
+      if constexpr (T == DType::kFp8E4M3) f[i] = kv.k_scale;
+      cur.next();
+    }
+    if constexpr (T == DType::kBFloat16) {
+      if (bf16_dot) {
+        const auto* q = reinterpret_cast<const uint16_t*>(s.q);
+        const auto* const* kr = reinterpret_cast<const uint16_t* const*>(krows);
+        switch (nk) {
+          case 16: DotKeysBf16<16>(q, R, D, kr, f, s.s + j); break;
+          case 8: DotKeysBf16<8>(q, R, D, kr, f, s.s + j); break;
+          case 4: DotKeysBf16<4>(q, R, D, kr, f, s.s + j); break;
+          default: DotKeysBf16<2>(q, R, D, kr, f, s.s + j); break;
+        }
+        continue;
+      }
+    }
+    const bool scaled = dtype_is_quantized(T);
+    switch (nk) {
+      case 16: DotKeys<16>(s.q, R, D, krows, f, scaled, s.s + j); break;
+      case 8: DotKeys<8>(s.q, R, D, krows, f, scaled, s.s + j); break;
+      case 4: DotKeys<4>(s.q, R, D, krows, f, scaled, s.s + j); break;
+      default: DotKeys<2>(s.q, R, D, krows, f, scaled, s.s + j); break;
+    }
+  }
+#endif
+  for (; j < k1 - k0; ++j, cur.next()) {
+    advance();
+    const int64_t e = cur.k_elem();
+    PrefetchRow(vbase + e + v_delta, row_bytes);
+    float f = 1.0f;
+    if constexpr (T == DType::kInt8) f = kv.k_scales[cur.scale_index()];
+    if constexpr (T == DType::kFp8E4M3) f = kv.k_scale;
+    DotAllRows(s.q, R, D, kbase + e, f, s.s + j);
+  }
+
+  // Softmax per row; row r sees [max(k0, lo), min(k1, pos + 1)).
+  for (int32_t r = 0; r < R; ++r) {
+    const int32_t pos = t.first_pos + r / G;
+    const int32_t c_lo = std::max(k0, VisibleLo(p, pos)) - k0;
+    const int32_t c_hi = std::min(k1, pos + 1) - k0;
+    SoftmaxRow(p, s.s + int64_t{r} * kChunk, k1 - k0, c_lo, c_hi, m + r, l + r);
+  }
+
+  // Quantized V: fold the per-slot (int8) or per-tensor (fp8) scale into P.
+  if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
+    ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
+      const float* sc = kv.v_scales != nullptr ? kv.v_scales + kv.scale_index(slot, h) : nullptr;
+      for (int32_t i = 0; i < len; ++i) {
+        const float f = SlotScale<T>(kv, false, sc, i, st.scale);
+        for (int32_t r = 0; r < R; ++r) s.s[int64_t{r} * kChunk + j0 + i] *= f;
+      }
+    });
+  }
+
+  // P.V in groups of 4 rows over the keys any row of the group sees.
+  for (int32_t r0 = 0; r0 < R; r0 += 4) {
+    const int32_t nr = std::min(4, R - r0);
+    const int32_t a = std::max(k0, VisibleLo(p, t.first_pos + r0 / G));
+    const int32_t b = std::min(k1, t.first_pos + (r0 + nr - 1) / G + 1);
+    float* out = acc + int64_t{r0} * D;
+    if (a >= b) {
+      std::fill(out, out + int64_t{nr} * D, 0.0f);
+      continue;
+    }
+    const float* prob = s.s + int64_t{r0} * kChunk;
+    switch (nr) {
+      case 4: PvRowGroup<4, E>(p, t, prob, k0, a, b, out); break;
+      case 3: PvRowGroup<3, E>(p, t, prob, k0, a, b, out); break;
+      case 2: PvRowGroup<2, E>(p, t, prob, k0, a, b, out); break;
+      default: PvRowGroup<1, E>(p, t, prob, k0, a, b, out); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gemm shape (prefill tiles). Rows are padded to Rp (multiple of the lane count).
+//   q   [dim, Rp]        scaled queries, transposed (query lanes contiguous)
+//   s   [kChunk, Rp]     S^T, then P^T
+//   krow/vrow [kChunk]   float rows of K and V (the cache itself for float32)
+
+HWY_INLINE int32_t PaddedRows(int32_t rows) {
+  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
+  return (rows + N - 1) / N * N;
+}
+
+void PrepareGemm(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
+  const int32_t G = p.group, D = p.head_dim, R = t.rows(G), Rp = PaddedRows(R);
+  for (int32_t r = 0; r < Rp; ++r) {
+    if (r < R) {
+      const float* src = QueryRow(p, t.token_begin + r / G, t.kv_head * G + r % G, s.kf);
+      for (int32_t d = 0; d < D; ++d) s.q[int64_t{d} * Rp + r] = src[d] * p.scale;
+      s.row_pos[r] = t.first_pos + r / G;
+    } else {
+      for (int32_t d = 0; d < D; ++d) s.q[int64_t{d} * Rp + r] = 0.0f;
+      s.row_pos[r] = -1;  // padding: sees no key
+    }
+  }
+}
+
+// Union of the keys rows [r0, r1) see, clipped to [k0, k1) (rows are sorted by position).
+HWY_INLINE ChunkRange RowsRange(const KernelParams& p, const TileDesc& t, int32_t r0, int32_t r1,
+                                int32_t k0, int32_t k1) {
+  const int32_t R = t.rows(p.group);
+  r1 = std::min(r1, R);
+  if (r0 >= r1) return {k0, k0};
+  const int32_t first = t.first_pos + r0 / p.group, last = t.first_pos + (r1 - 1) / p.group;
+  return {std::max(k0, VisibleLo(p, first)), std::min(k1, last + 1)};
+}
+
+template <DType T>
+void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+               KernelScratch& s) {
+  using E = typename ElemOf<T>::type;
+  const DF df;
+  const DI di;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  const PagedKVView& kv = p.kv;
+  const int32_t G = p.group, D = p.head_dim, R = t.rows(G), Rp = PaddedRows(R), h = t.kv_head;
+  const auto [k0, k1] = RangeOf(t, chunk);
+  const int32_t n = k1 - k0;
+  const KvStrides st = Strides(kv);
+  float* m = state;
+  float* l = state + R;
+  float* acc = state + 2 * R;
+
+  // K and V rows as float: the cache itself for float32, else dequantized into scratch.
+  const E* kbase = static_cast<const E*>(kv.k_data);
+  const E* vbase = static_cast<const E*>(kv.v_base());
+  ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
+    const E* kp = kbase + kv.k_elem(slot, h);
+    const E* vp = vbase + kv.v_elem(slot, h);
+    if constexpr (T == DType::kFloat32) {
+      for (int32_t i = 0; i < len; ++i) {
+        s.krow[j0 + i] = kp + i * st.row;
+        s.vrow[j0 + i] = vp + i * st.row;
+      }
+    } else {
+      const int64_t si = kv.k_scales != nullptr ? kv.scale_index(slot, h) : 0;
+      for (int32_t i = 0; i < len; ++i) {
+        float* kd = s.kf + int64_t{j0 + i} * D;
+        float* vd = s.vf + int64_t{j0 + i} * D;
+        const E* ks = kp + i * st.row;
+        const E* vs = vp + i * st.row;
+        if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
+          const VF fk = hn::Set(df, SlotScale<T>(kv, true, kv.k_scales + si, i, st.scale));
+          const VF fv = hn::Set(df, SlotScale<T>(kv, false, kv.v_scales + si, i, st.scale));
+          for (int32_t d = 0; d < D; d += N) {
+            hn::StoreU(hn::Mul(LoadF(df, ks + d), fk), df, kd + d);
+            hn::StoreU(hn::Mul(LoadF(df, vs + d), fv), df, vd + d);
+          }
+        } else {
+          for (int32_t d = 0; d < D; d += N) {
+            hn::StoreU(LoadF(df, ks + d), df, kd + d);
+            hn::StoreU(LoadF(df, vs + d), df, vd + d);
+          }
+        }
+        s.krow[j0 + i] = kd;
+        s.vrow[j0 + i] = vd;
+      }
+    }
+  });
+
+  // S^T = K . Q^T over key blocks x lane blocks that some row sees.
+  for (int32_t j = 0; j < n; j += kMR) {
+    const int32_t nj = std::min(kMR, n - j);
+    for (int32_t r = 0; r < R; r += 2 * N) {
+      const ChunkRange vis = RowsRange(p, t, r, r + 2 * N, k0, k1);
+      if (k0 + j >= vis.k1 || k0 + j + nj <= vis.k0) continue;
+      float* out = s.s + int64_t{j} * Rp + r;
+      if (r + 2 * N <= Rp) {
+        QkKeys<2>(nj, s.krow + j, s.q + r, Rp, D, out);
+      } else {
+        QkKeys<1>(nj, s.krow + j, s.q + r, Rp, D, out);
+      }
+    }
+  }
+
+  // Softmax across query lanes. A lane block handles the keys of its enclosing row group of
+  // max(N, kMR) rows so that every P value the P.V blocks read is written.
+  const int32_t group_rows = std::max(N, kMR);
+  const bool cap = p.soft_cap > 0.0f;
+  const VF vcap = hn::Set(df, p.soft_cap), inv_cap = hn::Set(df, 1.0f / p.soft_cap);
+  const VF neg_inf = hn::Set(df, kNegInf);
+  float lane_m[16], lane_l[16];
+  for (int32_t r = 0; r < R; r += N) {
+    const int32_t g0 = r / group_rows * group_rows;
+    const ChunkRange vis = RowsRange(p, t, g0, g0 + group_rows, k0, k1);
+    const auto pos = hn::LoadU(di, s.row_pos + r);
+    const auto pos_lo = hn::Sub(pos, hn::Set(di, p.window > 0 ? p.window : (1 << 30)));
+    VF vmax = neg_inf;
+    for (int32_t key = vis.k0; key < vis.k1; ++key) {
+      float* row = s.s + int64_t{key - k0} * Rp + r;
+      VF x = hn::LoadU(df, row);
+      if (cap) {
+        x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, inv_cap)));
+        hn::StoreU(x, df, row);
+      }
+      const auto kv_pos = hn::Set(di, key);
+      const auto mask = hn::RebindMask(df, hn::And(hn::Not(hn::Gt(kv_pos, pos)), hn::Gt(kv_pos, pos_lo)));
+      vmax = hn::Max(vmax, hn::IfThenElse(mask, x, neg_inf));
+    }
+    VF vsum = hn::Zero(df);
+    for (int32_t key = vis.k0; key < vis.k1; ++key) {
+      float* row = s.s + int64_t{key - k0} * Rp + r;
+      const auto kv_pos = hn::Set(di, key);
+      const auto mask = hn::RebindMask(df, hn::And(hn::Not(hn::Gt(kv_pos, pos)), hn::Gt(kv_pos, pos_lo)));
+      const VF e = hn::IfThenElseZero(mask, hn::Exp(df, hn::Sub(hn::LoadU(df, row), vmax)));
+      vsum = hn::Add(vsum, e);
+      hn::StoreU(e, df, row);
+    }
+    hn::StoreU(vmax, df, lane_m);
+    hn::StoreU(vsum, df, lane_l);
+    for (int32_t i = 0; i < N && r + i < R; ++i) {
+      m[r + i] = lane_m[i];
+      l[r + i] = lane_l[i];
+    }
+  }
+
+  // O = P . V per block of kMR rows over the keys the block sees.
+  for (int32_t r = 0; r < R; r += kMR) {
+    const int32_t nr = std::min(kMR, R - r);
+    const ChunkRange vis = RowsRange(p, t, r, r + nr, k0, k1);
+    float* out = acc + int64_t{r} * D;
+    const int32_t a = vis.k0 - k0, b = vis.k1 - k0;
+    const float* pt = s.s + r;
+    switch (nr) {
+      case 8: if constexpr (kMR >= 8) { PvRowsGemm<8>(pt, Rp, s.vrow, a, b, out, D); } break;
+      case 7: if constexpr (kMR >= 7) { PvRowsGemm<7>(pt, Rp, s.vrow, a, b, out, D); } break;
+      case 6: if constexpr (kMR >= 6) { PvRowsGemm<6>(pt, Rp, s.vrow, a, b, out, D); } break;
+      case 5: if constexpr (kMR >= 5) { PvRowsGemm<5>(pt, Rp, s.vrow, a, b, out, D); } break;
+      case 4: PvRowsGemm<4>(pt, Rp, s.vrow, a, b, out, D); break;
+      case 3: PvRowsGemm<3>(pt, Rp, s.vrow, a, b, out, D); break;
+      case 2: PvRowsGemm<2>(pt, Rp, s.vrow, a, b, out, D); break;
+      default: PvRowsGemm<1>(pt, Rp, s.vrow, a, b, out, D); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tile driver: prepare queries, run chunks, merge, write the output.
+
+template <template <DType> class Op, typename... Args>
+HWY_INLINE void ByDType(DType dt, Args&&... args) {
+  switch (dt) {
+    case DType::kFloat32: Op<DType::kFloat32>::run(args...); break;
+    case DType::kFloat16: Op<DType::kFloat16>::run(args...); break;
+    case DType::kBFloat16: Op<DType::kBFloat16>::run(args...); break;
+    case DType::kInt8: Op<DType::kInt8>::run(args...); break;
+    case DType::kFp8E4M3: Op<DType::kFp8E4M3>::run(args...); break;
+  }
+}
+
+template <DType T>
+struct ChunkOp {
+  static void run(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+                  KernelScratch& s) {
+    if (t.gemm) {
+      ChunkGemm<T>(p, t, chunk, state, s);
+    } else {
+      ChunkRowDot<T>(p, t, chunk, state, s);
+    }
+  }
+};
+
+HWY_INLINE void Prepare(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
+  if (t.gemm) {
+    PrepareGemm(p, t, s);
+  } else {
+    PrepareRowDot(p, t, s);
+  }
+}
+
+HWY_INLINE void ResetState(float* run, int32_t R) {
+  std::fill(run, run + R, kNegInf);
+  std::fill(run + R, run + 2 * R, 0.0f);
+}
+
+// run <- merge(run, chunk). Both paths (whole tile and split chunks) merge through here.
+void MergeState(float* run, const float* chunk, int32_t R, int32_t D) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  for (int32_t r = 0; r < R; ++r) {
+    const float cm = chunk[r];
+    if (cm == kNegInf) continue;
+    float* acc = run + 2 * R + int64_t{r} * D;
+    const float* cacc = chunk + 2 * R + int64_t{r} * D;
+    const float rm = run[r];
+    if (rm == kNegInf) {
+      run[r] = cm;
+      run[R + r] = chunk[R + r];
+      std::memcpy(acc, cacc, sizeof(float) * D);
+      continue;
+    }
+    const float mx = std::max(rm, cm);
+    const float a = std::exp(rm - mx), b = std::exp(cm - mx);
+    run[r] = mx;
+    run[R + r] = run[R + r] * a + chunk[R + r] * b;
+    const VF va = hn::Set(df, a), vb = hn::Set(df, b);
+    for (int32_t d = 0; d < D; d += N)
+      hn::StoreU(hn::MulAdd(hn::LoadU(df, acc + d), va, hn::Mul(hn::LoadU(df, cacc + d), vb)),
+                 df, acc + d);
+  }
+}
+
+void WriteOutput(const KernelParams& p, const TileDesc& t, const float* run) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  const int32_t G = p.group, D = p.head_dim, R = t.rows(G);
+  for (int32_t r = 0; r < R; ++r) {
+    const VF inv = hn::Set(df, 1.0f / run[R + r]);
+    const float* acc = run + 2 * R + int64_t{r} * D;
+    float* dst = p.out + ((t.token_begin + r / G) * p.num_q_heads + t.kv_head * G + r % G) * D;
+    for (int32_t d = 0; d < D; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, acc + d), inv), df, dst + d);
+  }
+}
+
+void RunChunk(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+              KernelScratch& s) {
+  Prepare(p, t, s);
+  ByDType<ChunkOp>(p.kv.dtype, p, t, chunk, state, s);
+}
+
+void MergeChunks(const KernelParams& p, const TileDesc& t, const float* states, int32_t count,
+                 KernelScratch& s) {
+  const int32_t R = t.rows(p.group);
+  ResetState(s.run_state, R);
+  for (int32_t i = 0; i < count; ++i)
+    MergeState(s.run_state, states + i * state_floats(R, p.head_dim), R, p.head_dim);
+  WriteOutput(p, t, s.run_state);
+}
+
+void RunTile(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
+  const int32_t R = t.rows(p.group);
+  Prepare(p, t, s);
+  ResetState(s.run_state, R);
+  for (int32_t c = t.chunk_begin; c < t.chunk_end; ++c) {
+    ByDType<ChunkOp>(p.kv.dtype, p, t, c, s.chunk_state, s);
+    MergeState(s.run_state, s.chunk_state, R, p.head_dim);
+  }
+  WriteOutput(p, t, s.run_state);
+}
+
+KernelTable Table(Isa isa) {
+  return {isa, static_cast<int32_t>(hn::Lanes(DF())), &RunChunk, &MergeChunks, &RunTile};
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace pagedkv::attention_detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace pagedkv::attention_detail {
+
+KernelTable kernels_for(Isa isa) {
+  const int64_t cpu = hwy::SupportedTargets();
+#if HWY_TARGETS & HWY_AVX3
+  if (isa >= Isa::kAvx512 && (cpu & HWY_AVX3) != 0) return N_AVX3::Table(Isa::kAvx512);
+#endif
+#if HWY_TARGETS & HWY_AVX2
+  if (isa >= Isa::kAvx2 && (cpu & HWY_AVX2) != 0) return N_AVX2::Table(Isa::kAvx2);
+#endif
+  (void)cpu;
+  return HWY_STATIC_DISPATCH(Table)(Isa::kScalar);
+}
+
+}  // namespace pagedkv::attention_detail
+#endif  // HWY_ONCE

@@ -1,0 +1,187 @@
+// Request: tokens, tenant/adapter keys and incrementally maintained page hashes.
+#include "pagedkv/hash/request.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "pagedkv/common/errors.h"
+
+namespace pagedkv {
+namespace {
+
+void check_token_ids(std::span<const TokenId> ids, std::string_view what) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    PAGEDKV_CHECK_ARG(ids[i] >= 0, "{} token {} has negative id {}", what, i, ids[i]);
+  }
+}
+
+// Fills `out` with the keys of page [start, end): inputs are sorted and disjoint, so the
+// overlapping ones are a contiguous run found by binary search.
+void fill_extra_keys(const RequestOptions& opts, int64_t page_index, int64_t start, int64_t end,
+                     PageExtraKeys& out) {
+  out.lora_id = opts.lora_id;
+  out.cache_salt = page_index == 0 ? std::string_view(opts.cache_salt) : std::string_view();
+  out.mm_inputs.clear();
+  const auto& mm = opts.mm_inputs;
+  auto it = std::upper_bound(mm.begin(), mm.end(), start, [](int64_t pos, const MultiModalInput& in) {
+    return pos < in.offset + in.length;
+  });
+  for (; it != mm.end() && it->offset < end; ++it) out.mm_inputs.push_back(&*it);
+}
+
+}  // namespace
+
+std::string_view request_status_name(RequestStatus s) {
+  switch (s) {
+    case RequestStatus::kWaiting:
+      return "waiting";
+    case RequestStatus::kRunning:
+      return "running";
+    case RequestStatus::kPreempted:
+      return "preempted";
+    case RequestStatus::kFinished:
+      return "finished";
+  }
+  return "unknown";
+}
+
+Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
+                 RequestOptions options)
+    : hasher_(options.hash_algorithm) {
+  PAGEDKV_CHECK_ARG(!request_id.empty(), "request id must not be empty");
+  PAGEDKV_CHECK_ARG(!prompt_token_ids.empty(), "request '{}' has an empty prompt", request_id);
+  PAGEDKV_CHECK_ARG(prompt_token_ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+                    "request '{}' prompt has {} tokens, at most {} allowed", request_id,
+                    prompt_token_ids.size(), std::numeric_limits<int32_t>::max());
+  check_token_ids(prompt_token_ids, "prompt");
+  PAGEDKV_CHECK_ARG(options.max_tokens >= -1, "max_tokens must be >= -1, got {}",
+                    options.max_tokens);
+  const auto prompt_len = static_cast<int64_t>(prompt_token_ids.size());
+  int64_t prev_end = 0;
+  for (size_t i = 0; i < options.mm_inputs.size(); ++i) {
+    const MultiModalInput& mm = options.mm_inputs[i];
+    PAGEDKV_CHECK_ARG(!mm.content_hash.empty(), "multimodal input {} has an empty content hash", i);
+    PAGEDKV_CHECK_ARG(mm.length > 0, "multimodal input {} has length {}, must be > 0", i,
+                      mm.length);
+    PAGEDKV_CHECK_ARG(mm.offset >= 0 && mm.offset <= prompt_len - mm.length,
+                      "multimodal input {} covers [{}, {}), outside the prompt [0, {})", i,
+                      mm.offset, mm.offset + mm.length, prompt_len);
+    PAGEDKV_CHECK_ARG(mm.offset >= prev_end,
+                      "multimodal input {} starts at {}, before the previous input ends ({}): "
+                      "inputs must be sorted by offset and must not overlap",
+                      i, mm.offset, prev_end);
+    prev_end = mm.offset + mm.length;
+  }
+  id_ = std::move(request_id);
+  options_ = std::move(options);
+  tokens_ = std::move(prompt_token_ids);
+  num_prompt_tokens_ = static_cast<int32_t>(tokens_.size());
+}
+
+void Request::append_output_token_ids(std::span<const TokenId> ids) {
+  PAGEDKV_CHECK_STATE(!is_finished(), "request '{}' is finished: cannot append {} tokens", id_,
+                      ids.size());
+  check_token_ids(ids, "output");
+  PAGEDKV_CHECK_ARG(ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max() -
+                                                      num_tokens()),
+                    "request '{}' would exceed {} tokens ({} + {})", id_,
+                    std::numeric_limits<int32_t>::max(), num_tokens(), ids.size());
+  // Reserve first so that a failed allocation leaves the request unchanged.
+  for (TrackedHashes& t : tracked_) {
+    t.hashes.reserve(static_cast<size_t>((num_tokens() + static_cast<int64_t>(ids.size())) /
+                                         t.page_size));
+  }
+  tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+  for (TrackedHashes& t : tracked_) extend_hashes(t);
+}
+
+void Request::set_num_computed_tokens(int32_t n) {
+  PAGEDKV_CHECK_ARG(n >= 0 && n <= num_tokens(),
+                    "num_computed_tokens {} of request '{}' outside [0, {}]", n, id_,
+                    num_tokens());
+  num_computed_tokens_ = n;
+}
+
+const std::vector<PageHash>& Request::page_hashes(int32_t page_size) const {
+  PAGEDKV_CHECK_ARG(page_size > 0, "page_size must be > 0, got {}", page_size);
+  for (TrackedHashes& t : tracked_) {
+    if (t.page_size == page_size) return t.hashes;
+  }
+  TrackedHashes& t = tracked_.emplace_back(TrackedHashes{page_size, {}});
+  try {
+    extend_hashes(t);
+  } catch (...) {
+    tracked_.pop_back();
+    throw;
+  }
+  return t.hashes;
+}
+
+PageExtraKeys Request::extra_keys_for_page(int32_t page_index, int32_t page_size) const {
+  PAGEDKV_CHECK_ARG(page_size > 0, "page_size must be > 0, got {}", page_size);
+  const int32_t num_pages = cdiv(num_tokens(), page_size);
+  PAGEDKV_CHECK_RANGE(page_index >= 0 && page_index < num_pages,
+                      "page {} out of range [0, {}) for request '{}' ({} tokens, page size {})",
+                      page_index, num_pages, id_, num_tokens(), page_size);
+  PageExtraKeys keys;
+  const int64_t start = int64_t{page_index} * page_size;
+  fill_extra_keys(options_, page_index, start, start + page_size, keys);
+  return keys;
+}
+
+// Hashes the pages that filled since the last call: each page exactly once, chained onto the
+// previous page's hash.
+void Request::extend_hashes(TrackedHashes& t) const {
+  const int64_t ps = t.page_size;
+  const int64_t full = num_tokens() / ps;
+  PageExtraKeys keys;  // reused: its vector keeps its capacity across pages
+  for (int64_t i = static_cast<int64_t>(t.hashes.size()); i < full; ++i) {
+    const int64_t start = i * ps;
+    fill_extra_keys(options_, i, start, start + ps, keys);
+    const PageHash* parent = i == 0 ? nullptr : &t.hashes.back();
+    const PageHash h = hasher_.hash_page(
+        parent, std::span<const TokenId>(tokens_).subspan(static_cast<size_t>(start), ps), keys);
+    t.hashes.push_back(h);
+    ++num_pages_hashed_;
+  }
+}
+
+void Request::verify() const {
+  PAGEDKV_ASSERT(!id_.empty(), "request id is empty");
+  PAGEDKV_ASSERT(num_prompt_tokens_ > 0 && num_prompt_tokens_ <= num_tokens(),
+                 "num_prompt_tokens {} outside (0, {}]", num_prompt_tokens_, num_tokens());
+  PAGEDKV_ASSERT(num_computed_tokens_ >= 0 && num_computed_tokens_ <= num_tokens(),
+                 "num_computed_tokens {} outside [0, {}]", num_computed_tokens_, num_tokens());
+  PAGEDKV_ASSERT(std::all_of(tokens_.begin(), tokens_.end(), [](TokenId t) { return t >= 0; }),
+                 "request '{}' holds a negative token id", id_);
+  int64_t expected_hashed = 0;
+  for (size_t k = 0; k < tracked_.size(); ++k) {
+    const TrackedHashes& t = tracked_[k];
+    PAGEDKV_ASSERT(t.page_size > 0, "tracked page size {} is not positive", t.page_size);
+    for (size_t j = 0; j < k; ++j) {
+      PAGEDKV_ASSERT(tracked_[j].page_size != t.page_size, "page size {} tracked twice",
+                     t.page_size);
+    }
+    PAGEDKV_ASSERT(static_cast<int64_t>(t.hashes.size()) == num_tokens() / t.page_size,
+                   "page size {}: {} hashes for {} full pages", t.page_size, t.hashes.size(),
+                   num_tokens() / t.page_size);
+    expected_hashed += static_cast<int64_t>(t.hashes.size());
+    PageExtraKeys keys;
+    for (size_t i = 0; i < t.hashes.size(); ++i) {
+      const int64_t start = static_cast<int64_t>(i) * t.page_size;
+      fill_extra_keys(options_, static_cast<int64_t>(i), start, start + t.page_size, keys);
+      const PageHash h = hasher_.hash_page(
+          i == 0 ? nullptr : &t.hashes[i - 1],
+          std::span<const TokenId>(tokens_).subspan(static_cast<size_t>(start),
+                                                    static_cast<size_t>(t.page_size)),
+          keys);
+      PAGEDKV_ASSERT(h == t.hashes[i], "page size {}: stored hash of page {} is stale",
+                     t.page_size, i);
+    }
+  }
+  PAGEDKV_ASSERT(num_pages_hashed_ == expected_hashed,
+                 "{} pages hashed, {} hashes held: a page was hashed twice", num_pages_hashed_,
+                 expected_hashed);
+}
+
+}  // namespace pagedkv

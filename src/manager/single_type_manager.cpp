@@ -1,0 +1,234 @@
+// Per-group page tables and the two attention kinds' policies (full attention, sliding window).
+#include "pagedkv/manager/single_type_manager.h"
+
+#include <algorithm>
+
+#include "pagedkv/common/errors.h"
+
+namespace pagedkv {
+
+namespace {
+
+// Every page is cached and reusable for any prefix: the hit is the run of cached pages from the
+// left, and a hit of L tokens contains every shorter hit.
+class FullAttentionManager final : public SingleTypeManager {
+ public:
+  FullAttentionManager(const KVCacheGroupSpec& spec, GroupId group, PagePool& pool)
+      : SingleTypeManager(spec, group, pool) {}
+
+  int32_t find_longest_cache_hit(std::span<const PageHash> hashes, int32_t max_length,
+                                 std::vector<PageId>& out) const override {
+    const int32_t max_pages = max_length / spec_.page_size;
+    PAGEDKV_DCHECK(static_cast<size_t>(max_pages) <= hashes.size(), "{} pages > {} hashes",
+                   max_pages, hashes.size());
+    // One pool call for the whole run: the index overlaps the lookups of consecutive hashes.
+    return pool_->get_cached_prefix(hashes.first(static_cast<size_t>(max_pages)), group_, out);
+  }
+
+  bool hit_is_downward_closed() const override { return true; }
+  int32_t num_skipped_tokens(int32_t) const override { return 0; }
+
+  int32_t num_common_prefix_pages(int32_t slot, int32_t num_running_requests) const override {
+    int32_t n = 0;
+    for (PageId page : slots_[slot].pages) {
+      if (pool_->ref_count(page) != num_running_requests) break;
+      ++n;
+    }
+    return n;
+  }
+};
+
+// A token reads only the last `w` tokens, so a hit needs only the pages covering the w - 1
+// tokens before its end; anything further left may be missing (null).
+class SlidingWindowManager final : public SingleTypeManager {
+ public:
+  SlidingWindowManager(const KVCacheGroupSpec& spec, GroupId group, PagePool& pool)
+      : SingleTypeManager(spec, group, pool),
+        contiguous_needed_(cdiv(spec.sliding_window - 1, spec.page_size)) {}
+
+  int32_t find_longest_cache_hit(std::span<const PageHash> hashes, int32_t max_length,
+                                 std::vector<PageId>& out) const override {
+    const int32_t max_pages = max_length / spec_.page_size;
+    PAGEDKV_DCHECK(static_cast<size_t>(max_pages) <= hashes.size(), "{} pages > {} hashes",
+                   max_pages, hashes.size());
+    const size_t base = out.size();
+    out.resize(base + static_cast<size_t>(max_pages), kNullPageId);
+    if (contiguous_needed_ == 0) return max_pages;  // a window of 1 token reads no earlier page
+    // Scan from the right: the first run of contiguous_needed_ cached pages ends the longest
+    // hit. Entries right of the current run are cut off by the final resize.
+    int32_t run = 0;
+    for (int32_t i = max_pages - 1; i >= 0; --i) {
+      const std::optional<PageId> page = pool_->get_cached_page(hashes[i], group_);
+      if (!page) {
+        run = 0;
+        continue;
+      }
+      out[base + static_cast<size_t>(i)] = *page;
+      if (++run >= contiguous_needed_) {
+        out.resize(base + static_cast<size_t>(i + run));
+        return i + run;
+      }
+    }
+    // No full run: the run starting at page 0 (shorter than the window) is still a hit.
+    out.resize(base + static_cast<size_t>(run));
+    return run;
+  }
+
+  bool hit_is_downward_closed() const override { return false; }
+
+  int32_t num_skipped_tokens(int32_t num_computed_tokens) const override {
+    return std::max(0, num_computed_tokens - spec_.sliding_window + 1);
+  }
+
+  int32_t num_common_prefix_pages(int32_t, int32_t) const override { return 0; }
+
+ private:
+  int32_t contiguous_needed_;
+};
+
+}  // namespace
+
+std::unique_ptr<SingleTypeManager> SingleTypeManager::create(const KVCacheGroupSpec& spec,
+                                                             GroupId group, PagePool& pool) {
+  spec.validate(group);
+  switch (spec.kind) {
+    case AttentionKind::kFullAttention:
+      return std::make_unique<FullAttentionManager>(spec, group, pool);
+    case AttentionKind::kSlidingWindow:
+      return std::make_unique<SlidingWindowManager>(spec, group, pool);
+  }
+  PAGEDKV_CHECK_ARG(false, "group {}: unknown attention kind", group);
+  return nullptr;
+}
+
+SingleTypeManager::SingleTypeManager(const KVCacheGroupSpec& spec, GroupId group, PagePool& pool)
+    : spec_(spec), group_(group), pool_(&pool) {}
+
+void SingleTypeManager::resize_slots(int32_t num_slots) {
+  if (num_slots > this->num_slots()) slots_.resize(static_cast<size_t>(num_slots));
+}
+
+GroupPlan SingleTypeManager::plan(int32_t slot, int32_t num_computed_tokens,
+                                  int32_t num_tokens_need_slot,
+                                  std::span<const PageId> new_computed) const {
+  static const Slot kEmpty;
+  const Slot& s = slot < 0 ? kEmpty : slots_[slot];
+  const int32_t held = static_cast<int32_t>(s.pages.size());
+  GroupPlan p;
+
+  // Pages wholly outside the window become null; those only this request holds are freed.
+  const int32_t skipped = std::min(held, num_skipped_tokens(num_computed_tokens) / spec_.page_size);
+  p.num_skipped_pages = std::max(s.num_null, skipped);
+  for (int32_t i = s.num_null; i < p.num_skipped_pages; ++i) {
+    if (pool_->ref_count_unchecked(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
+  }
+
+  // A hit page with ref count 0 sits in the free queue: touching it takes it out (rule 18).
+  int32_t non_null_hits = 0;
+  for (PageId page : new_computed) {
+    if (page == kNullPageId) continue;
+    ++non_null_hits;
+    // Ids were range-checked by the caller (KVCacheManager::allocate_slots).
+    if (pool_->ref_count_unchecked(page) == 0) ++p.num_evictable_hits;
+  }
+
+  const int32_t required = cdiv(num_tokens_need_slot, spec_.page_size);
+  p.num_new_pages = std::max(0, required - held - static_cast<int32_t>(new_computed.size()));
+  p.num_pages_held_after = (held - p.num_skipped_pages) + non_null_hits + p.num_new_pages;
+  return p;
+}
+
+void SingleTypeManager::save_hits(int32_t slot, const GroupPlan& plan,
+                                  std::span<const PageId> new_computed) {
+  Slot& s = slots_[slot];
+  if (plan.num_skipped_pages > s.num_null) {
+    // Right to left, so the page nearest the window stays cached longest.
+    std::vector<PageId>& freed = scratch_;
+    freed.clear();
+    for (int32_t i = plan.num_skipped_pages - 1; i >= s.num_null; --i) {
+      freed.push_back(s.pages[i]);
+      s.pages[i] = kNullPageId;
+    }
+    pool_->free_pages(freed);
+    s.num_null = plan.num_skipped_pages;
+  }
+  if (!new_computed.empty()) {
+    PAGEDKV_ASSERT(s.pages.empty(), "hit pages for group {} of a slot holding {} pages", group_,
+                   s.pages.size());
+    pool_->touch(new_computed);
+    s.pages.assign(new_computed.begin(), new_computed.end());
+    s.num_cached = static_cast<int32_t>(s.pages.size());
+    s.num_null = static_cast<int32_t>(
+        std::find_if(s.pages.begin(), s.pages.end(), [](PageId p) { return p != kNullPageId; }) -
+        s.pages.begin());
+  }
+}
+
+void SingleTypeManager::take_new_pages(int32_t slot, const GroupPlan& plan,
+                                       std::vector<PageId>& new_pages) {
+  Slot& s = slots_[slot];
+  if (plan.num_new_pages > 0) {
+    const size_t before = s.pages.size();
+    pool_->get_new_pages(plan.num_new_pages, s.pages);
+    new_pages.insert(new_pages.end(), s.pages.begin() + static_cast<ptrdiff_t>(before),
+                     s.pages.end());
+  }
+}
+
+void SingleTypeManager::cache_full_pages(int32_t slot, const Request& request, int32_t num_tokens) {
+  Slot& s = slots_[slot];
+  const int32_t num_full =
+      std::min(num_tokens / spec_.page_size, static_cast<int32_t>(s.pages.size()));
+  if (num_full <= s.num_cached) return;
+  pool_->cache_full_pages(request, s.pages, s.num_cached, num_full, spec_.page_size, group_);
+  s.num_cached = num_full;
+}
+
+void SingleTypeManager::append_reversed_pages(int32_t slot, std::vector<PageId>& out) const {
+  const std::vector<PageId>& pages = slots_[slot].pages;
+  // The leading null pages are never freed; skip them.
+  const auto first = pages.begin() + slots_[slot].num_null;
+  out.insert(out.end(), std::make_reverse_iterator(pages.end()),
+             std::make_reverse_iterator(first));
+}
+
+void SingleTypeManager::clear_slot(int32_t slot) {
+  Slot& s = slots_[slot];
+  s.pages.clear();
+  s.num_cached = 0;
+  s.num_null = 0;
+}
+
+void SingleTypeManager::verify_slot(int32_t slot, std::vector<int32_t>& holders) const {
+  PAGEDKV_ASSERT(slot >= 0 && slot < num_slots(), "slot {} outside [0, {})", slot, num_slots());
+  const Slot& s = slots_[slot];
+  const int32_t size = static_cast<int32_t>(s.pages.size());
+  const int32_t num_pages = pool_->num_pages();
+  PAGEDKV_ASSERT(0 <= s.num_cached && s.num_cached <= size,
+                 "group {} slot {}: {} cached pages of {}", group_, slot, s.num_cached, size);
+  PAGEDKV_ASSERT(0 <= s.num_null && s.num_null <= size, "group {} slot {}: {} null pages of {}",
+                 group_, slot, s.num_null, size);
+  PAGEDKV_ASSERT(spec_.kind == AttentionKind::kSlidingWindow || s.num_null == 0,
+                 "full-attention group {} slot {} holds {} null pages", group_, slot, s.num_null);
+  const bool caching = pool_->enable_caching();
+  for (int32_t i = 0; i < size; ++i) {
+    const PageId page = s.pages[i];
+    if (i < s.num_null) {
+      PAGEDKV_ASSERT(page == kNullPageId, "group {} slot {}: page {} at {} inside the null prefix",
+                     group_, slot, page, i);
+      continue;
+    }
+    PAGEDKV_ASSERT(page > kNullPageId && page < num_pages,
+                   "group {} slot {}: page id {} at {} outside [1, {})", group_, slot, page, i,
+                   num_pages);
+    if (caching) {
+      const bool hashed = pool_->page_hash(page).has_value();
+      PAGEDKV_ASSERT(hashed == (i < s.num_cached),
+                     "group {} slot {}: page {} at {} is {}hashed but {} cached pages", group_,
+                     slot, page, i, hashed ? "" : "not ", s.num_cached);
+    }
+    ++holders[static_cast<size_t>(page)];
+  }
+}
+
+}  // namespace pagedkv
