@@ -20,7 +20,7 @@ set(PAGEDKV_MODULES
 
 # Fails configuration when module NAME (layer index) reaches a module of the same or a higher
 # layer, either through a pagedkv_<module> link dependency or through an
-# #include "pagedkv/<module>/..." in its sources or public headers.
+# #include "pagedkv/<module>/..." in its sources, public headers or private headers.
 function(pagedkv_check_layers name)
   cmake_parse_arguments(ARG "" "" "DEPS;SOURCES" ${ARGN})
   list(FIND PAGEDKV_MODULES ${name} own)
@@ -33,7 +33,8 @@ function(pagedkv_check_layers name)
       list(APPEND reached "${CMAKE_MATCH_2}|links ${dep}")
     endif()
   endforeach()
-  file(GLOB headers ${PROJECT_SOURCE_DIR}/include/pagedkv/${name}/*.h)
+  file(GLOB headers ${PROJECT_SOURCE_DIR}/include/pagedkv/${name}/*.h
+                    ${PROJECT_SOURCE_DIR}/src/${name}/*.h)
   foreach(file IN LISTS ARG_SOURCES headers)
     if(NOT IS_ABSOLUTE "${file}")
       set(file "${CMAKE_CURRENT_SOURCE_DIR}/${file}")

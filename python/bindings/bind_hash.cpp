@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "int_sequence.h"
 #include "pagedkv/hash/page_hash.h"
 #include "pagedkv/hash/request.h"
 
@@ -52,7 +53,7 @@ py::bytes hash_page(const PageHasher& hasher, const std::optional<py::bytes>& pa
                       hasher.algorithm());
 }
 
-std::shared_ptr<Request> make_request(std::string request_id, std::vector<TokenId> prompt,
+std::shared_ptr<Request> make_request(std::string request_id, py::handle prompt,
                                       const std::optional<std::string>& cache_salt,
                                       std::optional<int64_t> lora_id,
                                       const std::optional<std::vector<MmTuple>>& mm_inputs,
@@ -66,7 +67,10 @@ std::shared_ptr<Request> make_request(std::string request_id, std::vector<TokenI
   opts.arrival_time = arrival_time;
   opts.max_tokens = max_tokens;
   opts.hash_algorithm = to_algorithm(hash_algorithm);
-  return std::make_shared<Request>(std::move(request_id), std::move(prompt), std::move(opts));
+  IntSequence<TokenId> tokens(prompt, "prompt_token_ids");
+  tokens.require_ndim(1);
+  return std::make_shared<Request>(std::move(request_id), std::move(tokens).release_vector(),
+                                   std::move(opts));
 }
 
 }  // namespace
@@ -147,7 +151,10 @@ void bind_hash(py::module_& m) {
                              })
       .def_property_readonly("num_pages_hashed", &Request::num_pages_hashed)
       .def("append_output_token_ids",
-           [](Request& r, const std::vector<TokenId>& ids) { r.append_output_token_ids(ids); },
+           [](Request& r, py::handle ids) {
+             IntSequence<TokenId> tokens(ids, "token_ids");
+             r.append_output_token_ids(tokens.require_ndim(1).span());
+           },
            py::arg("token_ids"))
       .def("page_hashes",
            [](const Request& r, int32_t page_size) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "int_sequence.h"
 #include "pagedkv/page_table/batch_layout.h"
 #include "pagedkv/page_table/multi_group_page_table.h"
 #include "pagedkv/page_table/page_table.h"
@@ -24,51 +25,15 @@ py::array readonly_view(const int32_t* data, std::vector<py::ssize_t> shape, py:
   return view;
 }
 
-// An integer sequence (list, tuple or NumPy array of any integer dtype) as a contiguous int32
-// array; int32 C-contiguous arrays pass through without a copy. Values outside int32 raise
-// ValueError; non-integers raise TypeError.
-class Int32Input {
- public:
-  Int32Input(py::handle obj, const char* name) {
-    py::array any = py::array::ensure(obj);
-    if (!any) throw py::type_error(std::string(name) + " must be a sequence of integers");
-    if (any.ndim() != 1) {
-      throw py::value_error(std::string(name) + " must be one-dimensional, got " +
-                            std::to_string(any.ndim()) + " dimensions");
-    }
-    if (any.size() == 0) return;  // [] arrives as float64: fine when empty
-    const char kind = any.dtype().kind();
-    if (kind != 'i' && kind != 'u') {
-      throw py::type_error(std::string(name) + " must hold integers, got dtype " +
-                           py::str(any.dtype()).cast<std::string>());
-    }
-    if (any.dtype().is(py::dtype::of<int32_t>())) {
-      arr_ = py::array_t<int32_t, py::array::c_style>::ensure(any);
-      return;
-    }
-    auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
-    const int64_t* w = wide.data();
-    for (py::ssize_t i = 0; i < wide.size(); ++i) {
-      if (w[i] < INT32_MIN || w[i] > INT32_MAX) {
-        throw py::value_error(std::string(name) + "[" + std::to_string(i) + "] = " +
-                              std::to_string(w[i]) + " does not fit int32");
-      }
-    }
-    arr_ = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(wide);
-  }
-
-  std::span<const int32_t> span() const {
-    if (!arr_) return {};
-    return {arr_.data(), static_cast<size_t>(arr_.size())};
-  }
-
- private:
-  py::array_t<int32_t, py::array::c_style> arr_;
-};
+// One-dimensional int32 input (IntSequence<int32_t>, checked for one dimension).
+IntSequence<int32_t> ids_1d(py::handle obj, const char* name) {
+  IntSequence<int32_t> in(obj, name);
+  in.require_ndim(1);
+  return in;
+}
 
 std::vector<PageId> to_page_ids(py::handle obj, const char* name) {
-  const Int32Input in(obj, name);
-  return {in.span().begin(), in.span().end()};
+  return ids_1d(obj, name).release_vector();
 }
 
 // [groups][pages] from a sequence of integer sequences.
@@ -121,7 +86,7 @@ a failed call changes nothing.)doc")
       .def(
           "append_row",
           [](PageTable& t, py::handle page_ids, int32_t row_idx) {
-            const Int32Input ids(page_ids, "page_ids");
+            const IntSequence<int32_t> ids = ids_1d(page_ids, "page_ids");
             t.append_row(ids.span(), row_idx);
           },
           py::arg("page_ids"), py::arg("row_idx"),
@@ -129,7 +94,7 @@ a failed call changes nothing.)doc")
       .def(
           "add_row",
           [](PageTable& t, py::handle page_ids, int32_t row_idx) {
-            const Int32Input ids(page_ids, "page_ids");
+            const IntSequence<int32_t> ids = ids_1d(page_ids, "page_ids");
             t.add_row(ids.span(), row_idx);
           },
           py::arg("page_ids"), py::arg("row_idx"), "Replaces the row by page_ids (staging only).")
@@ -223,7 +188,7 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
             for (py::handle req : page_ids_per_req) {
               per_req.push_back(to_group_ids(req, "page_ids_per_req"));
             }
-            const Int32Input rows(req_indices, "req_indices");
+            const IntSequence<int32_t> rows = ids_1d(req_indices, "req_indices");
             t.append_rows_batch(per_req, rows.span());
           },
           py::arg("page_ids_per_req"), py::arg("req_indices"),
@@ -257,8 +222,9 @@ void bind_layouts(py::module_& m) {
       "compute_slot_mapping_into",
       [](I64Out out, const PageTable& table, int32_t page_size, py::handle req_rows,
          py::handle start_positions, py::handle num_tokens, int64_t padding) {
-        const Int32Input rows(req_rows, "req_rows"), starts(start_positions, "start_positions"),
-            counts(num_tokens, "num_tokens");
+        const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
+        const IntSequence<int32_t> starts = ids_1d(start_positions, "start_positions");
+        const IntSequence<int32_t> counts = ids_1d(num_tokens, "num_tokens");
         return compute_slot_mapping(table, page_size, {rows.span(), starts.span(), counts.span()},
                                     out_span(out, "out"), padding);
       },
@@ -275,8 +241,9 @@ staging table. Returns the number of tokens.)doc");
       "compute_slot_mapping",
       [](const PageTable& table, int32_t page_size, py::handle req_rows,
          py::handle start_positions, py::handle num_tokens, int64_t padding) {
-        const Int32Input rows(req_rows, "req_rows"), starts(start_positions, "start_positions"),
-            counts(num_tokens, "num_tokens");
+        const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
+        const IntSequence<int32_t> starts = ids_1d(start_positions, "start_positions");
+        const IntSequence<int32_t> counts = ids_1d(num_tokens, "num_tokens");
         I64Out out(table.max_num_batched_tokens());
         compute_slot_mapping(table, page_size, {rows.span(), starts.span(), counts.span()},
                              out_span(out, "out"), padding);
@@ -290,7 +257,7 @@ staging table. Returns the number of tokens.)doc");
   m.def(
       "flashinfer_num_indices",
       [](int32_t page_size, py::handle seq_lens) {
-        const Int32Input lens(seq_lens, "seq_lens");
+        const IntSequence<int32_t> lens = ids_1d(seq_lens, "seq_lens");
         return flashinfer_num_indices(page_size, lens.span());
       },
       py::arg("page_size"), py::arg("seq_lens"), "sum(cdiv(seq_len, page_size)).");
@@ -299,7 +266,8 @@ staging table. Returns the number of tokens.)doc");
       "export_flashinfer_layout_into",
       [](const PageTable& table, int32_t page_size, py::handle req_rows, py::handle seq_lens,
          I32Out indptr, I32Out indices, I32Out last_page_len) {
-        const Int32Input rows(req_rows, "req_rows"), lens(seq_lens, "seq_lens");
+        const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
+        const IntSequence<int32_t> lens = ids_1d(seq_lens, "seq_lens");
         return export_flashinfer_layout(
             table, page_size, {rows.span(), lens.span()},
             {out_span(indptr, "indptr"), out_span(indices, "indices"),
@@ -317,7 +285,8 @@ Reads the staging table. Returns the number of indices written.)doc");
   m.def(
       "export_flashinfer_layout",
       [](const PageTable& table, int32_t page_size, py::handle req_rows, py::handle seq_lens) {
-        const Int32Input rows(req_rows, "req_rows"), lens(seq_lens, "seq_lens");
+        const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
+        const IntSequence<int32_t> lens = ids_1d(seq_lens, "seq_lens");
         const auto batch = static_cast<py::ssize_t>(rows.span().size());
         I32Out indptr(batch + 1), last(batch);
         I32Out indices(static_cast<py::ssize_t>(flashinfer_num_indices(page_size, lens.span())));

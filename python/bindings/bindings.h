@@ -7,6 +7,7 @@
 namespace pagedkv::python {
 
 void bind_errors(pybind11::module_& m);
+void bind_page_ids(pybind11::module_& m);     // PageIds, the page-id list result type
 void bind_hash(pybind11::module_& m);        // PageHasher, Request
 void bind_pool(pybind11::module_& m);        // PagePool, KVEvent, HBMPageManager
 void bind_manager(pybind11::module_& m);     // KVCacheManager and its config

@@ -39,6 +39,7 @@ PYBIND11_MODULE(_pagedkv, m) {
   m.doc() = "pagedkv: KV-cache paging for LLM inference (C++ core)";
   using namespace pagedkv::python;
   bind_errors(m);
+  bind_page_ids(m);
   bind_hash(m);
   bind_pool(m);
   bind_manager(m);

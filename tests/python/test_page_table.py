@@ -123,7 +123,7 @@ def test_errors_raise_and_change_nothing():
         t.commit(-1)
     with pytest.raises(TypeError):
         t.append_row([1.5], 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(OverflowError, match="page_ids"):
         t.append_row(np.array([2**40]), 0)
     assert_same(snapshot(t), before)
     t.verify()
