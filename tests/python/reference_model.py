@@ -1,6 +1,6 @@
 """A deliberately simple reference model of the pagedkv page pool and KV-cache manager.
 
-Written straight from docs/reference-semantics.md rules 1-25 with plain lists and dicts, so
+Written straight from docs/rules.md rules 1-25 with plain lists and dicts, so
 that it is easy to check by reading. The differential test (test_differential.py) drives it
 and the C++ implementation with the same operations and compares every observable result.
 

@@ -1,5 +1,5 @@
 """pagedkv.KVCacheManager, KVCacheConfig, KVCacheGroupSpec and PrefixCacheStats through the
-Python bindings: the API surface, the reference-semantics rules a Python user sees first
+Python bindings: the API surface, the docs/rules.md rules a Python user sees first
 (16, 18, 19, 20, 22, 23, 25, 29, 30), and the Python exception each error maps to (checking
 that a failed call changes nothing).
 """

@@ -1,6 +1,6 @@
 """pagedkv.PagePool, KVEvent and HBMPageManager through the Python bindings.
 
-Covers the API surface, the worked example of reference-semantics rule 5, events, and the
+Covers the API surface, the worked example of docs/rules.md rule 5, events, and the
 Python exception each error maps to (checking that a failed call changes nothing).
 """
 

@@ -1,5 +1,5 @@
 """Tests of the reference model itself (no pagedkv needed): each checks one rule of
-docs/reference-semantics.md on the model, so that the differential test compares the C++
+docs/rules.md on the model, so that the differential test compares the C++
 implementation against something known to follow the rules."""
 
 import copy

@@ -11,7 +11,7 @@
 //   // n == 2: columns (7*16 + 4, 0, 12) and (9*16, 12, 3); columns 2..7 are (0, 0, 0)
 //   pagedkv::kv_cache_update(new_kv, slices, cache_rows, n, 16);
 //
-// Contract (reference semantics rule 33):
+// Contract (docs/rules.md rule 33):
 //   new_kv_tokens  [tokens, combined_heads, dim]              any dtype
 //   slice_indices  [3, num_slices] int32, row-major: row 0 cache start slot, row 1 start row
 //                  in new_kv_tokens, row 2 length

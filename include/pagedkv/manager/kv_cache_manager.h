@@ -1,6 +1,6 @@
 // pagedkv/manager/kv_cache_manager.h - the KV-cache manager (vLLM v1 KVCacheManager): turns a
 // scheduler's "request R computes N more tokens" into pages of one PagePool, per KV-cache
-// group, with prefix caching. Behaviour: docs/reference-semantics rules 16-25, 29, 30.
+// group, with prefix caching. Behaviour: docs/rules.md rules 16-25, 29, 30.
 //
 // Example (one full-attention group, page size 16):
 //   KVCacheManager manager(/*num_pages=*/1024, /*page_size=*/16, /*max_model_len=*/4096);

@@ -1,6 +1,6 @@
 // pagedkv/page_table/multi_group_page_table.h - one PageTable per KV-cache group, driven together (seed
 // 000 MultiGroupPageTable; vLLM MultiGroupBlockTable). Group g has page size page_sizes[g]
-// and cdiv(max_model_len, page_sizes[g]) columns (reference-semantics rule 32); every group
+// and cdiv(max_model_len, page_sizes[g]) columns (docs/rules.md rule 32); every group
 // has max_num_reqs rows, and a row is the same request slot in every group.
 //
 // Example (a full-attention group with 16-token pages and a sliding-window group with 32):

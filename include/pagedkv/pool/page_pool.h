@@ -1,7 +1,7 @@
 // pagedkv/pool/page_pool.h - the pool of fixed-size KV pages with prefix caching (seed 001
 // PagePool; vLLM BlockPool). Pages are integer ids 0..N-1 into flat arrays.
 //
-// Example (11 pages, page size 16 - reference-semantics rule 5):
+// Example (11 pages, page size 16 - docs/rules.md rule 5):
 //   PagePool pool(11, /*enable_caching=*/true);
 //   auto p0 = pool.get_new_pages(4);                  // [1,2,3,4]
 //   pool.cache_full_pages(req0, p0, 0, 3, 16, 0);     // pages 1..3 carry hashes

@@ -1,5 +1,5 @@
 // pagedkv/pool/prefix_index.h - the prefix-cache index of a page pool: (PageHash, group) -> the
-// pages carrying that key, in insertion order (reference-semantics rules 9 and 14).
+// pages carrying that key, in insertion order (docs/rules.md rules 9 and 14).
 //
 // Several pages may carry one key (two requests computed the same page before either was
 // cached); all are kept, a lookup returns the first inserted, and removing one keeps the rest.

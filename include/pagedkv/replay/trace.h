@@ -9,7 +9,7 @@
 // `input_length % block_size` tokens of that key's block, so a partial block is a prefix of
 // the full block with the same key.
 //
-// Formats (see /work/shared/data/traces/README.md):
+// Formats (as published by the Mooncake and kv-cache-tester projects; docs/replay.md):
 //   mooncake         JSON lines {"timestamp": ms, "input_length", "output_length", "hash_ids"}
 //                    with one id per 512-token block, cdiv(input_length, 512) ids (last block
 //                    usually partial).

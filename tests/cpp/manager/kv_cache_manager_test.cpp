@@ -1,4 +1,4 @@
-// KVCacheManager with one full-attention group: reference-semantics rules 16-22, 29, 30 and
+// KVCacheManager with one full-attention group: docs/rules.md rules 16-22, 29, 30 and
 // the API around them.
 #include <gtest/gtest.h>
 

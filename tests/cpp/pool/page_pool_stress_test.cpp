@@ -21,7 +21,7 @@ namespace {
 
 using V = std::vector<PageId>;
 
-// The reference model: the rules of docs/reference-semantics.md written as directly as
+// The reference model: the rules of docs/rules.md written as directly as
 // possible, with no attention to speed.
 class NaivePool {
  public:

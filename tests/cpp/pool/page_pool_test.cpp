@@ -1,4 +1,4 @@
-// PagePool behaviour, one test (or more) per reference-semantics rule 1-11 and 14, the
+// PagePool behaviour, one test (or more) per docs/rules.md rule 1-11 and 14, the
 // events of rule 21, and every error case with an object-unchanged check.
 #include "pagedkv/pool/page_pool.h"
 
