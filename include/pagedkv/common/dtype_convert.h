@@ -1,6 +1,6 @@
 // Private to pagedkv: inline scalar conversions shared by dtype.cpp (the public, out-of-line
 // entry points of dtype.h) and the write kernels, which call them per element and need them
-// inlined. Semantics are documented in include/pagedkv/dtype.h.
+// inlined. Semantics are documented in include/pagedkv/common/dtype.h.
 #pragma once
 
 #include <bit>
