@@ -92,7 +92,7 @@ void BM_Lifecycle(benchmark::State& state) {
         held.pop_front();
       }
       for (;;) {
-        m->get_computed_pages(*r, hit);
+        m->get_computed_pages(*r, /*resumed=*/false, hit);
         if (m->allocate_slots_into(new_pages, *r, r->num_tokens() - hit.num_computed_tokens,
                                    hit.num_computed_tokens, &hit.pages)) {
           break;

@@ -190,12 +190,14 @@ void bind_kv_cache_manager(py::module_& m) {
           "freeing pages through it directly breaks verify().")
       .def(
           "get_computed_pages",
-          [](KVCacheManager& km, const Request& r) {
-            ComputedPages hit = km.get_computed_pages(r);
+          [](KVCacheManager& km, const Request& r, bool resumed) {
+            ComputedPages hit = km.get_computed_pages(r, resumed);
             return py::make_tuple(py::cast(std::move(hit.pages)), hit.num_computed_tokens);
           },
-          py::arg("request"),
-          "(hit pages per group, num_computed_tokens). Records one lookup in stats.")
+          py::arg("request"), py::arg("resumed") = false,
+          "get_computed_pages(request: Request, resumed: bool = False) -> (list[list[int]], "
+          "int): hit pages per group and num_computed_tokens. Records one lookup in stats, "
+          "among the resumed ones when `resumed` (the request comes back after a preemption).")
       .def(
           "allocate_slots",
           [](KVCacheManager& km, const Request& r, int32_t num_new_tokens,

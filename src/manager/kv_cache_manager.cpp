@@ -178,7 +178,8 @@ int32_t KVCacheManager::longest_common_hit(const Request& request, int32_t max_l
   }
 }
 
-void KVCacheManager::get_computed_pages(const Request& request, ComputedPages& out) {
+void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
+                                        ComputedPages& out) {
   check_request(request);
   out.pages.resize(groups_.size());
   for (auto& pages : out.pages) pages.clear();
@@ -194,12 +195,12 @@ void KVCacheManager::get_computed_pages(const Request& request, ComputedPages& o
     hit = longest_common_hit(request, hit - lcm_page_size_, out);
   }
   out.num_computed_tokens = hit;
-  stats_.record(request.num_tokens(), hit, request.num_preemptions() > 0);
+  stats_.record(request.num_tokens(), hit, resumed);
 }
 
-ComputedPages KVCacheManager::get_computed_pages(const Request& request) {
+ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool resumed) {
   ComputedPages out;
-  get_computed_pages(request, out);
+  get_computed_pages(request, resumed, out);
   return out;
 }
 
@@ -225,7 +226,6 @@ bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& r
   const std::string& id = request.request_id();
   // ---- Checks (nothing changes before all pass) ----
   check_request(request);
-  PAGEDKV_CHECK_STATE(!request.is_finished(), "request '{}' is finished: no slots for it", id);
   PAGEDKV_CHECK_ARG(num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}", num_new_tokens);
   PAGEDKV_CHECK_ARG(num_new_computed_tokens >= 0, "num_new_computed_tokens must be >= 0, got {}",
                     num_new_computed_tokens);

@@ -153,7 +153,7 @@ ReplayResult replay(const Trace& trace, const ReplayOptions& options) {
     synthesize_prompt(tr, trace.block_size, tokens);
     Request request(fmt::format("r{}", i), std::move(tokens), request_options);
     tokens = {};
-    manager.get_computed_pages(request, hit);
+    manager.get_computed_pages(request, /*resumed=*/false, hit);
     const int32_t computed = hit.num_computed_tokens;
     if (!manager.allocate_slots_into(new_pages, request, request.num_tokens() - computed, computed,
                                      &hit.pages)) {

@@ -93,12 +93,13 @@ class KVCacheManager {
 
   // Longest cached prefix of `request` every group accepts (rules 16, 17, 24, 25), at most
   // (num_tokens - 1) rounded down to the lcm of the page sizes. Changes no page; records one
-  // lookup in the statistics (resumed when request.num_preemptions() > 0). With caching off:
-  // no hit and no statistics. Throws InvalidArgument if the request hashes with another
-  // algorithm than config().hash_algorithm.
-  ComputedPages get_computed_pages(const Request& request);
+  // lookup in the statistics, among the resumed ones when `resumed` (the request was
+  // preempted and comes back; the scheduler knows). With caching off: no hit and no
+  // statistics. Throws InvalidArgument if the request hashes with another algorithm than
+  // config().hash_algorithm.
+  ComputedPages get_computed_pages(const Request& request, bool resumed = false);
   // Same, reusing `out`'s buffers.
-  void get_computed_pages(const Request& request, ComputedPages& out);
+  void get_computed_pages(const Request& request, bool resumed, ComputedPages& out);
 
   // Makes room for num_new_tokens more tokens after request.num_computed_tokens() plus this
   // step's hit (num_new_computed_tokens, whose pages per group are *new_computed_pages, or none).
@@ -119,8 +120,8 @@ class KVCacheManager {
   //                    page in a full-attention list or not as a prefix; hit pages with caching
   //                    off; another hash algorithm;
   //   OutOfRange       a hit page id outside [0, num_pages);
-  //   StateError       the request is finished; hit pages for a request that already holds
-  //                    pages; computed tokens beyond the pages the request holds;
+  //   StateError       hit pages for a request that already holds pages; computed tokens
+  //                    beyond the pages the request holds;
   //   CapacityError    the request would hold more pages than the pool has usable (rule 29).
   std::optional<GroupPages> allocate_slots(const Request& request, int32_t num_new_tokens,
                                            int32_t num_new_computed_tokens = 0,

@@ -316,8 +316,9 @@ TEST(KVCacheManager, StatisticsCountTokensAndResumedRequestsSeparately) {
   // B is preempted (pages freed, computed reset) and resumes: counted as resumed only.
   m.free(b);
   b.set_num_computed_tokens(0);
-  b.record_preemption();
-  ASSERT_EQ(admit(m, b), 32);
+  ComputedPages resumed = m.get_computed_pages(b, /*resumed=*/true);
+  ASSERT_EQ(resumed.num_computed_tokens, 32);
+  ASSERT_TRUE(m.allocate_slots(b, 16, 32, &resumed.pages));
   EXPECT_EQ(st.requests(), 2);
   EXPECT_EQ(st.queries(), 96);
   EXPECT_EQ(st.resumed_requests(), 1);

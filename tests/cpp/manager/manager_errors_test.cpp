@@ -100,11 +100,6 @@ TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
   off.verify();
 }
 
-TEST_F(ManagerErrors, TokensForAFinishedRequestAreAStateError) {
-  a.set_status(RequestStatus::kFinished);
-  expect_rejected<StateError>([&] { m.allocate_slots(a, 1); });
-}
-
 TEST_F(ManagerErrors, HitPagesForARequestHoldingPagesAreAStateError) {
   GroupPages hits = {{1}};
   b.set_num_computed_tokens(0);  // even at 0 computed tokens: it holds pages

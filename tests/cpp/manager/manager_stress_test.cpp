@@ -97,6 +97,7 @@ class Driver {
   struct Entry {
     Request req;
     bool running = false;
+    bool preempted = false;  // its next lookups count as resumed
   };
 
   int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
@@ -116,7 +117,7 @@ class Driver {
     RequestOptions opts;
     if (pick(5) == 0) opts.cache_salt = "tenant";
     reqs_.push_back(std::make_unique<Entry>(Entry{
-        Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts)), false}));
+        Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts))}));
   }
 
   Entry* pick_where(bool running) {
@@ -198,7 +199,7 @@ class Driver {
   void schedule() {
     Entry* e = pick_where(false);
     if (e == nullptr) return;
-    ComputedPages hit = m_.get_computed_pages(e->req);
+    ComputedPages hit = m_.get_computed_pages(e->req, e->preempted);
     check_hit(e->req, hit);
     const int32_t rest = e->req.num_tokens() - hit.num_computed_tokens;
     const int32_t num_new = chunk_of(rest);
@@ -239,7 +240,7 @@ class Driver {
     if (e == nullptr) return;
     m_.free(e->req);
     e->req.set_num_computed_tokens(0);
-    e->req.record_preemption();
+    e->preempted = true;
     e->running = false;
   }
 
