@@ -180,7 +180,11 @@ void SingleTypeManager::cache_full_pages(int32_t slot, const Request& request, i
   const int32_t num_full =
       std::min(num_tokens / spec_.page_size, static_cast<int32_t>(s.pages.size()));
   if (num_full <= s.num_cached) return;
-  pool_->cache_full_pages(request, s.pages, s.num_cached, num_full, spec_.page_size, group_);
+  const PageChainView chain{.page_hashes = request.page_hashes(spec_.page_size),
+                            .token_ids = request.all_token_ids(),
+                            .page_size = spec_.page_size,
+                            .lora_id = request.options().lora_id};
+  pool_->cache_full_pages(chain, s.pages, s.num_cached, num_full, group_);
   s.num_cached = num_full;
 }
 
