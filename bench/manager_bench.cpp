@@ -101,8 +101,10 @@ void BM_Lifecycle(benchmark::State& state) {
       }
       for (;;) {
         m->get_computed_pages(*r, /*resumed=*/false, hit);
-        if (m->allocate_slots_into(new_pages, *r, r->num_tokens() - hit.num_computed_tokens,
-                                   hit.num_computed_tokens, &hit.pages)) {
+        const AllocationRequest alloc{.num_new_tokens = r->num_tokens() - hit.num_computed_tokens,
+                                      .num_new_computed_tokens = hit.num_computed_tokens,
+                                      .new_computed_pages = &hit.pages};
+        if (m->allocate_slots_into(new_pages, *r, alloc)) {
           break;
         }
         if (held.empty()) state.SkipWithError("the pool is too small for one request");
@@ -212,7 +214,9 @@ void BM_DecodeStep(benchmark::State& state) {
       state.ResumeTiming();
     }
     for (auto& r : reqs) {
-      if (!m.allocate_slots_into(new_pages, *r, 1)) state.SkipWithError("out of pages");
+      if (!m.allocate_slots_into(new_pages, *r, {.num_new_tokens = 1})) {
+        state.SkipWithError("out of pages");
+      }
       r->set_num_computed_tokens(r->num_computed_tokens() + 1);
     }
     ++step;

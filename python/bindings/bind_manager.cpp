@@ -203,9 +203,11 @@ void bind_kv_cache_manager(py::module_& m) {
           [](KVCacheManager& km, const Request& r, int32_t num_new_tokens,
              int32_t num_new_computed_tokens, std::optional<GroupPages> new_computed_pages,
              int32_t num_lookahead_tokens) {
-            return km.allocate_slots(r, num_new_tokens, num_new_computed_tokens,
-                                     new_computed_pages ? &*new_computed_pages : nullptr,
-                                     num_lookahead_tokens);
+            return km.allocate_slots(
+                r, {.num_new_tokens = num_new_tokens,
+                    .num_new_computed_tokens = num_new_computed_tokens,
+                    .new_computed_pages = new_computed_pages ? &*new_computed_pages : nullptr,
+                    .num_lookahead_tokens = num_lookahead_tokens});
           },
           py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
           py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,

@@ -207,22 +207,18 @@ ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool re
 // ---- Allocation ----
 
 std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
-                                                         int32_t num_new_tokens,
-                                                         int32_t num_new_computed_tokens,
-                                                         const GroupPages* new_computed_pages,
-                                                         int32_t num_lookahead_tokens) {
+                                                         const AllocationRequest& alloc) {
   GroupPages new_pages;
-  if (!allocate_slots_into(new_pages, request, num_new_tokens, num_new_computed_tokens,
-                           new_computed_pages, num_lookahead_tokens)) {
-    return std::nullopt;
-  }
+  if (!allocate_slots_into(new_pages, request, alloc)) return std::nullopt;
   return new_pages;
 }
 
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
-                                         int32_t num_new_tokens, int32_t num_new_computed_tokens,
-                                         const GroupPages* new_computed_pages,
-                                         int32_t num_lookahead_tokens) {
+                                         const AllocationRequest& alloc) {
+  const int32_t num_new_tokens = alloc.num_new_tokens;
+  const int32_t num_new_computed_tokens = alloc.num_new_computed_tokens;
+  const GroupPages* new_computed_pages = alloc.new_computed_pages;
+  const int32_t num_lookahead_tokens = alloc.num_lookahead_tokens;
   const std::string& id = request.request_id();
   // ---- Checks (nothing changes before all pass) ----
   check_request(request);

@@ -6,8 +6,10 @@
 //   KVCacheManager manager(/*num_pages=*/1024, /*page_size=*/16, /*max_model_len=*/4096);
 //   Request req("r1", prompt);                            // 48 tokens
 //   ComputedPages hit = manager.get_computed_pages(req);   // at most 2 pages (rule 16)
-//   auto pages = manager.allocate_slots(req, req.num_tokens() - hit.num_computed_tokens,
-//                                       hit.num_computed_tokens, &hit.pages);
+//   auto pages = manager.allocate_slots(
+//       req, {.num_new_tokens = req.num_tokens() - hit.num_computed_tokens,
+//             .num_new_computed_tokens = hit.num_computed_tokens,
+//             .new_computed_pages = &hit.pages});
 //   if (!pages) { /* not enough free pages: nothing changed, preempt or wait */ }
 //   req.set_num_computed_tokens(req.num_tokens());         // the scheduler's job
 //   ...                                                     // decode: allocate_slots(req, 1)
@@ -75,6 +77,23 @@ struct ComputedPages {
   int32_t num_computed_tokens = 0;  // a multiple of the lcm of the groups' page sizes
 };
 
+// What one allocate_slots call asks for; all counts >= 0. Designated initialisers read best:
+//   manager.allocate_slots(req, {.num_new_tokens = n,
+//                                .num_new_computed_tokens = hit.num_computed_tokens,
+//                                .new_computed_pages = &hit.pages});
+struct AllocationRequest {
+  // Tokens computed in this step, after request.num_computed_tokens() and this step's hit.
+  int32_t num_new_tokens = 0;
+  // This step's prefix-cache hit in tokens (ComputedPages::num_computed_tokens). Hit tokens
+  // beyond the hit pages are taken as computed elsewhere (see allocate_slots).
+  int32_t num_new_computed_tokens = 0;
+  // The hit's pages per group (ComputedPages::pages), or nullptr for none. Accepted only on
+  // the request's first allocation, as in vLLM. Read during the call only.
+  const GroupPages* new_computed_pages = nullptr;
+  // Speculative (draft) slots after the new tokens: allocated, never cached (rule 19).
+  int32_t num_lookahead_tokens = 0;
+};
+
 class KVCacheManager {
  public:
   // Validates the config (InvalidArgument naming the field).
@@ -101,8 +120,9 @@ class KVCacheManager {
   // Same, reusing `out`'s buffers.
   void get_computed_pages(const Request& request, bool resumed, ComputedPages& out);
 
-  // Makes room for num_new_tokens more tokens after request.num_computed_tokens() plus this
-  // step's hit (num_new_computed_tokens, whose pages per group are *new_computed_pages, or none).
+  // Makes room for alloc.num_new_tokens more tokens after request.num_computed_tokens() plus
+  // this step's hit (alloc.num_new_computed_tokens, whose pages per group are
+  // *alloc.new_computed_pages, or none).
   // Needs cdiv(min(computed + hit + new + lookahead, max_model_len), page_size) pages per group
   // (rule 18); returns the newly taken pages per group, or nullopt - with nothing changed - when
   // fewer pages are free than that plus the hit pages that are currently free. Then caches the
@@ -123,16 +143,15 @@ class KVCacheManager {
   //   StateError       hit pages for a request that already holds pages; computed tokens
   //                    beyond the pages the request holds;
   //   CapacityError    the request would hold more pages than the pool has usable (rule 29).
-  std::optional<GroupPages> allocate_slots(const Request& request, int32_t num_new_tokens,
-                                           int32_t num_new_computed_tokens = 0,
-                                           const GroupPages* new_computed_pages = nullptr,
-                                           int32_t num_lookahead_tokens = 0);
+  std::optional<GroupPages> allocate_slots(const Request& request, const AllocationRequest& alloc);
+  // The common decode case: num_new_tokens more tokens, no hit, no lookahead.
+  std::optional<GroupPages> allocate_slots(const Request& request, int32_t num_new_tokens) {
+    return allocate_slots(request, AllocationRequest{.num_new_tokens = num_new_tokens});
+  }
   // Same, writing the new pages into `new_pages` (resized to num_groups(), buffers reused);
   // returns false where the other returns nullopt (new_pages is then left as it was).
-  bool allocate_slots_into(GroupPages& new_pages, const Request& request, int32_t num_new_tokens,
-                           int32_t num_new_computed_tokens = 0,
-                           const GroupPages* new_computed_pages = nullptr,
-                           int32_t num_lookahead_tokens = 0);
+  bool allocate_slots_into(GroupPages& new_pages, const Request& request,
+                           const AllocationRequest& alloc);
 
   // Returns the request's pages to the pool, each group's list in reverse order (rule 20).
   // Unknown request: no-op.

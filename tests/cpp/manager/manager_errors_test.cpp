@@ -37,6 +37,12 @@ class ManagerErrors : public ::testing::Test {
     m.verify();
   }
 
+  // allocate_slots(r, alloc) must throw E and change nothing.
+  template <typename E>
+  void expect_alloc_rejected(const Request& r, const AllocationRequest& alloc) {
+    expect_rejected<E>([&] { m.allocate_slots(r, alloc); });
+  }
+
   KVCacheManager m;
   Request a, b;
   std::vector<std::string> ids = {"a", "b", "gone", "new"};
@@ -45,8 +51,9 @@ class ManagerErrors : public ::testing::Test {
 TEST_F(ManagerErrors, NegativeCountsAreInvalid) {
   Request r("new", iota_tokens(8));
   expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, -1); });
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, -4); });
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, 0, nullptr, -1); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 4, .num_new_computed_tokens = -4});
+  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 4, .num_lookahead_tokens = -1});
 }
 
 TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
@@ -58,36 +65,41 @@ TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
 TEST_F(ManagerErrors, HitBeyondTheRequestsTokensIsInvalid) {
   Request r("new", iota_tokens(8));
   GroupPages none(1);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 1, 9, &none); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 1, .num_new_computed_tokens = 9, .new_computed_pages = &none});
 }
 
 TEST_F(ManagerErrors, WrongGroupCountIsInvalid) {
   Request r("new", iota_tokens(8));
   GroupPages two(2);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &two); });
+  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 8, .new_computed_pages = &two});
   GroupPages zero;
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &zero); });
+  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 8, .new_computed_pages = &zero});
 }
 
 TEST_F(ManagerErrors, HitPagesCoveringMoreThanTheHitAreInvalid) {
   Request r("new", iota_tokens(10));
   ComputedPages hit = m.get_computed_pages(r);
   ASSERT_EQ(hit.num_computed_tokens, 8);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 6, 4, &hit.pages); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 6, .num_new_computed_tokens = 4, .new_computed_pages = &hit.pages});
 }
 
 TEST_F(ManagerErrors, NullHitPageInFullAttentionIsInvalid) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{kNullPageId, 1}};
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
 }
 
 TEST_F(ManagerErrors, HitPageIdOutOfRange) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1, 32}};
-  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  expect_alloc_rejected<OutOfRange>(
+      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
   hits = {{-3, 1}};
-  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  expect_alloc_rejected<OutOfRange>(
+      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
 }
 
 TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
@@ -95,7 +107,10 @@ TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1}};
   const auto before = snapshot(off, {"new"});
-  EXPECT_THROW(off.allocate_slots(r, 6, 4, &hits), InvalidArgument);
+  EXPECT_THROW(off.allocate_slots(r, {.num_new_tokens = 6,
+                                      .num_new_computed_tokens = 4,
+                                      .new_computed_pages = &hits}),
+               InvalidArgument);
   EXPECT_EQ(snapshot(off, {"new"}), before);
   off.verify();
 }
@@ -103,7 +118,8 @@ TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
 TEST_F(ManagerErrors, HitPagesForARequestHoldingPagesAreAStateError) {
   GroupPages hits = {{1}};
   b.set_num_computed_tokens(0);  // even at 0 computed tokens: it holds pages
-  expect_rejected<StateError>([&] { m.allocate_slots(b, 1, 4, &hits); });
+  expect_alloc_rejected<StateError>(
+      b, {.num_new_tokens = 1, .num_new_computed_tokens = 4, .new_computed_pages = &hits});
 }
 
 TEST_F(ManagerErrors, ComputedTokensBeyondHeldPagesAreAStateError) {

@@ -164,7 +164,10 @@ class Driver {
     const int32_t free_before = m_.page_pool().get_num_free_pages();
     std::optional<GroupPages> got;
     try {
-      got = m_.allocate_slots(e.req, num_new, hit_tokens, hits, lookahead);
+      got = m_.allocate_slots(e.req, {.num_new_tokens = num_new,
+                                      .num_new_computed_tokens = hit_tokens,
+                                      .new_computed_pages = hits,
+                                      .num_lookahead_tokens = lookahead});
     } catch (const CapacityError&) {
       ++num_refused_;
       EXPECT_EQ(m_.get_page_ids(e.req.request_id()), before);
@@ -259,7 +262,8 @@ class Driver {
         EXPECT_THROW(m_.allocate_slots(e->req, config_.max_model_len + 1), InvalidArgument);
         break;
       case 2:
-        EXPECT_THROW(m_.allocate_slots(e->req, 1, 0, &wrong), InvalidArgument);
+        EXPECT_THROW(m_.allocate_slots(e->req, {.num_new_tokens = 1, .new_computed_pages = &wrong}),
+                     InvalidArgument);
         break;
       default:
         EXPECT_THROW(m_.get_num_common_prefix_pages(e->req, 0), InvalidArgument);
