@@ -68,6 +68,8 @@ int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
 
 // ---- Request id -> slot ----
 
+#if !defined(PAGEDKV_EXPERIMENT_ABSL_SLOT_INDEX)
+
 namespace {
 uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
 }  // namespace
@@ -143,6 +145,7 @@ void KVCacheManager::SlotIndex::verify() const {
   PAGEDKV_ASSERT(table_.empty() || static_cast<size_t>(size_) * 2 <= table_.size(),
                  "request index load {}/{} above 1/2", size_, table_.size());
 }
+#endif
 
 // ---- Lookup ----
 

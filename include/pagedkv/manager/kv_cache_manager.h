@@ -76,6 +76,10 @@
 #include "pagedkv/manager/single_type_manager.h"
 #include "pagedkv/common/types.h"
 
+#if defined(PAGEDKV_EXPERIMENT_ABSL_SLOT_INDEX)
+#include <absl/container/flat_hash_map.h>
+#endif
+
 namespace pagedkv {
 
 class KVCacheManager;
@@ -281,6 +285,34 @@ class KVCacheManager {
   int32_t lcm_page_size_ = 1;
   std::unique_ptr<PagePool> pool_;
   std::vector<std::unique_ptr<SingleTypeManager>> groups_;
+#if defined(PAGEDKV_EXPERIMENT_ABSL_SLOT_INDEX)
+  // Experiment (bench/slot_index_bench.cpp builds the manager a second time with this): the
+  // same interface over absl::flat_hash_map.
+  class SlotIndex {
+   public:
+    int32_t find(std::string_view id) const {
+      const auto it = map_.find(absl::string_view(id.data(), id.size()));
+      return it == map_.end() ? -1 : it->second;
+    }
+    void insert(std::string_view id, int32_t slot) { map_.emplace(std::string(id), slot); }
+    int32_t erase(std::string_view id) {
+      const auto it = map_.find(absl::string_view(id.data(), id.size()));
+      if (it == map_.end()) return -1;
+      const int32_t slot = it->second;
+      map_.erase(it);
+      return slot;
+    }
+    int32_t size() const { return static_cast<int32_t>(map_.size()); }
+    template <typename Fn>
+    void for_each(Fn&& fn) const {
+      for (const auto& [id, slot] : map_) fn(id, slot);
+    }
+    void verify() const {}
+
+   private:
+    absl::flat_hash_map<std::string, int32_t> map_;
+  };
+#else
   // Request id -> slot: linear probing over a power-of-two table of (id hash, slot), ids kept
   // per slot. One probe per call on the hot path (std::unordered_map's prime-modulo buckets
   // cost about a third of a decode step).
@@ -311,6 +343,7 @@ class KVCacheManager {
     std::vector<std::string> ids_;  // [slot]; kept (capacity reused) after erase
     int32_t size_ = 0;
   };
+#endif
 
   SlotIndex slot_index_;
   std::vector<int32_t> free_slots_;
