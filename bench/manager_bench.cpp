@@ -39,6 +39,14 @@ constexpr int32_t kNumPages = 65536;
 constexpr int32_t kMaxHeld = 128;
 constexpr int32_t kMaxModelLen = 8192;
 
+// What the manager hands the pool when it caches a request's pages.
+PageChainView chain_of(const Request& r) {
+  return PageChainView{.page_hashes = r.page_hashes(kPageSize),
+                       .token_ids = r.all_token_ids(),
+                       .page_size = kPageSize,
+                       .lora_id = r.options().lora_id};
+}
+
 struct Workload {
   std::vector<std::unique_ptr<Request>> requests;
   int64_t pages_mapped = 0;  // sum of cdiv(num_tokens, page size)
@@ -92,9 +100,11 @@ void BM_Lifecycle(benchmark::State& state) {
         held.pop_front();
       }
       for (;;) {
-        m->get_computed_pages(*r, hit);
-        if (m->allocate_slots_into(new_pages, *r, r->num_tokens() - hit.num_computed_tokens,
-                                   hit.num_computed_tokens, &hit.pages)) {
+        m->get_computed_pages(*r, /*resumed=*/false, hit);
+        const AllocationRequest alloc{.num_new_tokens = r->num_tokens() - hit.num_computed_tokens,
+                                      .num_new_computed_tokens = hit.num_computed_tokens,
+                                      .new_computed_pages = &hit.pages};
+        if (m->allocate_slots_into(new_pages, *r, alloc)) {
           break;
         }
         if (held.empty()) state.SkipWithError("the pool is too small for one request");
@@ -147,7 +157,7 @@ void BM_PoolDirectLifecycle(benchmark::State& state) {
       const int32_t num_hit = static_cast<int32_t>(pages.size());
       pool->touch(pages);
       pool->get_new_pages(cdiv(r->num_tokens(), kPageSize) - num_hit, pages);
-      pool->cache_full_pages(*r, pages, num_hit, r->num_tokens() / kPageSize, kPageSize, 0);
+      pool->cache_full_pages(chain_of(*r), pages, num_hit, r->num_tokens() / kPageSize, 0);
       held.push_back(Held{r.get(), std::move(pages)});
     }
     while (!held.empty()) free_oldest();
@@ -204,7 +214,9 @@ void BM_DecodeStep(benchmark::State& state) {
       state.ResumeTiming();
     }
     for (auto& r : reqs) {
-      if (!m.allocate_slots_into(new_pages, *r, 1)) state.SkipWithError("out of pages");
+      if (!m.allocate_slots_into(new_pages, *r, {.num_new_tokens = 1})) {
+        state.SkipWithError("out of pages");
+      }
       r->set_num_computed_tokens(r->num_computed_tokens() + 1);
     }
     ++step;
@@ -233,8 +245,8 @@ void BM_DecodeStepPoolDirect(benchmark::State& state) {
       pool.reset_prefix_cache();
       for (int i = 0; i < kDecodeRequests; ++i) {
         pool.get_new_pages(cdiv(kPromptLen, kPageSize), tables[static_cast<size_t>(i)]);
-        pool.cache_full_pages(*reqs[static_cast<size_t>(i)], tables[static_cast<size_t>(i)], 0,
-                              kPromptLen / kPageSize, kPageSize, 0);
+        pool.cache_full_pages(chain_of(*reqs[static_cast<size_t>(i)]),
+                              tables[static_cast<size_t>(i)], 0, kPromptLen / kPageSize, 0);
         computed[static_cast<size_t>(i)] = kPromptLen;
       }
       step = 0;
@@ -245,8 +257,8 @@ void BM_DecodeStepPoolDirect(benchmark::State& state) {
       const int32_t c = ++computed[static_cast<size_t>(i)];
       if (std::ssize(table) * kPageSize < c) pool.get_new_pages(1, table);
       if (c % kPageSize == 0) {
-        pool.cache_full_pages(*reqs[static_cast<size_t>(i)], table, c / kPageSize - 1,
-                              c / kPageSize, kPageSize, 0);
+        pool.cache_full_pages(chain_of(*reqs[static_cast<size_t>(i)]), table,
+                              c / kPageSize - 1, c / kPageSize, 0);
       }
     }
     ++step;

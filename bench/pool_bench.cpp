@@ -236,7 +236,11 @@ struct Real {
   }
   void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from,
                         int32_t to, GroupId g) {
-    pool.cache_full_pages(req, pages, from, to, kPageSize, g);
+    const PageChainView chain{.page_hashes = req.page_hashes(kPageSize),
+                              .token_ids = req.all_token_ids(),
+                              .page_size = kPageSize,
+                              .lora_id = req.options().lora_id};
+    pool.cache_full_pages(chain, pages, from, to, g);
   }
 };
 

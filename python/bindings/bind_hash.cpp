@@ -57,15 +57,11 @@ std::shared_ptr<Request> make_request(std::string request_id, py::handle prompt,
                                       const std::optional<std::string>& cache_salt,
                                       std::optional<int64_t> lora_id,
                                       const std::optional<std::vector<MmTuple>>& mm_inputs,
-                                      int32_t priority, double arrival_time, int32_t max_tokens,
                                       const py::object& hash_algorithm) {
   RequestOptions opts;
   opts.cache_salt = cache_salt.value_or("");
   opts.lora_id = lora_id;
   opts.mm_inputs = to_mm_inputs(mm_inputs);
-  opts.priority = priority;
-  opts.arrival_time = arrival_time;
-  opts.max_tokens = max_tokens;
   opts.hash_algorithm = to_algorithm(hash_algorithm);
   IntSequence<TokenId> tokens(prompt, "prompt_token_ids");
   tokens.require_ndim(1);
@@ -108,9 +104,7 @@ void bind_hash(py::module_& m) {
                                                  "page hashes kept current as tokens arrive.")
       .def(py::init(&make_request), py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("cache_salt") = py::none(), py::arg("lora_id") = py::none(),
-           py::arg("mm_inputs") = py::none(), py::arg("priority") = 0,
-           py::arg("arrival_time") = 0.0, py::arg("max_tokens") = -1,
-           py::arg("hash_algorithm") = "xxh3_128")
+           py::arg("mm_inputs") = py::none(), py::arg("hash_algorithm") = "xxh3_128")
       .def_property_readonly("request_id", &Request::request_id)
       .def_property_readonly("num_tokens", &Request::num_tokens)
       .def_property_readonly("num_prompt_tokens", &Request::num_prompt_tokens)
@@ -127,14 +121,6 @@ void bind_hash(py::module_& m) {
                              })
       .def_property("num_computed_tokens", &Request::num_computed_tokens,
                     &Request::set_num_computed_tokens)
-      .def_property_readonly("status",
-                             [](const Request& r) { return std::string(request_status_name(r.status())); })
-      .def_property_readonly("is_finished", &Request::is_finished)
-      .def_property_readonly("num_preemptions", &Request::num_preemptions)
-      .def_property_readonly("priority", [](const Request& r) { return r.options().priority; })
-      .def_property_readonly("arrival_time",
-                             [](const Request& r) { return r.options().arrival_time; })
-      .def_property_readonly("max_tokens", [](const Request& r) { return r.options().max_tokens; })
       .def_property_readonly("cache_salt", [](const Request& r) { return r.options().cache_salt; })
       .def_property_readonly("lora_id", [](const Request& r) { return r.options().lora_id; })
       .def_property_readonly("mm_inputs",
@@ -164,15 +150,10 @@ void bind_hash(py::module_& m) {
              return out;
            },
            py::arg("page_size"), "Digests (bytes) of the full pages at page_size.")
-      .def("finish", [](Request& r) { r.set_status(RequestStatus::kFinished); },
-           "Marks the request finished: no more tokens can be appended.")
-      .def("record_preemption", &Request::record_preemption,
-           "Counts one preemption: later lookups of this request are 'resumed' statistics.")
-      .def_property_readonly("num_preemptions", &Request::num_preemptions)
       .def("verify", &Request::verify)
       .def("__repr__", [](const Request& r) {
         return "Request(" + r.request_id() + ", tokens=" + std::to_string(r.num_tokens()) +
-               ", status=" + std::string(request_status_name(r.status())) + ")";
+               ", computed=" + std::to_string(r.num_computed_tokens()) + ")";
       });
 }
 

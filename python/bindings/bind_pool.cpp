@@ -143,8 +143,12 @@ void bind_pool(py::module_& m) {
           [](PagePool& pool, const Request& request, const std::vector<PageId>& pages,
              int32_t num_cached_pages, int32_t num_full_pages, int32_t page_size,
              GroupId group) {
-            pool.cache_full_pages(request, pages, num_cached_pages, num_full_pages, page_size,
-                                  group);
+            // The pool takes the request's hash chain and tokens, not the request.
+            const PageChainView chain{.page_hashes = request.page_hashes(page_size),
+                                      .token_ids = request.all_token_ids(),
+                                      .page_size = page_size,
+                                      .lora_id = request.options().lora_id};
+            pool.cache_full_pages(chain, pages, num_cached_pages, num_full_pages, group);
           },
           py::arg("request"), py::arg("pages"), py::arg("num_cached_pages"),
           py::arg("num_full_pages"), py::arg("page_size"), py::arg("kv_cache_group_id") = 0)

@@ -31,20 +31,6 @@ void fill_extra_keys(const RequestOptions& opts, int64_t page_index, int64_t sta
 
 }  // namespace
 
-std::string_view request_status_name(RequestStatus s) {
-  switch (s) {
-    case RequestStatus::kWaiting:
-      return "waiting";
-    case RequestStatus::kRunning:
-      return "running";
-    case RequestStatus::kPreempted:
-      return "preempted";
-    case RequestStatus::kFinished:
-      return "finished";
-  }
-  return "unknown";
-}
-
 Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
                  RequestOptions options)
     : hasher_(options.hash_algorithm) {
@@ -54,8 +40,6 @@ Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
                     "request '{}' prompt has {} tokens, at most {} allowed", request_id,
                     prompt_token_ids.size(), std::numeric_limits<int32_t>::max());
   check_token_ids(prompt_token_ids, "prompt");
-  PAGEDKV_CHECK_ARG(options.max_tokens >= -1, "max_tokens must be >= -1, got {}",
-                    options.max_tokens);
   const auto prompt_len = static_cast<int64_t>(prompt_token_ids.size());
   int64_t prev_end = 0;
   for (size_t i = 0; i < options.mm_inputs.size(); ++i) {
@@ -79,8 +63,6 @@ Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
 }
 
 void Request::append_output_token_ids(std::span<const TokenId> ids) {
-  PAGEDKV_CHECK_STATE(!is_finished(), "request '{}' is finished: cannot append {} tokens", id_,
-                      ids.size());
   check_token_ids(ids, "output");
   PAGEDKV_CHECK_ARG(ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max() -
                                                       num_tokens()),

@@ -149,12 +149,10 @@ bool PagePool::get_cached_page(const PageHash& hash, std::span<const GroupId> gr
   return true;
 }
 
-void PagePool::cache_full_pages(const Request& request, std::span<const PageId> pages,
-                                int32_t num_cached_pages, int32_t num_full_pages,
-                                int32_t page_size, GroupId group) {
-  // The arguments are checked with caching off too: a caller bug should not depend on a
-  // configuration flag to surface.
-  PAGEDKV_CHECK_ARG(page_size > 0, "page_size must be > 0, got {}", page_size);
+void PagePool::check_cache_arguments(const PageChainView& chain, std::span<const PageId> pages,
+                                     int32_t num_cached_pages, int32_t num_full_pages,
+                                     GroupId group) const {
+  PAGEDKV_CHECK_ARG(chain.page_size > 0, "page_size must be > 0, got {}", chain.page_size);
   PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
   PAGEDKV_CHECK_ARG(num_cached_pages >= 0 && num_cached_pages <= num_full_pages,
                     "need 0 <= num_cached_pages <= num_full_pages, got {} and {}",
@@ -162,16 +160,20 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
   PAGEDKV_CHECK_ARG(static_cast<size_t>(num_full_pages) <= pages.size(),
                     "num_full_pages {} exceeds the {} pages given", num_full_pages,
                     pages.size());
-  // Same count as request.page_hashes(page_size).size(), without hashing anything yet.
-  const int32_t request_full_pages = request.num_tokens() / page_size;
-  PAGEDKV_CHECK_ARG(num_full_pages <= request_full_pages,
-                    "request '{}' has {} full pages at page size {}, cannot cache {}",
-                    request.request_id(), request_full_pages, page_size, num_full_pages);
-  const auto range = pages.subspan(static_cast<size_t>(num_cached_pages),
-                                   static_cast<size_t>(num_full_pages - num_cached_pages));
-  // One pass checks every page. Held pages have a count > 0, so a page already seen in this
-  // call is marked by negating its count: repeats are found without extra memory, and every
-  // mark is undone before returning or throwing.
+  PAGEDKV_CHECK_ARG(static_cast<size_t>(num_full_pages) <= chain.page_hashes.size(),
+                    "num_full_pages {} exceeds the {} page hashes given", num_full_pages,
+                    chain.page_hashes.size());
+  const int64_t tokens_needed = int64_t{num_full_pages} * chain.page_size;
+  PAGEDKV_CHECK_ARG(static_cast<int64_t>(chain.token_ids.size()) >= tokens_needed,
+                    "{} full pages of {} tokens need {} tokens, {} given", num_full_pages,
+                    chain.page_size, tokens_needed, chain.token_ids.size());
+}
+
+// Every page of `range` (table indices from first_index on) must be a valid id, held, not yet
+// hashed and listed once; null pages are skipped. Held pages have a count > 0, so a page
+// already seen is marked by negating its count: repeats are found without extra memory, and
+// every mark is undone before returning or throwing.
+void PagePool::check_pages_cacheable(std::span<const PageId> range, int32_t first_index) {
   const PageId* ids = range.data();
   int32_t* counts = ref_counts_.data();
   const auto limit = static_cast<uint32_t>(num_pages_);
@@ -189,61 +191,74 @@ void PagePool::cache_full_pages(const Request& request, std::span<const PageId> 
       if (ids[k] != kNullPageId) counts[ids[k]] = -counts[ids[k]];
     }
   };
-  if (i < range.size()) [[unlikely]] {
-    const PageId p = ids[i];
-    // Negative: marked earlier in this call (read before the marks are undone).
-    const int32_t rc = static_cast<uint32_t>(p) < limit ? counts[p] : 0;
+  if (i == range.size()) [[likely]] {
     unmark(i);
-    // A bad id anywhere in the range is reported before a page in the wrong state.
-    for (size_t k = i; k < range.size(); ++k) {
-      PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ids[k]) < limit,
-                          "cache_full_pages: page id {} (index {}) out of range [0, {})",
-                          ids[k], num_cached_pages + static_cast<int64_t>(k), num_pages_);
-    }
-    const int64_t at = num_cached_pages + static_cast<int64_t>(i);
-    PAGEDKV_CHECK_STATE(rc >= 0, "cache_full_pages: page {} appears twice", p);
-    PAGEDKV_CHECK_STATE(rc != 0, "cache_full_pages: page {} (index {}) is free", p, at);
-    PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash", p,
-                        at);
+    return;
   }
-  unmark(range.size());
+  const PageId p = ids[i];
+  // Negative: marked earlier in this call (read before the marks are undone).
+  const int32_t rc = static_cast<uint32_t>(p) < limit ? counts[p] : 0;
+  unmark(i);
+  // A bad id anywhere in the range is reported before a page in the wrong state.
+  for (size_t k = i; k < range.size(); ++k) {
+    PAGEDKV_CHECK_RANGE(static_cast<uint32_t>(ids[k]) < limit,
+                        "cache_full_pages: page id {} (index {}) out of range [0, {})", ids[k],
+                        first_index + static_cast<int64_t>(k), num_pages_);
+  }
+  const int64_t at = first_index + static_cast<int64_t>(i);
+  PAGEDKV_CHECK_STATE(rc >= 0, "cache_full_pages: page {} appears twice", p);
+  PAGEDKV_CHECK_STATE(rc != 0, "cache_full_pages: page {} (index {}) is free", p, at);
+  PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash", p,
+                      at);
+}
+
+// The kStored event of caching `range` (table indices from first_index on); no page_ids when
+// the range holds only null pages.
+KVEvent PagePool::stored_event(const PageChainView& chain, std::span<const PageId> range,
+                               int32_t first_index, GroupId group) const {
+  KVEvent ev;
+  ev.kind = KVEvent::Kind::kStored;
+  const auto ps = static_cast<size_t>(chain.page_size);
+  for (size_t i = 0; i < range.size(); ++i) {
+    if (range[i] == kNullPageId) continue;
+    const size_t page = static_cast<size_t>(first_index) + i;
+    ev.page_hashes.push_back(chain.page_hashes[page]);
+    ev.page_ids.push_back(range[i]);
+    const auto tokens = chain.token_ids.subspan(page * ps, ps);
+    ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
+  }
+  // The chain parent is the hash of the page before the range: it is what the stored hashes
+  // were chained from, whatever physical page (or null page) holds it.
+  if (first_index > 0) ev.parent_hash = chain.page_hashes[static_cast<size_t>(first_index - 1)];
+  ev.page_size = chain.page_size;
+  ev.lora_id = chain.lora_id;
+  ev.group_id = group;
+  return ev;
+}
+
+void PagePool::cache_full_pages(const PageChainView& chain, std::span<const PageId> pages,
+                                int32_t num_cached_pages, int32_t num_full_pages,
+                                GroupId group) {
+  // The arguments are checked with caching off too: a caller bug should not depend on a
+  // configuration flag to surface.
+  check_cache_arguments(chain, pages, num_cached_pages, num_full_pages, group);
+  const size_t first = static_cast<size_t>(num_cached_pages);
+  const size_t count = static_cast<size_t>(num_full_pages - num_cached_pages);
+  const auto range = pages.subspan(first, count);
+  check_pages_cacheable(range, num_cached_pages);
   if (!enable_caching_ || range.empty()) return;
 
-  const std::vector<PageHash>& hashes = request.page_hashes(page_size);
-  PAGEDKV_ASSERT(hashes.size() >= static_cast<size_t>(num_full_pages),
-                 "request '{}' computed {} hashes for {} full pages", request.request_id(),
-                 hashes.size(), num_full_pages);
-  const auto new_hashes = std::span<const PageHash>(hashes).subspan(
-      static_cast<size_t>(num_cached_pages), range.size());
+  const auto hashes = chain.page_hashes.subspan(first, count);
   if (!enable_kv_events_) {
-    index_.insert_batch(new_hashes, group, range, kNullPageId);
+    index_.insert_batch(hashes, group, range, kNullPageId);
     return;
   }
   // The event is built (and room for it reserved) before the index changes, so an allocation
   // failure leaves the pool as it was.
-  KVEvent ev;
-  for (size_t i = 0; i < range.size(); ++i) {
-    const PageId p = range[i];
-    if (p == kNullPageId) continue;
-    ev.page_hashes.push_back(new_hashes[i]);
-    ev.page_ids.push_back(p);
-    const auto tokens = request.all_token_ids().subspan(
-        (static_cast<size_t>(num_cached_pages) + i) * static_cast<size_t>(page_size),
-        static_cast<size_t>(page_size));
-    ev.token_ids.insert(ev.token_ids.end(), tokens.begin(), tokens.end());
-  }
+  KVEvent ev = stored_event(chain, range, num_cached_pages, group);
   if (!ev.page_ids.empty()) events_.reserve(events_.size() + 1);
-  index_.insert_batch(new_hashes, group, range, kNullPageId);
-  if (!ev.page_ids.empty()) {
-    ev.kind = KVEvent::Kind::kStored;
-    // The chain parent is the request's own hash of the page before the range: it is what
-    // the stored hashes were chained from, whatever physical page (or null page) holds it.
-    if (num_cached_pages > 0) ev.parent_hash = hashes[static_cast<size_t>(num_cached_pages - 1)];
-    ev.page_size = page_size;
-    ev.lora_id = request.options().lora_id;
-    ev.group_id = group;
-    events_.push_back(std::move(ev));
-  }
+  index_.insert_batch(hashes, group, range, kNullPageId);
+  if (!ev.page_ids.empty()) events_.push_back(std::move(ev));
 }
 
 bool PagePool::reset_prefix_cache() {

@@ -153,10 +153,12 @@ ReplayResult replay(const Trace& trace, const ReplayOptions& options) {
     synthesize_prompt(tr, trace.block_size, tokens);
     Request request(fmt::format("r{}", i), std::move(tokens), request_options);
     tokens = {};
-    manager.get_computed_pages(request, hit);
+    manager.get_computed_pages(request, /*resumed=*/false, hit);
     const int32_t computed = hit.num_computed_tokens;
-    if (!manager.allocate_slots_into(new_pages, request, request.num_tokens() - computed, computed,
-                                     &hit.pages)) {
+    const AllocationRequest alloc{.num_new_tokens = request.num_tokens() - computed,
+                                  .num_new_computed_tokens = computed,
+                                  .new_computed_pages = &hit.pages};
+    if (!manager.allocate_slots_into(new_pages, request, alloc)) {
       // Unreachable while the pool is empty between requests; counted, never retried.
       r.rejected += 1;
       continue;

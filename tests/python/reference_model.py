@@ -84,8 +84,6 @@ class RefRequest:
         self.cache_salt = cache_salt
         self.lora_id = lora_id
         self.num_computed_tokens = 0
-        self.num_preemptions = 0
-        self.is_finished = False
         self.hash_algorithm = hash_algorithm
         self._hasher = hasher
         self._page_hashes_fn = page_hashes_fn
@@ -95,12 +93,7 @@ class RefRequest:
         return len(self.all_token_ids)
 
     def append_output_token_ids(self, ids: list[int]) -> None:
-        if self.is_finished:
-            raise RuntimeError(f"request {self.request_id} is finished")
         self.all_token_ids.extend(ids)
-
-    def finish(self) -> None:
-        self.is_finished = True
 
     def page_hashes(self, page_size: int) -> list:
         """Hashes of the full pages only (rule 12), chained from page 0 (rule 13)."""
@@ -455,7 +448,8 @@ class RefKVCacheManager:
                 return hits[:i + run]
         return hits[:run]
 
-    def get_computed_pages(self, request: RefRequest) -> tuple[list[list[int]], int]:
+    def get_computed_pages(self, request: RefRequest,
+                           resumed: bool = False) -> tuple[list[list[int]], int]:
         self._check_algorithm(request)
         if not self.enable_caching:
             return [[] for _ in self.groups], 0
@@ -475,7 +469,7 @@ class RefKVCacheManager:
         if self.num_speculative_tokens > 0 and hits[0]:
             hits[0].pop()  # rule 17 (one full-attention group)
             length -= self.groups[0].page_size
-        self.stats.record(request.num_tokens, length, request.num_preemptions > 0)
+        self.stats.record(request.num_tokens, length, resumed)
         return hits, length
 
     # ---------------------------------------------------------------- allocation
@@ -488,8 +482,6 @@ class RefKVCacheManager:
         num_groups = len(self.groups)
         # --- every check first: a failed call changes nothing ---
         self._check_algorithm(request)
-        if request.is_finished:
-            raise RuntimeError(f"request {rid} is finished")
         if min(num_new_tokens, num_new_computed_tokens, num_lookahead_tokens) < 0:
             raise ValueError("negative token count")
         computed = request.num_computed_tokens

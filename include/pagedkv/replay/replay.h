@@ -3,7 +3,7 @@
 //
 // Each request of the trace, in order, is prefilled alone and then finished:
 //   Request(synthesised prompt) -> get_computed_pages -> allocate_slots(request,
-//   num_tokens - num_computed, num_computed, hit pages) -> free(request)
+//   {num_tokens - num_computed new, num_computed hit, hit pages}) -> free(request)
 // The manager caches the request's full pages when it allocates them, and `free` puts them back
 // on the free queue (tail of the chain first), where they stay hittable until reallocated (LRU).
 // Nothing runs concurrently and nothing decodes: the replay measures the prefix cache alone.

@@ -36,7 +36,6 @@ struct Snapshot {
   std::vector<PageHash> hashes16;  // first: tracking page size 16 may hash pages
   std::vector<TokenId> tokens;
   int32_t num_prompt_tokens, num_computed_tokens;
-  RequestStatus status;
   int64_t num_pages_hashed;
 
   explicit Snapshot(const Request& r)
@@ -44,7 +43,6 @@ struct Snapshot {
         tokens(r.all_token_ids().begin(), r.all_token_ids().end()),
         num_prompt_tokens(r.num_prompt_tokens()),
         num_computed_tokens(r.num_computed_tokens()),
-        status(r.status()),
         num_pages_hashed(r.num_pages_hashed()) {}
   bool operator==(const Snapshot&) const = default;
 };
@@ -200,9 +198,6 @@ TEST(Request, ConstructorRejectsInvalidInput) {
   EXPECT_THROW(make("r", {}), InvalidArgument);
   EXPECT_THROW(make("r", {1, -2}), InvalidArgument);
   RequestOptions o;
-  o.max_tokens = -2;
-  EXPECT_THROW(make("r", {1}, o), InvalidArgument);
-  o = {};
   o.hash_algorithm = static_cast<HashAlgorithm>(0);
   EXPECT_THROW(make("r", {1}, o), InvalidArgument);
   const std::vector<std::vector<MultiModalInput>> bad_mm = {
@@ -221,15 +216,6 @@ TEST(Request, ConstructorRejectsInvalidInput) {
   o = {};
   o.mm_inputs = {{"a", 0, 4}, {"b", 4, 6}};  // adjacent, ends at the prompt end: fine
   EXPECT_NO_THROW(make("r", range_tokens(0, 10), o).verify());
-}
-
-TEST(Request, AppendingToAFinishedRequestFailsAndChangesNothing) {
-  Request req("r", range_tokens(0, 20));
-  req.set_status(RequestStatus::kFinished);
-  const Snapshot before(req);
-  EXPECT_THROW(req.append_output_token_ids(std::vector<TokenId>{1, 2}), StateError);
-  EXPECT_EQ(Snapshot(req), before);
-  req.verify();
 }
 
 TEST(Request, AppendingANegativeTokenFailsAndChangesNothing) {
@@ -261,20 +247,6 @@ TEST(Request, NonPositivePageSizeIsRejectedAndNotTracked) {
   EXPECT_THROW((void)req.page_hashes(-16), InvalidArgument);
   EXPECT_EQ(Snapshot(req), before);
   req.verify();
-}
-
-TEST(Request, StatusNamesAndPreemptionCount) {
-  Request req("r", {1, 2, 3});
-  EXPECT_EQ(request_status_name(req.status()), "waiting");
-  req.set_status(RequestStatus::kRunning);
-  EXPECT_EQ(request_status_name(req.status()), "running");
-  req.record_preemption();
-  req.set_status(RequestStatus::kPreempted);
-  EXPECT_EQ(request_status_name(req.status()), "preempted");
-  EXPECT_EQ(req.num_preemptions(), 1);
-  req.set_status(RequestStatus::kFinished);
-  EXPECT_TRUE(req.is_finished());
-  EXPECT_EQ(request_status_name(req.status()), "finished");
 }
 
 TEST(Request, Sha256RequestsChainFullDigests) {

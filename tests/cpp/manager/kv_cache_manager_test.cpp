@@ -88,14 +88,14 @@ TEST(KVCacheManager, SpeculativeDecodingDropsOneMoreHitPage) {
 TEST(KVCacheManager, AllocateSlotsCoversComputedNewAndLookaheadTokens) {
   KVCacheManager m(64, 16, 40);
   Request r("r", iota_tokens(20));
-  auto pages = m.allocate_slots(r, 20, 0, nullptr, /*num_lookahead_tokens=*/13);
+  auto pages = m.allocate_slots(r, {.num_new_tokens = 20, .num_lookahead_tokens = 13});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 3u);  // cdiv(33, 16)
   r.set_num_computed_tokens(20);
   // Lookahead is capped at max_model_len: cdiv(min(20 + 20 + 10, 40), 16) = 3 pages, no new.
   std::vector<TokenId> more = iota_tokens(20, 500);
   r.append_output_token_ids(more);
-  pages = m.allocate_slots(r, 20, 0, nullptr, 10);
+  pages = m.allocate_slots(r, {.num_new_tokens = 20, .num_lookahead_tokens = 10});
   ASSERT_TRUE(pages);
   EXPECT_TRUE((*pages)[0].empty());
   EXPECT_EQ(m.get_page_ids("r")[0].size(), 3u);
@@ -116,13 +116,15 @@ TEST(KVCacheManager, AllocateSlotsFailureChangesNothing) {
   ComputedPages hit = m.get_computed_pages(b);
   ASSERT_EQ(hit.num_computed_tokens, 48);
   const auto before = snapshot(m, {"a", "b", "c"});
-  EXPECT_FALSE(m.allocate_slots(b, 16, 48, &hit.pages));
+  EXPECT_FALSE(m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
+                                    .new_computed_pages = &hit.pages}));
   EXPECT_EQ(snapshot(m, {"a", "b", "c"}), before);
   EXPECT_FALSE(m.has_request("b"));
   m.verify();
   // With one more free page it fits, and the hit pages leave the free queue.
   m.free(c);
-  auto pages = m.allocate_slots(b, 16, 48, &hit.pages);
+  auto pages = m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
+                                    .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 1u);
   EXPECT_EQ(m.page_pool().get_num_free_pages(), 2);
@@ -136,7 +138,9 @@ TEST(KVCacheManager, HitPagesHeldByOthersNeedNoFreePage) {
   Request b("b", iota_tokens(64));
   ComputedPages hit = m.get_computed_pages(b);
   ASSERT_EQ(hit.num_computed_tokens, 48);
-  auto pages = m.allocate_slots(b, 16, 48, &hit.pages);  // 1 new page: exactly the free one
+  // 1 new page: exactly the free one.
+  auto pages = m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
+                                    .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0], std::vector<PageId>{4});
   EXPECT_EQ(m.page_pool().ref_count(1), 2);
@@ -156,7 +160,8 @@ TEST(KVCacheManager, IdenticalPromptInSameStepHits) {
   ComputedPages hit_b = m.get_computed_pages(b);
   EXPECT_EQ(hit_b.num_computed_tokens, 48);
   EXPECT_EQ(hit_b.pages[0], (std::vector<PageId>{1, 2, 3}));
-  ASSERT_TRUE(m.allocate_slots(b, 2, 48, &hit_b.pages));
+  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 2, .num_new_computed_tokens = 48,
+                                   .new_computed_pages = &hit_b.pages}));
   EXPECT_EQ(m.get_page_ids("b")[0], (std::vector<PageId>{1, 2, 3, 5}));
   m.verify();
 }
@@ -166,7 +171,7 @@ TEST(KVCacheManager, LookaheadAndDraftTokensAreNeverCached) {
   Request r("r", iota_tokens(40));
   // 40 prompt tokens + 8 draft tokens scheduled + 16 lookahead slots: 4 pages, 2 full pages
   // of real tokens cached (the third page would only be full with the drafts).
-  auto pages = m.allocate_slots(r, 48, 0, nullptr, 16);
+  auto pages = m.allocate_slots(r, {.num_new_tokens = 48, .num_lookahead_tokens = 16});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 4u);
   EXPECT_EQ(m.page_pool().num_cached_pages(), 2);
@@ -271,8 +276,10 @@ TEST(KVCacheManager, RequestThatCanNeverFitThrowsCapacityError) {
 TEST(KVCacheManager, LookaheadCanMakeARequestNeverFit) {
   KVCacheManager m(5, 16, 4096);  // 4 usable pages
   Request r("r", iota_tokens(60));
-  EXPECT_THROW(m.allocate_slots(r, 60, 0, nullptr, 8), CapacityError);  // 68 tokens: 5 pages
-  EXPECT_TRUE(m.allocate_slots(r, 60, 0, nullptr, 4));                   // 64 tokens: 4 pages
+  // 68 tokens: 5 pages; 64 tokens: 4 pages.
+  EXPECT_THROW(m.allocate_slots(r, {.num_new_tokens = 60, .num_lookahead_tokens = 8}),
+               CapacityError);
+  EXPECT_TRUE(m.allocate_slots(r, {.num_new_tokens = 60, .num_lookahead_tokens = 4}));
   m.verify();
 }
 
@@ -316,8 +323,10 @@ TEST(KVCacheManager, StatisticsCountTokensAndResumedRequestsSeparately) {
   // B is preempted (pages freed, computed reset) and resumes: counted as resumed only.
   m.free(b);
   b.set_num_computed_tokens(0);
-  b.record_preemption();
-  ASSERT_EQ(admit(m, b), 32);
+  ComputedPages resumed = m.get_computed_pages(b, /*resumed=*/true);
+  ASSERT_EQ(resumed.num_computed_tokens, 32);
+  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 32,
+                                   .new_computed_pages = &resumed.pages}));
   EXPECT_EQ(st.requests(), 2);
   EXPECT_EQ(st.queries(), 96);
   EXPECT_EQ(st.resumed_requests(), 1);
@@ -444,11 +453,11 @@ TEST(KVCacheManager, AllocateSlotsIntoReusesTheCallersBuffers) {
   KVCacheManager m(5, 4, 256);  // 4 usable
   Request a("a", iota_tokens(8));
   GroupPages out;
-  ASSERT_TRUE(m.allocate_slots_into(out, a, 8));
+  ASSERT_TRUE(m.allocate_slots_into(out, a, {.num_new_tokens = 8}));
   EXPECT_EQ(out, (GroupPages{{1, 2}}));
   Request b("b", prompt(0, 12, 500));
   GroupPages keep = {{77}};
-  EXPECT_FALSE(m.allocate_slots_into(keep, b, 12));
+  EXPECT_FALSE(m.allocate_slots_into(keep, b, {.num_new_tokens = 12}));
   EXPECT_EQ(keep, (GroupPages{{77}}));  // left as it was
   m.verify();
 }

@@ -37,6 +37,31 @@ class ManagerErrors : public ::testing::Test {
     m.verify();
   }
 
+  // allocate_slots(r, alloc) and plan_allocation(r, alloc) must throw E with the same message
+  // and change nothing. Returns the message.
+  template <typename E>
+  std::string expect_alloc_rejected(const Request& r, const AllocationRequest& alloc) {
+    std::string allocate_msg, plan_msg;
+    expect_rejected<E>([&] {
+      try {
+        m.allocate_slots(r, alloc);
+      } catch (const E& e) {
+        allocate_msg = e.what();
+        throw;
+      }
+    });
+    expect_rejected<E>([&] {
+      try {
+        (void)m.plan_allocation(r, alloc);
+      } catch (const E& e) {
+        plan_msg = e.what();
+        throw;
+      }
+    });
+    EXPECT_EQ(plan_msg, allocate_msg);
+    return allocate_msg;
+  }
+
   KVCacheManager m;
   Request a, b;
   std::vector<std::string> ids = {"a", "b", "gone", "new"};
@@ -45,49 +70,61 @@ class ManagerErrors : public ::testing::Test {
 TEST_F(ManagerErrors, NegativeCountsAreInvalid) {
   Request r("new", iota_tokens(8));
   expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, -1); });
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, -4); });
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 4, 0, nullptr, -1); });
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
+                r, {.num_new_tokens = 4, .num_new_computed_tokens = -4}),
+            "num_new_computed_tokens must be >= 0, got -4");
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
+                r, {.num_new_tokens = 4, .num_lookahead_tokens = -1}),
+            "num_lookahead_tokens must be >= 0, got -1");
 }
 
 TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
   expect_rejected<InvalidArgument>([&] { m.allocate_slots(a, 64 - 10 + 1); });
   Request r("new", iota_tokens(8));
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 65); });
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 65}),
+            "request 'new': 0 computed + 0 hit + 65 new tokens exceed max_model_len 64");
 }
 
 TEST_F(ManagerErrors, HitBeyondTheRequestsTokensIsInvalid) {
   Request r("new", iota_tokens(8));
   GroupPages none(1);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 1, 9, &none); });
+  const AllocationRequest alloc{
+      .num_new_tokens = 1, .num_new_computed_tokens = 9, .new_computed_pages = &none};
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(r, alloc),
+            "request 'new': 0 computed + 9 hit tokens exceed its 8 tokens");
 }
 
 TEST_F(ManagerErrors, WrongGroupCountIsInvalid) {
   Request r("new", iota_tokens(8));
   GroupPages two(2);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &two); });
+  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 8, .new_computed_pages = &two});
   GroupPages zero;
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 8, 0, &zero); });
+  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 8, .new_computed_pages = &zero});
 }
 
 TEST_F(ManagerErrors, HitPagesCoveringMoreThanTheHitAreInvalid) {
   Request r("new", iota_tokens(10));
   ComputedPages hit = m.get_computed_pages(r);
   ASSERT_EQ(hit.num_computed_tokens, 8);
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 6, 4, &hit.pages); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 6, .num_new_computed_tokens = 4, .new_computed_pages = &hit.pages});
 }
 
 TEST_F(ManagerErrors, NullHitPageInFullAttentionIsInvalid) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{kNullPageId, 1}};
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  expect_alloc_rejected<InvalidArgument>(
+      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
 }
 
 TEST_F(ManagerErrors, HitPageIdOutOfRange) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1, 32}};
-  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  const AllocationRequest alloc{
+      .num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits};
+  EXPECT_EQ(expect_alloc_rejected<OutOfRange>(r, alloc), "group 0: hit page id 32 outside [0, 32)");
   hits = {{-3, 1}};
-  expect_rejected<OutOfRange>([&] { m.allocate_slots(r, 2, 8, &hits); });
+  expect_alloc_rejected<OutOfRange>(r, alloc);
 }
 
 TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
@@ -95,20 +132,19 @@ TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1}};
   const auto before = snapshot(off, {"new"});
-  EXPECT_THROW(off.allocate_slots(r, 6, 4, &hits), InvalidArgument);
+  EXPECT_THROW(off.allocate_slots(r, {.num_new_tokens = 6,
+                                      .num_new_computed_tokens = 4,
+                                      .new_computed_pages = &hits}),
+               InvalidArgument);
   EXPECT_EQ(snapshot(off, {"new"}), before);
   off.verify();
-}
-
-TEST_F(ManagerErrors, TokensForAFinishedRequestAreAStateError) {
-  a.set_status(RequestStatus::kFinished);
-  expect_rejected<StateError>([&] { m.allocate_slots(a, 1); });
 }
 
 TEST_F(ManagerErrors, HitPagesForARequestHoldingPagesAreAStateError) {
   GroupPages hits = {{1}};
   b.set_num_computed_tokens(0);  // even at 0 computed tokens: it holds pages
-  expect_rejected<StateError>([&] { m.allocate_slots(b, 1, 4, &hits); });
+  expect_alloc_rejected<StateError>(
+      b, {.num_new_tokens = 1, .num_new_computed_tokens = 4, .new_computed_pages = &hits});
 }
 
 TEST_F(ManagerErrors, ComputedTokensBeyondHeldPagesAreAStateError) {

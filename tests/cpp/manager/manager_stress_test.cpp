@@ -97,6 +97,7 @@ class Driver {
   struct Entry {
     Request req;
     bool running = false;
+    bool preempted = false;  // its next lookups count as resumed
   };
 
   int pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
@@ -116,7 +117,7 @@ class Driver {
     RequestOptions opts;
     if (pick(5) == 0) opts.cache_salt = "tenant";
     reqs_.push_back(std::make_unique<Entry>(Entry{
-        Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts)), false}));
+        Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts))}));
   }
 
   Entry* pick_where(bool running) {
@@ -163,7 +164,10 @@ class Driver {
     const int32_t free_before = m_.page_pool().get_num_free_pages();
     std::optional<GroupPages> got;
     try {
-      got = m_.allocate_slots(e.req, num_new, hit_tokens, hits, lookahead);
+      got = m_.allocate_slots(e.req, {.num_new_tokens = num_new,
+                                      .num_new_computed_tokens = hit_tokens,
+                                      .new_computed_pages = hits,
+                                      .num_lookahead_tokens = lookahead});
     } catch (const CapacityError&) {
       ++num_refused_;
       EXPECT_EQ(m_.get_page_ids(e.req.request_id()), before);
@@ -198,7 +202,7 @@ class Driver {
   void schedule() {
     Entry* e = pick_where(false);
     if (e == nullptr) return;
-    ComputedPages hit = m_.get_computed_pages(e->req);
+    ComputedPages hit = m_.get_computed_pages(e->req, e->preempted);
     check_hit(e->req, hit);
     const int32_t rest = e->req.num_tokens() - hit.num_computed_tokens;
     const int32_t num_new = chunk_of(rest);
@@ -239,7 +243,7 @@ class Driver {
     if (e == nullptr) return;
     m_.free(e->req);
     e->req.set_num_computed_tokens(0);
-    e->req.record_preemption();
+    e->preempted = true;
     e->running = false;
   }
 
@@ -258,7 +262,8 @@ class Driver {
         EXPECT_THROW(m_.allocate_slots(e->req, config_.max_model_len + 1), InvalidArgument);
         break;
       case 2:
-        EXPECT_THROW(m_.allocate_slots(e->req, 1, 0, &wrong), InvalidArgument);
+        EXPECT_THROW(m_.allocate_slots(e->req, {.num_new_tokens = 1, .new_computed_pages = &wrong}),
+                     InvalidArgument);
         break;
       default:
         EXPECT_THROW(m_.get_num_common_prefix_pages(e->req, 0), InvalidArgument);

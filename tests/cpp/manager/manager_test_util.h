@@ -65,7 +65,10 @@ inline ManagerSnapshot snapshot(const KVCacheManager& m, const std::vector<std::
 inline int32_t admit(KVCacheManager& m, Request& r, int32_t num_lookahead_tokens = 0) {
   ComputedPages hit = m.get_computed_pages(r);
   const int32_t n = r.num_tokens() - hit.num_computed_tokens;
-  if (!m.allocate_slots(r, n, hit.num_computed_tokens, &hit.pages, num_lookahead_tokens)) {
+  if (!m.allocate_slots(r, {.num_new_tokens = n,
+                            .num_new_computed_tokens = hit.num_computed_tokens,
+                            .new_computed_pages = &hit.pages,
+                            .num_lookahead_tokens = num_lookahead_tokens})) {
     return -1;
   }
   r.set_num_computed_tokens(r.num_tokens());

@@ -114,7 +114,8 @@ TEST(SlidingWindow, SlidingWindowHitNeedsContiguousPagesFromTheRight) {
   ComputedPages hit = m.get_computed_pages(b);
   EXPECT_EQ(hit.num_computed_tokens, 80);
   EXPECT_EQ(hit.pages[0], (std::vector<PageId>{0, 0, 0, 4, 5}));
-  auto pages = m.allocate_slots(b, 20, 80, &hit.pages);
+  auto pages = m.allocate_slots(b, {.num_new_tokens = 20, .num_new_computed_tokens = 80,
+                                    .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0], (std::vector<PageId>{8, 9}));
   EXPECT_EQ(m.get_page_ids("b")[0], (std::vector<PageId>{0, 0, 0, 4, 5, 8, 9}));
@@ -160,7 +161,9 @@ TEST(SlidingWindow, NullHitPageAfterARealOneIsInvalid) {
   Request b("b", iota_tokens(100));
   GroupPages hits = {{0, 1, 0}};
   const auto before = snapshot(m, {"a", "b"});
-  EXPECT_THROW(m.allocate_slots(b, 52, 48, &hits), InvalidArgument);
+  const AllocationRequest alloc{
+      .num_new_tokens = 52, .num_new_computed_tokens = 48, .new_computed_pages = &hits};
+  EXPECT_THROW(m.allocate_slots(b, alloc), InvalidArgument);
   EXPECT_EQ(snapshot(m, {"a", "b"}), before);
   m.verify();
 }
@@ -179,7 +182,8 @@ TEST(HybridGroups, HybridGroupsHitIsLcmMultiple) {
   ComputedPages hit = m.get_computed_pages(b);
   EXPECT_EQ(hit.num_computed_tokens, 64);
   EXPECT_EQ(hit.pages, (GroupPages{{1, 2, 3, 4}, {8, 9}}));
-  auto pages = m.allocate_slots(b, 36, 64, &hit.pages);
+  auto pages = m.allocate_slots(b, {.num_new_tokens = 36, .num_new_computed_tokens = 64,
+                                    .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 3u);  // cdiv(100, 16) - 4
   EXPECT_EQ((*pages)[1].size(), 2u);  // cdiv(100, 32) - 2
@@ -208,7 +212,8 @@ TEST(HybridGroups, HitIsThePrefixEveryGroupAccepts) {
   m.free(a);
   m.free(c);
   ASSERT_EQ(m.page_pool().get_all_free_pages().front(), 9);
-  auto pages = m.allocate_slots(b, 33, 32, &hit.pages);
+  auto pages = m.allocate_slots(b, {.num_new_tokens = 33, .num_new_computed_tokens = 32,
+                                    .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ(m.get_page_ids("b")[1], (std::vector<PageId>{8, 9, (*pages)[1][0], (*pages)[1][1],
                                                          (*pages)[1][2]}));
@@ -241,7 +246,8 @@ TEST(HybridGroups, SpeculativeDecodingShortensTheCommonHit) {
   EXPECT_EQ(hit.num_computed_tokens, 80);  // 96 without speculation
   EXPECT_EQ(hit.pages[0].size(), 5u);
   EXPECT_EQ(hit.pages[1], (std::vector<PageId>{0, 0, 0, 11, 12}));
-  ASSERT_TRUE(m.allocate_slots(b, 20, 80, &hit.pages));
+  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 20, .num_new_computed_tokens = 80,
+                                   .new_computed_pages = &hit.pages}));
   m.verify();
 }
 

@@ -19,6 +19,7 @@
 namespace pagedkv {
 namespace {
 
+using testing::chain_of;
 using V = std::vector<PageId>;
 
 // The reference model: the rules of docs/rules.md written as directly as
@@ -258,7 +259,7 @@ class StressRun {
               expect_new);
     const int32_t full = static_cast<int32_t>(hashes.size());
     live.num_cached = static_cast<int32_t>(hits.size());
-    pool_.cache_full_pages(req, live.pages, live.num_cached, full, kPageSize, live.group);
+    pool_.cache_full_pages(chain_of(req, kPageSize), live.pages, live.num_cached, full, live.group);
     model_.cache(req, live.pages, live.num_cached, full, kPageSize, live.group);
     live.num_cached = full;
     live_.push_back(std::move(live));
@@ -287,7 +288,8 @@ class StressRun {
     const V expect_new = model_.get_new(need);
     ASSERT_EQ(V(live.pages.end() - need, live.pages.end()), expect_new);
     const int32_t full = live.req->num_tokens() / kPageSize;
-    pool_.cache_full_pages(*live.req, live.pages, live.num_cached, full, kPageSize, live.group);
+    pool_.cache_full_pages(chain_of(*live.req, kPageSize), live.pages, live.num_cached, full,
+                           live.group);
     model_.cache(*live.req, live.pages, live.num_cached, full, kPageSize, live.group);
     live.num_cached = full;
   }
@@ -313,7 +315,7 @@ class StressRun {
       // Re-caching an already cached page.
       const Live& l = live_[0];
       EXPECT_THROW(
-          pool_.cache_full_pages(*l.req, l.pages, 0, l.num_cached, kPageSize, l.group),
+          pool_.cache_full_pages(chain_of(*l.req, kPageSize), l.pages, 0, l.num_cached, l.group),
           StateError);
     }
     EXPECT_EQ(testing::snapshot(pool_), before);

@@ -12,6 +12,7 @@
 namespace pagedkv {
 namespace {
 
+using testing::chain_of;
 using testing::make_request;
 using testing::reversed;
 using testing::snapshot;
@@ -54,7 +55,7 @@ TEST(PagePoolRule1, NullPageIsIgnoredByFreeTouchAndCaching) {
   pool.verify();
   EXPECT_EQ(pool.ref_count(0), 0);
   // Null pages inside the cached range are skipped (a sliding-window table).
-  pool.cache_full_pages(req, V{0, 1, 0, 2}, 0, 4, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), V{0, 1, 0, 2}, 0, 4, 0);
   pool.verify();
   EXPECT_FALSE(pool.page_hash(0).has_value());
   EXPECT_EQ(pool.page_hash(1), req.page_hashes(kPageSize)[1]);
@@ -118,7 +119,7 @@ TEST(PagePoolRule3, ReallocatingACachedPageEvictsItsHashAndEmitsOneRemovedEvent)
   PagePool pool(4, true, /*enable_kv_events=*/true);
   const Request req = make_request("r", 48, 0, 0);
   const V pages = pool.get_new_pages(3);
-  pool.cache_full_pages(req, pages, 0, 3, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 3, 0);
   pool.free_pages(reversed(pages));  // queue [3, 2, 1]
   pool.take_events();
   const V got = pool.get_new_pages(2);  // evicts pages 3 and 2
@@ -177,7 +178,7 @@ TEST(PagePoolRule5, WorkedExampleFromTheReferenceSemantics) {
 
   const V p0 = pool.get_new_pages(4);
   EXPECT_EQ(p0, (V{1, 2, 3, 4}));
-  pool.cache_full_pages(req0, p0, 0, 3, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req0, kPageSize), p0, 0, 3, 0);
   pool.verify();
 
   V p1 = longest_hit(pool, req1, 3);
@@ -185,7 +186,7 @@ TEST(PagePoolRule5, WorkedExampleFromTheReferenceSemantics) {
   pool.touch(p1);
   pool.get_new_pages(1, p1);
   EXPECT_EQ(p1, (V{1, 2, 3, 5}));
-  pool.cache_full_pages(req1, p1, 3, 3, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req1, kPageSize), p1, 3, 3, 0);
   pool.verify();
 
   pool.free_pages(reversed(p0));
@@ -227,7 +228,7 @@ TEST(PagePoolRule7, FreedPagesKeepTheirHashUntilReallocated) {
   PagePool pool(4, true);
   const Request req = make_request("r", 32, 0, 0);
   const V pages = pool.get_new_pages(2);
-  pool.cache_full_pages(req, pages, 0, 2, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 2, 0);
   pool.free_pages(reversed(pages));  // queue [3, 2, 1]
   pool.verify();
   const auto& hashes = req.page_hashes(kPageSize);
@@ -267,8 +268,8 @@ TEST(PagePoolRule9, DuplicateHashesAreAllKeptAndLookupReturnsTheFirstInserted) {
   const Request b = make_request("b", 32, 0, 0);  // same content: same hashes
   const V pa = pool.get_new_pages(2);
   const V pb = pool.get_new_pages(2);
-  pool.cache_full_pages(a, pa, 0, 2, kPageSize, 0);
-  pool.cache_full_pages(b, pb, 0, 2, kPageSize, 0);
+  pool.cache_full_pages(chain_of(a, kPageSize), pa, 0, 2, 0);
+  pool.cache_full_pages(chain_of(b, kPageSize), pb, 0, 2, 0);
   pool.verify();
   const auto& hashes = a.page_hashes(kPageSize);
   EXPECT_EQ(pool.num_cached_pages(), 4);
@@ -283,8 +284,8 @@ TEST(PagePoolRule9, EvictingOneDuplicateKeepsTheOthersFindable) {
   const Request b = make_request("b", 16, 0, 0);
   const V pa = pool.get_new_pages(1);  // [1]
   const V pb = pool.get_new_pages(1);  // [2]
-  pool.cache_full_pages(a, pa, 0, 1, kPageSize, 0);
-  pool.cache_full_pages(b, pb, 0, 1, kPageSize, 0);
+  pool.cache_full_pages(chain_of(a, kPageSize), pa, 0, 1, 0);
+  pool.cache_full_pages(chain_of(b, kPageSize), pb, 0, 1, 0);
   pool.get_new_pages(3);  // drain [3,4,5] so that page 1 is next
   pool.free_pages(pa);
   pool.free_pages(pb);
@@ -301,7 +302,7 @@ TEST(PagePoolRule10, ResetPrefixCacheReturnsFalseAndChangesNothingWhilePagesAreH
   PagePool pool(5, true, true);
   const Request req = make_request("r", 32, 0, 0);
   const V pages = pool.get_new_pages(2);
-  pool.cache_full_pages(req, pages, 0, 2, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 2, 0);
   pool.free_pages(V{pages[1]});
   pool.take_events();
   const auto before = snapshot(pool);
@@ -315,7 +316,7 @@ TEST(PagePoolRule10, ResetPrefixCacheClearsHashesKeepsQueueOrderAndEmitsAllClear
   PagePool pool(5, true, true);
   const Request req = make_request("r", 32, 0, 0);
   const V pages = pool.get_new_pages(2);
-  pool.cache_full_pages(req, pages, 0, 2, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 2, 0);
   pool.free_pages(reversed(pages));
   pool.take_events();
   const V order = pool.get_all_free_pages();
@@ -353,12 +354,12 @@ TEST(PagePoolRule14, TheIndexKeyIsHashAndGroupAndAMultiGroupLookupMissesIfAnyGro
   const PageHash& h = req.page_hashes(kPageSize)[0];
   const V g0 = pool.get_new_pages(1);
   const V g1 = pool.get_new_pages(1);
-  pool.cache_full_pages(req, g0, 0, 1, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), g0, 0, 1, 0);
   EXPECT_FALSE(pool.get_cached_page(h, 1).has_value());
   V out{7};
   EXPECT_FALSE(pool.get_cached_page(h, std::vector<GroupId>{0, 1}, out));
   EXPECT_EQ(out, V{7});
-  pool.cache_full_pages(req, g1, 0, 1, kPageSize, 1);
+  pool.cache_full_pages(chain_of(req, kPageSize), g1, 0, 1, 1);
   pool.verify();
   EXPECT_TRUE(pool.get_cached_page(h, std::vector<GroupId>{0, 1}, out));
   EXPECT_EQ(out, (V{7, 1, 2}));
@@ -372,7 +373,8 @@ TEST(PagePoolLookup, GetCachedPrefixStopsAtTheFirstMissLikeRepeatedGetCachedPage
   const auto& hashes = full.page_hashes(kPageSize);
   const V pages = pool.get_new_pages(5);
   // Cache pages 0, 1, 2 and 4: page 3 is missing, so a hit stops after 3.
-  pool.cache_full_pages(full, V{pages[0], pages[1], pages[2], 0, pages[4]}, 0, 5, kPageSize, 0);
+  pool.cache_full_pages(chain_of(full, kPageSize), V{pages[0], pages[1], pages[2], 0, pages[4]},
+                        0, 5, 0);
   V out{99};
   EXPECT_EQ(pool.get_cached_prefix(hashes, 0, out), 3);
   EXPECT_EQ(out, (V{99, pages[0], pages[1], pages[2]}));
@@ -399,7 +401,7 @@ TEST(PagePoolCachingOff, CacheFullPagesIsANoOpAndLookupsMiss) {
   PagePool pool(5, false, true);
   const Request req = make_request("r", 32, 0, 0);
   const V pages = pool.get_new_pages(2);
-  pool.cache_full_pages(req, pages, 0, 2, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 2, 0);
   pool.verify();
   EXPECT_EQ(pool.num_cached_pages(), 0);
   EXPECT_FALSE(pool.page_hash(1).has_value());
@@ -412,10 +414,10 @@ TEST(PagePoolCachingOff, CacheFullPagesStillChecksItsArguments) {
   const Request req = make_request("r", 32, 0, 0);
   const V pages = pool.get_new_pages(2);
   const auto before = snapshot(pool);
-  EXPECT_THROW(pool.cache_full_pages(req, pages, 0, 3, kPageSize, 0), InvalidArgument);
-  EXPECT_THROW(pool.cache_full_pages(req, V{1, 5}, 0, 2, kPageSize, 0), OutOfRange);
-  EXPECT_THROW(pool.cache_full_pages(req, V{1, 3}, 0, 2, kPageSize, 0), StateError);
-  EXPECT_THROW(pool.cache_full_pages(req, V{1, 1}, 0, 2, kPageSize, 0), StateError);
+  EXPECT_THROW(pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 3, 0), InvalidArgument);
+  EXPECT_THROW(pool.cache_full_pages(chain_of(req, kPageSize), V{1, 5}, 0, 2, 0), OutOfRange);
+  EXPECT_THROW(pool.cache_full_pages(chain_of(req, kPageSize), V{1, 3}, 0, 2, 0), StateError);
+  EXPECT_THROW(pool.cache_full_pages(chain_of(req, kPageSize), V{1, 1}, 0, 2, 0), StateError);
   pool.verify();
   EXPECT_EQ(snapshot(pool), before);
 }
@@ -442,8 +444,8 @@ TEST(PagePoolEvents, StoredEventCarriesParentHashesTokensPageSizeLoraGroupAndPag
   const Request req = make_request("r", 48, 0, 0, opts);
   const auto& hashes = req.page_hashes(kPageSize);
   const V pages = pool.get_new_pages(3);
-  pool.cache_full_pages(req, pages, 0, 1, kPageSize, 2);
-  pool.cache_full_pages(req, pages, 1, 3, kPageSize, 2);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 0, 1, 2);
+  pool.cache_full_pages(chain_of(req, kPageSize), pages, 1, 3, 2);
   const auto events = pool.take_events();
   ASSERT_EQ(events.size(), 2u);
 
@@ -472,9 +474,9 @@ TEST(PagePoolEvents, ParentHashIsTheRequestHashOfThePreviousPageEvenWhenThatPage
   const V pages = pool.get_new_pages(2);  // [1, 2]
   // A sliding-window table: pages 1 and 2 of the request were replaced by the null page.
   const V table{pages[0], 0, 0, pages[1]};
-  pool.cache_full_pages(req, table, 0, 1, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), table, 0, 1, 0);
   pool.take_events();
-  pool.cache_full_pages(req, table, 3, 4, kPageSize, 0);
+  pool.cache_full_pages(chain_of(req, kPageSize), table, 3, 4, 0);
   pool.verify();
   const auto events = pool.take_events();
   ASSERT_EQ(events.size(), 1u);
@@ -488,15 +490,15 @@ TEST(PagePoolEvents, NoEventsWhenDisabledOrWhenNothingIsStored) {
   PagePool quiet(5, true, false);
   const Request req = make_request("r", 32, 0, 0);
   const V pages = quiet.get_new_pages(2);
-  quiet.cache_full_pages(req, pages, 0, 2, kPageSize, 0);
+  quiet.cache_full_pages(chain_of(req, kPageSize), pages, 0, 2, 0);
   quiet.free_pages(pages);
   quiet.get_new_pages(4);
   EXPECT_TRUE(quiet.take_events().empty());
 
   PagePool loud(5, true, true);
   const V lp = loud.get_new_pages(2);
-  loud.cache_full_pages(req, lp, 1, 1, kPageSize, 0);        // empty range
-  loud.cache_full_pages(req, V{0, 0}, 0, 2, kPageSize, 0);   // only null pages
+  loud.cache_full_pages(chain_of(req, kPageSize), lp, 1, 1, 0);       // empty range
+  loud.cache_full_pages(chain_of(req, kPageSize), V{0, 0}, 0, 2, 0);  // only null pages
   EXPECT_TRUE(loud.take_events().empty());
 }
 
@@ -581,9 +583,12 @@ TEST(PagePoolErrors, QueriesOfOutOfRangeIdsOrNegativeGroupsFail) {
 
 class PagePoolCacheErrors : public ::testing::Test {
  protected:
-  PagePoolCacheErrors() : pool_(8, true, true), req_(make_request("r", 48, 5, 100)) {
+  PagePoolCacheErrors()
+      : pool_(8, true, true),
+        req_(make_request("r", 48, 5, 100)),
+        chain_(chain_of(req_, kPageSize)) {
     pages_ = pool_.get_new_pages(4);  // [1,2,3,4]: 3 full pages + a partial one
-    pool_.cache_full_pages(req_, pages_, 0, 1, kPageSize, 0);
+    pool_.cache_full_pages(chain_, pages_, 0, 1, 0);
     pool_.take_events();
     before_ = snapshot(pool_);
   }
@@ -594,50 +599,82 @@ class PagePoolCacheErrors : public ::testing::Test {
   }
   PagePool pool_;
   Request req_;
+  PageChainView chain_;  // 3 hashes, 53 tokens
   V pages_;
   testing::PoolSnapshot before_;
 };
 
 TEST_F(PagePoolCacheErrors, BadPageSizeOrGroupIsInvalid) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 1, 2, 0, 0), InvalidArgument);
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 1, 2, -16, 0), InvalidArgument);
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 1, 2, kPageSize, -1), InvalidArgument);
+  PageChainView bad = chain_;
+  bad.page_size = 0;
+  EXPECT_THROW(pool_.cache_full_pages(bad, pages_, 1, 2, 0), InvalidArgument);
+  bad.page_size = -16;
+  EXPECT_THROW(pool_.cache_full_pages(bad, pages_, 1, 2, 0), InvalidArgument);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 1, 2, -1), InvalidArgument);
   expect_unchanged();
 }
 
 TEST_F(PagePoolCacheErrors, InconsistentCountsAreInvalid) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, -1, 2, kPageSize, 0), InvalidArgument);
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 3, 2, kPageSize, 0), InvalidArgument);
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 1, 5, kPageSize, 0), InvalidArgument);
-  // 4 pages given but the request has only 3 full pages.
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 1, 4, kPageSize, 0), InvalidArgument);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, -1, 2, 0), InvalidArgument);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 3, 2, 0), InvalidArgument);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 1, 5, 0), InvalidArgument);
+  // 4 pages given but the chain has only 3 full pages.
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 1, 4, 0), InvalidArgument);
   expect_unchanged();
 }
 
+// The message names the bad value and the limit.
+template <typename Fn>
+std::string error_of(Fn&& call) {
+  try {
+    call();
+  } catch (const InvalidArgument& e) {
+    return e.what();
+  }
+  return "(no InvalidArgument)";
+}
+
+TEST_F(PagePoolCacheErrors, ChainShorterThanTheRangeIsInvalid) {
+  PageChainView short_hashes = chain_;
+  short_hashes.page_hashes = chain_.page_hashes.first(2);
+  std::string msg = error_of([&] { pool_.cache_full_pages(short_hashes, pages_, 1, 3, 0); });
+  EXPECT_NE(msg.find("num_full_pages 3 exceeds the 2 page hashes"), std::string::npos) << msg;
+  PageChainView short_tokens = chain_;
+  short_tokens.token_ids = chain_.token_ids.first(40);
+  msg = error_of([&] { pool_.cache_full_pages(short_tokens, pages_, 1, 3, 0); });
+  EXPECT_NE(msg.find("need 48 tokens, 40 given"), std::string::npos) << msg;
+  expect_unchanged();
+  // The same chain is fine for a range it covers: 2 hashes, 40 tokens cache page index 1.
+  short_tokens.page_hashes = short_hashes.page_hashes;
+  pool_.cache_full_pages(short_tokens, pages_, 1, 2, 0);
+  pool_.verify();
+  EXPECT_EQ(pool_.num_cached_pages(), 2);
+}
+
 TEST_F(PagePoolCacheErrors, OutOfRangeIdsFail) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, 2, 8}, 1, 3, kPageSize, 0), OutOfRange);
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, -1, 3}, 1, 3, kPageSize, 0), OutOfRange);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, 2, 8}, 1, 3, 0), OutOfRange);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, -1, 3}, 1, 3, 0), OutOfRange);
   // A bad id is reported even after a page that is free.
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, 6, 8}, 1, 3, kPageSize, 0), OutOfRange);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, 6, 8}, 1, 3, 0), OutOfRange);
   expect_unchanged();
 }
 
 TEST_F(PagePoolCacheErrors, AFreePageCannotBeCached) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, 2, 6}, 1, 3, kPageSize, 0), StateError);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, 2, 6}, 1, 3, 0), StateError);
   expect_unchanged();
 }
 
 TEST_F(PagePoolCacheErrors, APageThatAlreadyCarriesAHashCannotBeCachedAgain) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, 2, 1}, 1, 3, kPageSize, 0), StateError);
-  EXPECT_THROW(pool_.cache_full_pages(req_, pages_, 0, 2, kPageSize, 0), StateError);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, 2, 1}, 1, 3, 0), StateError);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 0, 2, 0), StateError);
   expect_unchanged();
 }
 
 TEST_F(PagePoolCacheErrors, APageRepeatedInTheRangeFails) {
-  EXPECT_THROW(pool_.cache_full_pages(req_, V{1, 2, 2}, 1, 3, kPageSize, 0), StateError);
+  EXPECT_THROW(pool_.cache_full_pages(chain_, V{1, 2, 2}, 1, 3, 0), StateError);
   expect_unchanged();
   // The call stamps are scratch: a later valid call with the same page works.
-  pool_.cache_full_pages(req_, V{1, 2, 3}, 1, 3, kPageSize, 0);
+  pool_.cache_full_pages(chain_, V{1, 2, 3}, 1, 3, 0);
   pool_.verify();
   EXPECT_EQ(pool_.num_cached_pages(), 3);
 }

@@ -35,6 +35,14 @@ inline Request make_request(const std::string& id, int32_t shared, int32_t tail,
   return Request(id, std::move(t), std::move(opts));
 }
 
+// What the KV-cache manager passes the pool to cache `r`'s pages at `page_size`.
+inline PageChainView chain_of(const Request& r, int32_t page_size) {
+  return PageChainView{.page_hashes = r.page_hashes(page_size),
+                       .token_ids = r.all_token_ids(),
+                       .page_size = page_size,
+                       .lora_id = r.options().lora_id};
+}
+
 // Everything observable about a pool except the event buffer (reading that drains it).
 struct PoolSnapshot {
   std::vector<PageId> free_pages;
