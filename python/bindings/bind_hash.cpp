@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "arguments.h"
 #include "bindings.h"
 #include "int_sequence.h"
 #include "pagedkv/hash/page_hash.h"
@@ -25,19 +26,6 @@ std::vector<MultiModalInput> to_mm_inputs(const std::optional<std::vector<MmTupl
   out.reserve(in->size());
   for (const auto& [hash, offset, length] : *in) out.push_back({hash, offset, length});
   return out;
-}
-
-// A HashAlgorithm or its name; an unknown name raises ValueError (not TypeError).
-HashAlgorithm to_algorithm(const py::object& a) {
-  if (py::isinstance<py::str>(a)) return parse_hash_algorithm(a.cast<std::string>());
-  if (!py::isinstance<HashAlgorithm>(a)) {
-    throw py::type_error("hash algorithm must be 'xxh3_128', 'sha256' or a HashAlgorithm");
-  }
-  return a.cast<HashAlgorithm>();
-}
-
-py::bytes digest_bytes(const PageHash& h, HashAlgorithm algo) {
-  return py::bytes(h.bytes(digest_size(algo)));
 }
 
 py::bytes hash_page(const PageHasher& hasher, const std::optional<py::bytes>& parent,
@@ -62,7 +50,7 @@ std::shared_ptr<Request> make_request(std::string request_id, py::handle prompt,
   opts.cache_salt = cache_salt.value_or("");
   opts.lora_id = lora_id;
   opts.mm_inputs = to_mm_inputs(mm_inputs);
-  opts.hash_algorithm = to_algorithm(hash_algorithm);
+  opts.hash_algorithm = hash_algorithm_arg(hash_algorithm);
   IntSequence<TokenId> tokens(prompt, "prompt_token_ids");
   tokens.require_ndim(1);
   return std::make_shared<Request>(std::move(request_id), std::move(tokens).release_vector(),
@@ -85,7 +73,7 @@ void bind_hash(py::module_& m) {
 
   py::class_<PageHasher>(m, "PageHasher",
                          "Chained page hashes of docs/hash-spec.md; digests are bytes.")
-      .def(py::init([](const py::object& a) { return PageHasher(to_algorithm(a)); }),
+      .def(py::init([](const py::object& a) { return PageHasher(hash_algorithm_arg(a)); }),
            py::arg("algorithm") = "xxh3_128")
       .def_property_readonly("algorithm",
                              [](const PageHasher& h) { return std::string(hash_algorithm_name(h.algorithm())); })

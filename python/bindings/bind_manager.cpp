@@ -11,7 +11,9 @@
 
 #include <fmt/format.h>
 
+#include "arguments.h"
 #include "bindings.h"
+#include "page_ids.h"
 #include "pagedkv/manager/kv_cache_config.h"
 #include "pagedkv/manager/kv_cache_manager.h"
 #include "pagedkv/manager/prefix_cache_stats.h"
@@ -21,12 +23,6 @@ namespace py = pybind11;
 
 namespace pagedkv::python {
 namespace {
-
-// A hash algorithm given as its name ("xxh3_128", "sha256") or a pagedkv.HashAlgorithm.
-HashAlgorithm algorithm_of(const py::object& value) {
-  if (py::isinstance<py::str>(value)) return parse_hash_algorithm(value.cast<std::string>());
-  return value.cast<HashAlgorithm>();
-}
 
 std::string algorithm_str(HashAlgorithm a) { return std::string(hash_algorithm_name(a)); }
 
@@ -76,7 +72,7 @@ void bind_config(py::module_& m) {
              c.max_model_len = max_model_len;
              c.groups = std::move(groups);
              c.enable_caching = enable_caching;
-             c.hash_algorithm = algorithm_of(hash_algorithm);
+             c.hash_algorithm = hash_algorithm_arg(hash_algorithm);
              c.enable_kv_events = enable_kv_events;
              c.num_speculative_tokens = num_speculative_tokens;
              c.validate();
@@ -91,7 +87,7 @@ void bind_config(py::module_& m) {
       .def_readwrite("enable_caching", &KVCacheConfig::enable_caching)
       .def_property(
           "hash_algorithm", [](const KVCacheConfig& c) { return algorithm_str(c.hash_algorithm); },
-          [](KVCacheConfig& c, const py::object& a) { c.hash_algorithm = algorithm_of(a); })
+          [](KVCacheConfig& c, const py::object& a) { c.hash_algorithm = hash_algorithm_arg(a); })
       .def_readwrite("enable_kv_events", &KVCacheConfig::enable_kv_events)
       .def_readwrite("num_speculative_tokens", &KVCacheConfig::num_speculative_tokens)
       .def_property_readonly("lcm_page_size", &KVCacheConfig::lcm_page_size)
@@ -217,7 +213,7 @@ KVCacheConfig simple_config(int32_t num_pages, int32_t page_size, int32_t max_mo
   if (sliding_window) {
     c.groups[0] = KVCacheGroupSpec::sliding_window_attention(page_size, *sliding_window);
   }
-  c.hash_algorithm = algorithm_of(hash_algorithm);
+  c.hash_algorithm = hash_algorithm_arg(hash_algorithm);
   c.enable_kv_events = enable_kv_events;
   c.num_speculative_tokens = num_speculative_tokens;
   return c;
@@ -259,35 +255,44 @@ void bind_kv_cache_manager(py::module_& m) {
           "get_computed_pages",
           [](KVCacheManager& km, const Request& r, bool resumed) {
             ComputedPages hit = km.get_computed_pages(r, resumed);
-            return py::make_tuple(py::cast(std::move(hit.pages)), hit.num_computed_tokens);
+            return py::make_tuple(to_python(std::move(hit.pages)), hit.num_computed_tokens);
           },
           py::arg("request"), py::arg("resumed") = false,
-          "get_computed_pages(request: Request, resumed: bool = False) -> (list[list[int]], "
+          "get_computed_pages(request: Request, resumed: bool = False) -> (list[PageIds], "
           "int): hit pages per group and num_computed_tokens. Records one lookup in stats, "
           "among the resumed ones when `resumed` (the request comes back after a preemption).")
       .def(
           "allocate_slots",
           [](KVCacheManager& km, const Request& r, int32_t num_new_tokens,
-             int32_t num_new_computed_tokens, std::optional<GroupPages> new_computed_pages,
-             int32_t num_lookahead_tokens) {
-            return km.allocate_slots(
+             int32_t num_new_computed_tokens, py::handle new_computed_pages,
+             int32_t num_lookahead_tokens) -> py::object {
+            const std::optional<GroupPages> hit =
+                optional_group_pages_arg(new_computed_pages, "new_computed_pages");
+            std::optional<GroupPages> pages = km.allocate_slots(
                 r, {.num_new_tokens = num_new_tokens,
                     .num_new_computed_tokens = num_new_computed_tokens,
-                    .new_computed_pages = new_computed_pages ? &*new_computed_pages : nullptr,
+                    .new_computed_pages = hit ? &*hit : nullptr,
                     .num_lookahead_tokens = num_lookahead_tokens});
+            if (!pages) return py::none();
+            return to_python(std::move(*pages));
           },
           py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
           py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,
-          "New pages per group, or None (nothing changed) when not enough pages are free.")
+          "allocate_slots(request: Request, num_new_tokens: int, num_new_computed_tokens: int "
+          "= 0, new_computed_pages: list[PageIds | list[int]] | None = None, "
+          "num_lookahead_tokens: int = 0) -> list[PageIds] | None: the new pages per group, or "
+          "None (nothing changed) when not enough pages are free (rule 18).")
       .def(
           "plan_allocation",
           [](const KVCacheManager& km, const Request& r, int32_t num_new_tokens,
-             int32_t num_new_computed_tokens, std::optional<GroupPages> new_computed_pages,
+             int32_t num_new_computed_tokens, py::handle new_computed_pages,
              int32_t num_lookahead_tokens) {
+            const std::optional<GroupPages> hit =
+                optional_group_pages_arg(new_computed_pages, "new_computed_pages");
             return km.plan_allocation(
                 r, {.num_new_tokens = num_new_tokens,
                     .num_new_computed_tokens = num_new_computed_tokens,
-                    .new_computed_pages = new_computed_pages ? &*new_computed_pages : nullptr,
+                    .new_computed_pages = hit ? &*hit : nullptr,
                     .num_lookahead_tokens = num_lookahead_tokens});
           },
           py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
@@ -299,19 +304,29 @@ void bind_kv_cache_manager(py::module_& m) {
           "changing nothing; raises what allocate_slots raises. The plan keeps the request "
           "alive.")
       .def(
-          "apply", [](KVCacheManager& km, const AllocationPlan& plan) { return km.apply(plan); },
+          "apply",
+          [](KVCacheManager& km, const AllocationPlan& plan) { return to_python(km.apply(plan)); },
           py::arg("plan"),
-          "apply(plan: AllocationPlan) -> list[list[int]]: carries the plan out and returns the "
+          "apply(plan: AllocationPlan) -> list[PageIds]: carries the plan out and returns the "
           "new pages per group. RuntimeError (nothing changed) if the plan is not ok, stale "
           "(pages changed since it was made), of another manager or its request changed.")
       .def_property_readonly("generation", &KVCacheManager::generation,
                              "int: changes with every call that changes pages.")
       .def("free", py::overload_cast<const Request&>(&KVCacheManager::free), py::arg("request"),
-           "Returns the request's pages (reverse order). Unknown request: no-op.")
+           "free(request: Request) -> None: returns the request's pages, each group's in "
+           "reverse order (rule 20). Unknown request: no-op.")
       .def("free", py::overload_cast<const std::string&>(&KVCacheManager::free),
-           py::arg("request_id"))
-      .def("get_page_ids", &KVCacheManager::get_page_ids, py::arg("request_id"))
-      .def("has_request", &KVCacheManager::has_request, py::arg("request_id"))
+           py::arg("request_id"), "free(request_id: str) -> None: the same, by id.")
+      .def(
+          "get_page_ids",
+          [](const KVCacheManager& km, const std::string& id) {
+            return to_python(km.get_page_ids(id));
+          },
+          py::arg("request_id"),
+          "get_page_ids(request_id: str) -> list[PageIds]: the request's pages per group "
+          "(empty lists for an unknown request).")
+      .def("has_request", &KVCacheManager::has_request, py::arg("request_id"),
+           "has_request(request_id: str) -> bool: whether the request holds pages.")
       .def_property_readonly("num_requests", &KVCacheManager::num_requests)
       .def("get_num_common_prefix_pages", &KVCacheManager::get_num_common_prefix_pages,
            py::arg("request"), py::arg("num_running_requests"))

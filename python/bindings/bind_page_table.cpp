@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "arguments.h"
 #include "bindings.h"
 #include "int_sequence.h"
 #include "pagedkv/page_table/batch_layout.h"
@@ -30,20 +31,6 @@ IntSequence<int32_t> ids_1d(py::handle obj, const char* name) {
   IntSequence<int32_t> in(obj, name);
   in.require_ndim(1);
   return in;
-}
-
-std::vector<PageId> to_page_ids(py::handle obj, const char* name) {
-  return ids_1d(obj, name).release_vector();
-}
-
-// [groups][pages] from a sequence of integer sequences.
-std::vector<std::vector<PageId>> to_group_ids(py::handle obj, const char* name) {
-  if (!py::isinstance<py::sequence>(obj) && !py::isinstance<py::array>(obj)) {
-    throw py::type_error(std::string(name) + " must be a sequence with one page-id list per group");
-  }
-  std::vector<std::vector<PageId>> out;
-  for (py::handle g : obj) out.push_back(to_page_ids(g, name));
-  return out;
 }
 
 // A writable, C-contiguous, one-dimensional output array of exactly dtype T.
@@ -168,13 +155,13 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
       .def(
           "append_row",
           [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
-            t.append_row(to_group_ids(page_ids, "page_ids"), row_idx);
+            t.append_row(group_pages_arg(page_ids, "page_ids"), row_idx);
           },
           py::arg("page_ids"), py::arg("row_idx"))
       .def(
           "add_row",
           [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
-            t.add_row(to_group_ids(page_ids, "page_ids"), row_idx);
+            t.add_row(group_pages_arg(page_ids, "page_ids"), row_idx);
           },
           py::arg("page_ids"), py::arg("row_idx"))
       .def("move_row", &MultiGroupPageTable::move_row, py::arg("src"), py::arg("tgt"))
@@ -186,7 +173,7 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
           [](MultiGroupPageTable& t, py::handle page_ids_per_req, py::handle req_indices) {
             std::vector<std::vector<std::vector<PageId>>> per_req;
             for (py::handle req : page_ids_per_req) {
-              per_req.push_back(to_group_ids(req, "page_ids_per_req"));
+              per_req.push_back(group_pages_arg(req, "page_ids_per_req"));
             }
             const IntSequence<int32_t> rows = ids_1d(req_indices, "req_indices");
             t.append_rows_batch(per_req, rows.span());

@@ -1,61 +1,47 @@
 // PagePool, KVEvent and HBMPageManager. Registration only: every check lives in the C++
-// library. Page hashes cross the boundary as their digest bytes (16 for xxh3_128, 32 for
-// sha256), the same bytes pagedkv.Request.page_hashes() gives.
+// library. Page hashes cross the boundary as their digest bytes, as long as the pool's hash
+// algorithm makes them (16 for xxh3_128, 32 for sha256), the same bytes
+// pagedkv.Request.page_hashes() gives. Page-id results are PageIds (list-like, zero-copy).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <string>
 #include <vector>
 
+#include "arguments.h"
 #include "bindings.h"
+#include "int_sequence.h"
+#include "page_ids.h"
 #include "pagedkv/compat/hbm_page_manager.h"
+#include "pagedkv/hash/request.h"
 #include "pagedkv/pool/kv_events.h"
 #include "pagedkv/pool/page_pool.h"
-#include "pagedkv/hash/request.h"
 
 namespace py = pybind11;
 
 namespace pagedkv::python {
 namespace {
 
-// A PageHash carries no algorithm tag: xxh3_128 leaves words 2..3 zero, a sha256 digest
-// fills them (all 128 upper bits zero has probability 2^-128).
-py::bytes hash_bytes(const PageHash& h) {
-  const int size = (h.words[2] | h.words[3]) == 0 ? 16 : 32;
-  return py::bytes(h.bytes(size));
-}
-
-py::object optional_hash_bytes(const std::optional<PageHash>& h) {
-  if (!h) return py::none();
-  return hash_bytes(*h);
-}
-
-py::list hash_list(const std::vector<PageHash>& hashes) {
+py::list digest_list(const std::vector<PageHash>& hashes, HashAlgorithm algo) {
   py::list out;
-  for (const PageHash& h : hashes) out.append(hash_bytes(h));
+  for (const PageHash& h : hashes) out.append(digest_bytes(h, algo));
   return out;
 }
 
-PageId to_page_id(py::handle item) {
-  if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item)) {
-    throw py::type_error("page ids must be int, got " +
-                         std::string(py::str(py::type::of(item))));
-  }
-  return item.cast<PageId>();
-}
-
-// touch() takes a flat list of ids or, as the seed does, one list (or tuple) per group; the
-// groups are touched in order, as one call.
-std::vector<PageId> flatten_page_ids(const py::iterable& ids) {
-  std::vector<PageId> out;
-  for (py::handle item : ids) {
-    if (py::isinstance<py::list>(item) || py::isinstance<py::tuple>(item)) {
-      for (py::handle inner : item) out.push_back(to_page_id(inner));
-    } else {
-      out.push_back(to_page_id(item));
+// touch() takes a flat sequence of ids or, as the seed does, one sequence per group; the groups
+// are touched in order, as one call.
+std::vector<PageId> touch_ids_arg(py::handle ids) {
+  if (py::isinstance<py::sequence>(ids) && py::len(ids) > 0) {
+    py::handle first = ids[py::int_(0)];
+    if (!PyLong_Check(first.ptr()) && !PyIndex_Check(first.ptr())) {
+      std::vector<PageId> out;
+      for (const std::vector<PageId>& g : group_pages_arg(ids, "ids")) {
+        out.insert(out.end(), g.begin(), g.end());
+      }
+      return out;
     }
   }
-  return out;
+  return page_ids_arg(ids, "ids");
 }
 
 const char* kind_name(KVEvent::Kind k) {
@@ -78,9 +64,11 @@ void bind_pool(py::module_& m) {
                       "(one page evicted) or 'all_cleared' (reset_prefix_cache).")
       .def_property_readonly("kind", [](const KVEvent& e) { return kind_name(e.kind); })
       .def_property_readonly("parent_hash",
-                             [](const KVEvent& e) { return optional_hash_bytes(e.parent_hash); })
+                             [](const KVEvent& e) {
+                               return optional_digest_bytes(e.parent_hash, e.hash_algorithm);
+                             })
       .def_property_readonly("page_hashes",
-                             [](const KVEvent& e) { return hash_list(e.page_hashes); })
+                             [](const KVEvent& e) { return digest_list(e.page_hashes, e.hash_algorithm); })
       .def_readonly("token_ids", &KVEvent::token_ids)
       .def_readonly("page_size", &KVEvent::page_size)
       .def_readonly("lora_id", &KVEvent::lora_id)
@@ -95,24 +83,41 @@ void bind_pool(py::module_& m) {
   py::class_<PagePool>(m, "PagePool",
                        "The pool of KV pages with prefix caching. Page 0 is the null page; "
                        "the free queue is the eviction order (head first).")
-      .def(py::init<int32_t, bool, bool>(), py::arg("num_pages"), py::arg("enable_caching"),
-           py::arg("enable_kv_events") = false)
+      .def(py::init([](int32_t num_pages, bool enable_caching, bool enable_kv_events,
+                       const py::handle& hash_algorithm) {
+             return std::make_unique<PagePool>(num_pages, enable_caching, enable_kv_events,
+                                               hash_algorithm_arg(hash_algorithm));
+           }),
+           py::arg("num_pages"), py::arg("enable_caching"), py::arg("enable_kv_events") = false,
+           py::arg("hash_algorithm") = "xxh3_128",
+           "PagePool(num_pages: int, enable_caching: bool, enable_kv_events: bool = False, "
+           "hash_algorithm: str | HashAlgorithm = 'xxh3_128'): every hash the pool holds is of "
+           "hash_algorithm.")
       .def_property_readonly("num_pages", &PagePool::num_pages)
       .def_property_readonly("null_page", &PagePool::null_page)
       .def_property_readonly("enable_caching", &PagePool::enable_caching)
       .def_property_readonly("enable_kv_events", &PagePool::enable_kv_events)
-      .def("get_new_pages", py::overload_cast<int32_t>(&PagePool::get_new_pages), py::arg("n"),
-           "Pops n pages from the free-queue head (evicting their hashes).")
+      .def_property_readonly(
+          "hash_algorithm",
+          [](const PagePool& p) { return std::string(hash_algorithm_name(p.hash_algorithm())); },
+          "str: the algorithm of every hash in the pool.")
+      .def(
+          "get_new_pages", [](PagePool& pool, int32_t n) { return to_python(pool.get_new_pages(n)); },
+          py::arg("n"),
+          "get_new_pages(n: int) -> PageIds: pops n pages from the free-queue head, evicting "
+          "their hashes (rule 3); pagedkv.CapacityError (nothing changed) if fewer are free.")
       .def(
           "free_pages",
-          [](PagePool& pool, const std::vector<PageId>& ids) { pool.free_pages(ids); },
-          py::arg("ids"), "Frees pages; those reaching ref count 0 join the tail in this order.")
+          [](PagePool& pool, py::handle ids) { pool.free_pages(page_ids_arg(ids, "ids")); },
+          py::arg("ids"),
+          "free_pages(ids: Sequence[int]) -> None: decrements every page; those reaching ref "
+          "count 0 join the free-queue tail in this order (rule 4).")
       .def(
           "touch",
-          [](PagePool& pool, const py::iterable& ids) { pool.touch(flatten_page_ids(ids)); },
+          [](PagePool& pool, py::handle ids) { pool.touch(touch_ids_arg(ids)); },
           py::arg("ids"),
-          "Increments ref counts (unlinking free pages). Takes a list of ids or a list/tuple "
-          "of lists (one per group).")
+          "touch(ids: Sequence[int] | Sequence[Sequence[int]]) -> None: increments ref counts, "
+          "unlinking free pages from the queue (rule 8); a flat sequence or one per group.")
       .def(
           "get_cached_page",
           [](const PagePool& pool, const py::bytes& hash,
@@ -124,7 +129,8 @@ void bind_pool(py::module_& m) {
             return py::cast(out);
           },
           py::arg("hash"), py::arg("group_ids"),
-          "One page per group if every group hits (the first-inserted page), else None.")
+          "get_cached_page(hash: bytes, group_ids: list[int]) -> list[int] | None: one page per "
+          "group if every group hits (the first-inserted page, rule 9), else None.")
       .def(
           "get_cached_prefix",
           [](const PagePool& pool, const std::vector<py::bytes>& hashes, GroupId group) {
@@ -133,40 +139,56 @@ void bind_pool(py::module_& m) {
             for (const py::bytes& h : hashes) keys.push_back(PageHash::from_bytes(std::string(h)));
             std::vector<PageId> out;
             pool.get_cached_prefix(keys, group, out);
-            return out;
+            return to_python(std::move(out));
           },
           py::arg("hashes"), py::arg("group_id") = 0,
-          "The pages of the longest cached prefix of `hashes` in one group (stops at the "
-          "first miss).")
+          "get_cached_prefix(hashes: list[bytes], group_id: int = 0) -> PageIds: the pages of "
+          "the longest cached prefix of `hashes` in one group (stops at the first miss).")
       .def(
           "cache_full_pages",
-          [](PagePool& pool, const Request& request, const std::vector<PageId>& pages,
+          [](PagePool& pool, const Request& request, py::handle pages_obj,
              int32_t num_cached_pages, int32_t num_full_pages, int32_t page_size,
              GroupId group) {
+            const std::vector<PageId> pages = page_ids_arg(pages_obj, "pages");
             // The pool takes the request's hash chain and tokens, not the request.
             const PageChainView chain{.page_hashes = request.page_hashes(page_size),
                                       .token_ids = request.all_token_ids(),
                                       .page_size = page_size,
-                                      .lora_id = request.options().lora_id};
+                                      .lora_id = request.options().lora_id,
+                                      .hash_algorithm = request.hasher().algorithm()};
             pool.cache_full_pages(chain, pages, num_cached_pages, num_full_pages, group);
           },
           py::arg("request"), py::arg("pages"), py::arg("num_cached_pages"),
-          py::arg("num_full_pages"), py::arg("page_size"), py::arg("kv_cache_group_id") = 0)
-      .def("reset_prefix_cache", &PagePool::reset_prefix_cache)
-      .def("get_num_free_pages", &PagePool::get_num_free_pages)
-      .def("get_usage", &PagePool::get_usage)
-      .def("get_all_free_pages", &PagePool::get_all_free_pages)
-      .def("ref_count", &PagePool::ref_count, py::arg("page"))
+          py::arg("num_full_pages"), py::arg("page_size"), py::arg("kv_cache_group_id") = 0,
+          "cache_full_pages(request: Request, pages: Sequence[int], num_cached_pages: int, "
+          "num_full_pages: int, page_size: int, kv_cache_group_id: int = 0) -> None: caches "
+          "pages[num_cached_pages:num_full_pages] under the request's page hashes (one "
+          "'stored' event).")
+      .def("reset_prefix_cache", &PagePool::reset_prefix_cache,
+           "reset_prefix_cache() -> bool: drops every hash; False (nothing changed) while any "
+           "usable page is held (rule 10).")
+      .def("get_num_free_pages", &PagePool::get_num_free_pages, "get_num_free_pages() -> int")
+      .def("get_usage", &PagePool::get_usage,
+           "get_usage() -> float: held usable pages / usable pages (rule 2).")
+      .def(
+          "get_all_free_pages",
+          [](const PagePool& pool) { return to_python(pool.get_all_free_pages()); },
+          "get_all_free_pages() -> PageIds: the free queue, head (next evicted) first.")
+      .def("ref_count", &PagePool::ref_count, py::arg("page"), "ref_count(page: int) -> int")
       .def(
           "page_hash",
           [](const PagePool& pool, PageId page) {
-            return optional_hash_bytes(pool.page_hash(page));
+            return optional_digest_bytes(pool.page_hash(page), pool.hash_algorithm());
           },
-          py::arg("page"))
-      .def("num_cached_pages", &PagePool::num_cached_pages)
-      .def("num_evictions", &PagePool::num_evictions)
-      .def("take_events", &PagePool::take_events)
-      .def("verify", &PagePool::verify)
+          py::arg("page"), "page_hash(page: int) -> bytes | None: the page's digest, if cached.")
+      .def("num_cached_pages", &PagePool::num_cached_pages,
+           "num_cached_pages() -> int: pages that carry a hash.")
+      .def("num_evictions", &PagePool::num_evictions,
+           "num_evictions() -> int: hashes dropped when their pages were reallocated.")
+      .def("take_events", &PagePool::take_events,
+           "take_events() -> list[KVEvent]: the events since the last call (rule 21).")
+      .def("verify", &PagePool::verify,
+           "verify() -> None: walks every invariant (AssertionError naming the first broken).")
       .def("__repr__", [](const PagePool& pool) {
         return "PagePool(num_pages=" + std::to_string(pool.num_pages()) +
                ", free=" + std::to_string(pool.get_num_free_pages()) +
@@ -182,13 +204,18 @@ void bind_pool(py::module_& m) {
       .def_property_readonly("num_pages", &HBMPageManager::num_pages)
       .def_property_readonly("num_free_pages", &HBMPageManager::num_free_pages)
       .def("alloc_prefill_hbm_pages", &HBMPageManager::alloc_prefill_hbm_pages,
-           py::arg("prompt_len"))
-      .def("alloc_hbm_pages", &HBMPageManager::alloc_hbm_pages, py::arg("n"))
+           py::arg("prompt_len"),
+           "alloc_prefill_hbm_pages(prompt_len: int) -> list[int]: cdiv(prompt_len, page_size) "
+           "pages.")
+      .def("alloc_hbm_pages", &HBMPageManager::alloc_hbm_pages, py::arg("n"),
+           "alloc_hbm_pages(n: int) -> list[int]")
       .def(
           "free_hbm_pages",
-          [](HBMPageManager& mgr, const std::vector<PageId>& pages) { mgr.free_hbm_pages(pages); },
-          py::arg("pages"))
-      .def("verify", &HBMPageManager::verify);
+          [](HBMPageManager& mgr, py::handle pages) {
+            mgr.free_hbm_pages(page_ids_arg(pages, "pages"));
+          },
+          py::arg("pages"), "free_hbm_pages(pages: Sequence[int]) -> None")
+      .def("verify", &HBMPageManager::verify, "verify() -> None");
 }
 
 }  // namespace pagedkv::python

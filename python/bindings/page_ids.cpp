@@ -85,6 +85,23 @@ a zero-copy int32 view, and a PageIds passed back to pagedkv is read in place.)d
            },
            py::is_operator())
       .def("tolist", [](const PageIds& p) { return py::cast(p.ids); }, "The ids as a list of ints.")
+      .def(
+          "__add__",
+          [](const PageIds& p, py::handle other) {
+            py::list out = py::cast(p.ids);
+            for (py::handle x : other) out.append(x);
+            return out;
+          },
+          py::is_operator(), "PageIds + sequence -> list, as list + list.")
+      .def(
+          "__radd__",
+          [](const PageIds& p, py::handle other) {
+            py::list out;
+            for (py::handle x : other) out.append(x);
+            for (PageId id : p.ids) out.append(py::int_(id));
+            return out;
+          },
+          py::is_operator(), "sequence + PageIds -> list.")
       .def("__repr__", &repr);
   py::setattr(m.attr("PageIds"), "__hash__", py::none());
 }

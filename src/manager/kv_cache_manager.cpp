@@ -31,7 +31,7 @@ KVCacheManager::KVCacheManager(KVCacheConfig config)
     : config_((config.validate(), std::move(config))),
       lcm_page_size_(config_.lcm_page_size()),
       pool_(std::make_unique<PagePool>(config_.num_pages, config_.enable_caching,
-                                       config_.enable_kv_events)),
+                                       config_.enable_kv_events, config_.hash_algorithm)),
       state_(std::make_unique<State>()) {
   for (size_t g = 0; g < config_.groups.size(); ++g) {
     groups_.push_back(

@@ -204,7 +204,8 @@ void SingleTypeManager::cache_full_pages(int32_t slot, const GroupPlan& plan,
   const PageChainView chain{.page_hashes = request.page_hashes(spec_.page_size),
                             .token_ids = request.all_token_ids(),
                             .page_size = spec_.page_size,
-                            .lora_id = request.options().lora_id};
+                            .lora_id = request.options().lora_id,
+                            .hash_algorithm = request.hasher().algorithm()};
   pool_->cache_full_pages(chain, s.pages, plan.cache_begin, plan.cache_end, group_);
   s.num_cached = plan.cache_end;
 }

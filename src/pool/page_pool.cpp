@@ -8,10 +8,12 @@
 
 namespace pagedkv {
 
-PagePool::PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events)
+PagePool::PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events,
+                   HashAlgorithm hash_algorithm)
     : num_pages_(num_pages),
       enable_caching_(enable_caching),
       enable_kv_events_(enable_kv_events),
+      hash_algorithm_(hash_algorithm),
       free_queue_(0),
       index_(0) {
   PAGEDKV_CHECK_ARG(num_pages >= 2 && num_pages < std::numeric_limits<int32_t>::max(),
@@ -62,6 +64,7 @@ void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
 void PagePool::evict(PageId page) {
   KVEvent ev;
   ev.kind = KVEvent::Kind::kRemoved;
+  ev.hash_algorithm = hash_algorithm_;
   ev.page_hashes.push_back(index_.hash_of(page));
   ev.group_id = index_.group_of(page);
   ev.page_ids.push_back(page);
@@ -153,6 +156,9 @@ void PagePool::check_cache_arguments(const PageChainView& chain, std::span<const
                                      int32_t num_cached_pages, int32_t num_full_pages,
                                      GroupId group) const {
   PAGEDKV_CHECK_ARG(chain.page_size > 0, "page_size must be > 0, got {}", chain.page_size);
+  PAGEDKV_CHECK_ARG(chain.hash_algorithm == hash_algorithm_,
+                    "the chain is hashed with {}, the pool holds {} hashes",
+                    hash_algorithm_name(chain.hash_algorithm), hash_algorithm_name(hash_algorithm_));
   PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
   PAGEDKV_CHECK_ARG(num_cached_pages >= 0 && num_cached_pages <= num_full_pages,
                     "need 0 <= num_cached_pages <= num_full_pages, got {} and {}",
@@ -218,6 +224,7 @@ KVEvent PagePool::stored_event(const PageChainView& chain, std::span<const PageI
                                int32_t first_index, GroupId group) const {
   KVEvent ev;
   ev.kind = KVEvent::Kind::kStored;
+  ev.hash_algorithm = hash_algorithm_;
   const auto ps = static_cast<size_t>(chain.page_size);
   for (size_t i = 0; i < range.size(); ++i) {
     if (range[i] == kNullPageId) continue;
@@ -267,6 +274,7 @@ bool PagePool::reset_prefix_cache() {
   if (enable_kv_events_) {
     KVEvent ev;
     ev.kind = KVEvent::Kind::kAllCleared;
+    ev.hash_algorithm = hash_algorithm_;
     events_.push_back(std::move(ev));
   }
   return true;

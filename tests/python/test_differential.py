@@ -445,7 +445,8 @@ class PoolHarness:
 
     def __init__(self, num_pages: int, enable_caching: bool, algo: str):
         self.algo = algo
-        self.real = pagedkv.PagePool(num_pages, enable_caching, enable_kv_events=True)
+        self.real = pagedkv.PagePool(num_pages, enable_caching, enable_kv_events=True,
+                                     hash_algorithm=algo)
         self.ref = RefPagePool(num_pages, enable_caching, enable_kv_events=True)
         self.caching = enable_caching
         self.num_pages = num_pages

@@ -6,6 +6,7 @@ Python exception each error maps to (checking that a failed call changes nothing
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import pagedkv
@@ -108,7 +109,8 @@ def test_cached_pages_keep_their_hash_until_reallocated():
 
 
 def test_sha256_hashes_are_32_bytes_everywhere():
-    pool = pagedkv.PagePool(4, True, enable_kv_events=True)
+    pool = pagedkv.PagePool(4, True, enable_kv_events=True, hash_algorithm="sha256")
+    assert pool.hash_algorithm == "sha256"
     req = request("r", 16, hash_algorithm="sha256")
     pages = pool.get_new_pages(1)
     pool.cache_full_pages(req, pages, 0, 1, PS)
@@ -118,6 +120,34 @@ def test_sha256_hashes_are_32_bytes_everywhere():
     assert pool.get_cached_page(h, [0]) == pages
     (ev,) = pool.take_events()
     assert ev.page_hashes == [h]
+
+
+def test_a_chain_of_another_algorithm_is_refused_and_changes_nothing():
+    pool = pagedkv.PagePool(4, True, enable_kv_events=True)  # xxh3_128
+    assert pool.hash_algorithm == "xxh3_128"
+    req = request("r", 16, hash_algorithm="sha256")
+    pages = pool.get_new_pages(1)
+    with pytest.raises(ValueError, match="sha256.*xxh3_128"):
+        pool.cache_full_pages(req, pages, 0, 1, PS)
+    assert pool.page_hash(pages[0]) is None
+    assert pool.take_events() == []
+    pool.verify()
+
+
+def test_page_id_results_are_list_like_and_zero_copy():
+    pool = pagedkv.PagePool(8, True)
+    pages = pool.get_new_pages(3)
+    assert pages == [1, 2, 3] and pages != [1, 2] and len(pages) == 3
+    assert list(pages) == [1, 2, 3] and pages[-1] == 3 and pages[1:] == [2, 3]
+    assert 2 in pages and 9 not in pages and repr(pages) == "[1, 2, 3]"
+    assert [0] + pages == [0, 1, 2, 3] and pages + [4] == [1, 2, 3, 4]
+    view = np.asarray(pages)
+    assert view.dtype == np.int32 and view.tolist() == [1, 2, 3]
+    with pytest.raises(ValueError):
+        view[0] = 5  # read-only
+    pool.free_pages(pages[::-1])  # a slice is a list, PageIds itself is read in place
+    pool.touch(pool.get_new_pages(2))
+    assert pool.get_all_free_pages() == [6, 7, 3, 2, 1]
 
 
 def test_get_cached_prefix_matches_per_page_lookups():

@@ -34,6 +34,8 @@ struct KVEvent {
   std::optional<int64_t> lora_id;  // kStored
   GroupId group_id = 0;            // kStored / kRemoved
   std::vector<PageId> page_ids;    // kStored / kRemoved: the physical pages concerned
+  // The algorithm of every hash above (the pool's): digest_size(hash_algorithm) bytes each.
+  HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;
 };
 
 }  // namespace pagedkv

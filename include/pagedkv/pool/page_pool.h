@@ -43,12 +43,16 @@ struct PageChainView {
   std::span<const TokenId> token_ids = {};     // [>= pages cached * page_size]; events copy them
   int32_t page_size = 0;                       // tokens per page; > 0
   std::optional<int64_t> lora_id = {};         // the adapter, reported in kStored events
+  HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;  // must be the pool's
 };
 
 class PagePool {
  public:
   // num_pages >= 2 (null page + at least one usable page); throws InvalidArgument otherwise.
-  PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events = false);
+  // Every hash the pool holds is of `hash_algorithm` (cache_full_pages rejects another one),
+  // so its events and page_hash() results say how long their digests are.
+  PagePool(int32_t num_pages, bool enable_caching, bool enable_kv_events = false,
+           HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128);
   ~PagePool();
   PagePool(PagePool&&) noexcept;
   PagePool& operator=(PagePool&&) noexcept;
@@ -58,6 +62,7 @@ class PagePool {
   int32_t num_pages() const { return num_pages_; }
   bool enable_caching() const { return enable_caching_; }
   bool enable_kv_events() const { return enable_kv_events_; }
+  HashAlgorithm hash_algorithm() const { return hash_algorithm_; }
   PageId null_page() const { return kNullPageId; }
 
   // Pops n pages from the free-queue head (evicting their hashes), ref count 0 -> 1.
@@ -145,6 +150,7 @@ class PagePool {
   int32_t num_pages_ = 0;
   bool enable_caching_ = false;
   bool enable_kv_events_ = false;
+  HashAlgorithm hash_algorithm_ = HashAlgorithm::kXxh3_128;
   std::vector<int32_t> ref_counts_;  // [num_pages]; entry 0 (null page) stays 0
   FreeQueue free_queue_;
   PrefixIndex index_;                // empty (and never filled) with caching off

@@ -614,6 +614,36 @@ TEST_F(PagePoolCacheErrors, BadPageSizeOrGroupIsInvalid) {
   expect_unchanged();
 }
 
+TEST_F(PagePoolCacheErrors, AChainOfAnotherHashAlgorithmIsInvalid) {
+  RequestOptions opts;
+  opts.hash_algorithm = HashAlgorithm::kSha256;
+  const Request sha = make_request("s", 48, 5, 100, opts);
+  try {
+    pool_.cache_full_pages(chain_of(sha, kPageSize), pages_, 1, 2, 0);
+    FAIL() << "a sha256 chain was cached in an xxh3_128 pool";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("sha256"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("xxh3_128"), std::string::npos) << e.what();
+  }
+  expect_unchanged();
+}
+
+TEST(PagePoolHashAlgorithm, EventsCarryThePoolsAlgorithm) {
+  RequestOptions opts;
+  opts.hash_algorithm = HashAlgorithm::kSha256;
+  PagePool pool(8, /*enable_caching=*/true, /*enable_kv_events=*/true, HashAlgorithm::kSha256);
+  EXPECT_EQ(pool.hash_algorithm(), HashAlgorithm::kSha256);
+  const Request r = make_request("s", 32, 0, 0, opts);
+  const V pages = pool.get_new_pages(2);
+  pool.cache_full_pages(chain_of(r, kPageSize), pages, 0, 2, 0);
+  pool.free_pages(reversed(pages));
+  pool.get_new_pages(7);  // evicts both cached pages
+  pool.verify();
+  const std::vector<KVEvent> events = pool.take_events();
+  ASSERT_EQ(events.size(), 3u);  // one stored, two removed
+  for (const KVEvent& e : events) EXPECT_EQ(e.hash_algorithm, HashAlgorithm::kSha256);
+}
+
 TEST_F(PagePoolCacheErrors, InconsistentCountsAreInvalid) {
   EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, -1, 2, 0), InvalidArgument);
   EXPECT_THROW(pool_.cache_full_pages(chain_, pages_, 3, 2, 0), InvalidArgument);

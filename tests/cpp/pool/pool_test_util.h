@@ -40,7 +40,8 @@ inline PageChainView chain_of(const Request& r, int32_t page_size) {
   return PageChainView{.page_hashes = r.page_hashes(page_size),
                        .token_ids = r.all_token_ids(),
                        .page_size = page_size,
-                       .lora_id = r.options().lora_id};
+                       .lora_id = r.options().lora_id,
+                       .hash_algorithm = r.hasher().algorithm()};
 }
 
 // Everything observable about a pool except the event buffer (reading that drains it).
