@@ -129,7 +129,9 @@ void bind_hash(py::module_& m) {
              IntSequence<TokenId> tokens(ids, "token_ids");
              r.append_output_token_ids(tokens.require_ndim(1).span());
            },
-           py::arg("token_ids"))
+           py::arg("token_ids"),
+           "append_output_token_ids(token_ids: Sequence[int]) -> None: appends generated "
+           "tokens; pages that fill are hashed at every tracked page size.")
       .def("page_hashes",
            [](const Request& r, int32_t page_size) {
              py::list out;
@@ -138,7 +140,9 @@ void bind_hash(py::module_& m) {
              return out;
            },
            py::arg("page_size"), "Digests (bytes) of the full pages at page_size.")
-      .def("verify", &Request::verify)
+      .def("verify", &Request::verify,
+           "verify() -> None: re-hashes every tracked page and checks the invariants "
+           "(AssertionError).")
       .def("__repr__", [](const Request& r) {
         return "Request(" + r.request_id() + ", tokens=" + std::to_string(r.num_tokens()) +
                ", computed=" + std::to_string(r.num_computed_tokens()) + ")";

@@ -53,7 +53,9 @@ void bind_group_spec(py::module_& m) {
           [](KVCacheGroupSpec& g, const std::string& k) { g.kind = parse_attention_kind(k); })
       .def_readwrite("page_size", &KVCacheGroupSpec::page_size)
       .def_readwrite("sliding_window", &KVCacheGroupSpec::sliding_window)
-      .def("validate", [](const KVCacheGroupSpec& g) { g.validate(); })
+      .def("validate", [](const KVCacheGroupSpec& g) { g.validate(); },
+           "validate() -> None: ValueError naming the bad field (page_size > 0; a window only "
+           "for sliding_window groups).")
       .def(py::self == py::self)  // NOLINT
       .def("__repr__", &group_repr);
 }
@@ -92,7 +94,8 @@ void bind_config(py::module_& m) {
       .def_readwrite("num_speculative_tokens", &KVCacheConfig::num_speculative_tokens)
       .def_property_readonly("lcm_page_size", &KVCacheConfig::lcm_page_size)
       .def_property_readonly("num_usable_pages", &KVCacheConfig::num_usable_pages)
-      .def("validate", &KVCacheConfig::validate)
+      .def("validate", &KVCacheConfig::validate,
+           "validate() -> None: ValueError naming the first bad field.")
       .def("__repr__", [](const KVCacheConfig& c) {
         std::string groups;
         for (const auto& g : c.groups) groups += (groups.empty() ? "" : ", ") + group_repr(g);
@@ -112,7 +115,9 @@ void bind_stats(py::module_& m) {
                                "windowed rate covers the latest window_capacity fresh lookups.")
       .def(py::init<int32_t>(), py::arg("window_capacity") = PrefixCacheStats::kDefaultWindow)
       .def("record", &PrefixCacheStats::record, py::arg("num_tokens"), py::arg("num_hit_tokens"),
-           py::arg("resumed") = false)
+           py::arg("resumed") = false,
+           "record(num_tokens: int, num_hit_tokens: int, resumed: bool = False) -> None: one "
+           "lookup (rule 22).")
       .def_property_readonly("requests", &PrefixCacheStats::requests)
       .def_property_readonly("queries", &PrefixCacheStats::queries)
       .def_property_readonly("hits", &PrefixCacheStats::hits)
@@ -126,8 +131,9 @@ void bind_stats(py::module_& m) {
       .def_property_readonly("window_size", &PrefixCacheStats::window_size)
       .def_property_readonly("window_queries", &PrefixCacheStats::window_queries)
       .def_property_readonly("window_hits", &PrefixCacheStats::window_hits)
-      .def("reset", &PrefixCacheStats::reset)
-      .def("verify", &PrefixCacheStats::verify)
+      .def("reset", &PrefixCacheStats::reset, "reset() -> None: zeroes every count.")
+      .def("verify", &PrefixCacheStats::verify,
+           "verify() -> None: checks the counts' invariants (AssertionError).")
       .def("__repr__", [](const PrefixCacheStats& s) {
         return fmt::format(
             "PrefixCacheStats(requests={}, queries={}, hits={}, resumed_requests={}, "
@@ -329,15 +335,25 @@ void bind_kv_cache_manager(py::module_& m) {
            "has_request(request_id: str) -> bool: whether the request holds pages.")
       .def_property_readonly("num_requests", &KVCacheManager::num_requests)
       .def("get_num_common_prefix_pages", &KVCacheManager::get_num_common_prefix_pages,
-           py::arg("request"), py::arg("num_running_requests"))
-      .def("reset_prefix_cache", &KVCacheManager::reset_prefix_cache)
+           py::arg("request"), py::arg("num_running_requests"),
+           "get_num_common_prefix_pages(request: Request, num_running_requests: int) -> "
+           "list[int]: per group, the leading pages of the request held by all running "
+           "requests (cascade attention); 0 for sliding-window groups.")
+      .def("reset_prefix_cache", &KVCacheManager::reset_prefix_cache,
+           "reset_prefix_cache() -> bool: drops every cached hash; False (nothing changed) "
+           "while any request holds pages (rule 10).")
       .def_property_readonly("usage", &KVCacheManager::usage)
       .def_property_readonly(
           "stats", [](const KVCacheManager& km) { return km.prefix_cache_stats(); },
           "A snapshot (copy) of the prefix-cache statistics.")
-      .def("reset_stats", &KVCacheManager::reset_prefix_cache_stats)
-      .def("take_events", &KVCacheManager::take_events)
-      .def("verify", &KVCacheManager::verify)
+      .def("reset_stats", &KVCacheManager::reset_prefix_cache_stats,
+           "reset_stats() -> None: zeroes the prefix-cache statistics.")
+      .def("take_events", &KVCacheManager::take_events,
+           "take_events() -> list[KVEvent]: the KV events since the last call (rule 21); empty "
+           "unless enable_kv_events.")
+      .def("verify", &KVCacheManager::verify,
+           "verify() -> None: walks every invariant, the pool's included (AssertionError "
+           "naming the first broken).")
       .def("__repr__", [](const KVCacheManager& km) {
         return fmt::format("KVCacheManager(num_pages={}, groups={}, requests={}, usage={:.4f})",
                            km.config().num_pages, km.num_groups(), km.num_requests(),

@@ -112,7 +112,8 @@ a failed call changes nothing.)doc")
             return readonly_view(r.data(), {static_cast<py::ssize_t>(r.size())}, self);
           },
           py::arg("row_idx"), "Read-only view of the row's valid pages (staging).")
-      .def("num_pages", &PageTable::num_pages, py::arg("row_idx"))
+      .def("num_pages", &PageTable::num_pages, py::arg("row_idx"),
+           "num_pages(row_idx: int) -> int: valid pages in the staging row.")
       .def(
           "read_device_tensor",
           [](const PageTable& t) {
@@ -157,17 +158,25 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
           [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
             t.append_row(group_pages_arg(page_ids, "page_ids"), row_idx);
           },
-          py::arg("page_ids"), py::arg("row_idx"))
+          py::arg("page_ids"), py::arg("row_idx"),
+          "append_row(page_ids: Sequence[Sequence[int]], row_idx: int) -> None: appends "
+          "page_ids[g] to row row_idx of group g (staging only).")
       .def(
           "add_row",
           [](MultiGroupPageTable& t, py::handle page_ids, int32_t row_idx) {
             t.add_row(group_pages_arg(page_ids, "page_ids"), row_idx);
           },
-          py::arg("page_ids"), py::arg("row_idx"))
-      .def("move_row", &MultiGroupPageTable::move_row, py::arg("src"), py::arg("tgt"))
-      .def("swap_row", &MultiGroupPageTable::swap_row, py::arg("src"), py::arg("tgt"))
-      .def("commit", &MultiGroupPageTable::commit, py::arg("num_reqs"))
-      .def("clear", &MultiGroupPageTable::clear)
+          py::arg("page_ids"), py::arg("row_idx"),
+          "add_row(page_ids: Sequence[Sequence[int]], row_idx: int) -> None: replaces row "
+          "row_idx of group g by page_ids[g] (staging only).")
+      .def("move_row", &MultiGroupPageTable::move_row, py::arg("src"), py::arg("tgt"),
+           "move_row(src: int, tgt: int) -> None: copies row src onto tgt in every group.")
+      .def("swap_row", &MultiGroupPageTable::swap_row, py::arg("src"), py::arg("tgt"),
+           "swap_row(src: int, tgt: int) -> None: exchanges two rows in every group.")
+      .def("commit", &MultiGroupPageTable::commit, py::arg("num_reqs"),
+           "commit(num_reqs: int) -> None: copies staging rows [0, num_reqs) of every group to "
+           "its device copy.")
+      .def("clear", &MultiGroupPageTable::clear, "clear() -> None: clears every group.")
       .def(
           "append_rows_batch",
           [](MultiGroupPageTable& t, py::handle page_ids_per_req, py::handle req_indices) {
@@ -198,7 +207,8 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
           },
           py::arg("group"), py::return_value_policy::reference_internal)
       .def("__len__", &MultiGroupPageTable::num_groups)
-      .def("verify", &MultiGroupPageTable::verify);
+      .def("verify", &MultiGroupPageTable::verify,
+           "verify() -> None: checks every group's invariants (AssertionError).");
 }
 
 void bind_layouts(py::module_& m) {

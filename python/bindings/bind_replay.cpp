@@ -71,7 +71,9 @@ void bind_replay(py::module_& m) {
             return out;
           },
           py::arg("index"), "The synthesised prompt token ids of request `index`.")
-      .def("validate", &Trace::validate);
+      .def("validate", &Trace::validate,
+           "validate() -> None: ValueError naming the first bad request (timestamps, "
+           "lengths, block ids).");
 
   m.def(
       "load_trace",

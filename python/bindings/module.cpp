@@ -12,6 +12,10 @@ void bind_errors(py::module_& m) {
   // The one-to-one map of typed C++ errors onto Python exceptions.
   static py::exception<CapacityError> capacity_error(m, "CapacityError", PyExc_RuntimeError);
   static py::exception<InternalError> internal_error(m, "InternalError", PyExc_AssertionError);
+  capacity_error.attr("__doc__") =
+      "Raised when a request or a page count can never fit (a RuntimeError).";
+  internal_error.attr("__doc__") =
+      "Raised when verify() finds a broken invariant (an AssertionError): a bug in pagedkv.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -29,8 +33,10 @@ void bind_errors(py::module_& m) {
   });
   m.def("set_isa_cap", [](const std::string& name) { set_isa_cap(parse_isa(name)); },
         py::arg("isa"), "Caps the SIMD ISA: 'scalar', 'avx2', 'avx512' or 'avx512bf16'.");
-  m.def("active_isa", [] { return std::string(isa_name(active_isa())); });
-  m.def("detected_isa", [] { return std::string(isa_name(detected_isa())); });
+  m.def("active_isa", [] { return std::string(isa_name(active_isa())); },
+        "active_isa() -> str: the SIMD level kernels use now (detected, capped by set_isa_cap).");
+  m.def("detected_isa", [] { return std::string(isa_name(detected_isa())); },
+        "detected_isa() -> str: the best SIMD level this CPU supports.");
 }
 
 }  // namespace pagedkv::python
