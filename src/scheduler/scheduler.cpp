@@ -354,21 +354,34 @@ void Scheduler::write_new_request(const Sequence& seq, NewRequestData& d) {
 }
 
 // A resumed request lists all its pages, a running one the pages added in this step or none
-// (rule 40); the running one's new pages join the pages the outputs have announced.
+// (rule 40); the running one's new pages join the pages the outputs have announced. Page lists
+// of a reused output that become nullopt keep their buffers in spare_pages_: in steady decode
+// only one request in page_size gets pages, and allocating for each of them costs more than
+// the rest of its step.
 void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index) {
   Sequence& seq = *e.seq;
   cached.request_ids[index] = seq.request_id();
   cached.resumed[index] = e.kind == EntryKind::kResumed;
   cached.num_computed_tokens[index] = seq.num_computed_tokens();
   std::optional<GroupPages>& pages = cached.new_page_ids[index];
+  const bool has_new_pages =
+      e.kind == EntryKind::kRunning &&
+      std::any_of(e.new_pages.begin(), e.new_pages.end(),
+                  [](const std::vector<PageId>& g) { return !g.empty(); });
+  if (e.kind == EntryKind::kRunning && !has_new_pages) {
+    if (pages) spare_pages_.push_back(std::move(*pages));  // keep its buffers for later steps
+    pages.reset();
+    return;
+  }
+  if (!pages && !spare_pages_.empty()) {
+    pages.emplace(std::move(spare_pages_.back()));
+    spare_pages_.pop_back();
+  }
   if (e.kind == EntryKind::kResumed) {
     pages = seq.page_ids();
-  } else if (std::any_of(e.new_pages.begin(), e.new_pages.end(),
-                         [](const std::vector<PageId>& g) { return !g.empty(); })) {
+  } else {
     seq.append_pages(e.new_pages);
     pages = e.new_pages;
-  } else {
-    pages.reset();
   }
 }
 

@@ -187,7 +187,7 @@ class Scheduler {
   // Commit helpers.
   static void resize_cached(CachedRequestData& cached, size_t size);
   static void write_new_request(const Sequence& seq, NewRequestData& d);
-  static void write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index);
+  void write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index);
 
   // ---- update_from_output() phases ----
   void check_sampled(const SchedulerOutput& out,
@@ -221,6 +221,7 @@ class Scheduler {
   ComputedPages hit_;
   AllocationPlan whole_plan_, chunk_plan_;
   GroupPages new_pages_;
+  std::vector<GroupPages> spare_pages_;  // buffers of output page lists that became nullopt
 
   int64_t num_preemptions_ = 0;
   PrefixCacheStats prefix_cache_stats_;
