@@ -2,16 +2,22 @@
 #include "pagedkv/manager/kv_cache_manager.h"
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 #include <string_view>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 
-struct KVCacheManager::Scratch {
-  AllocationPlan plan;              // allocate_slots' plan, buffers reused
+struct KVCacheManager::State {
+  // Request id -> slot. absl's string hash is transparent, so a lookup by string view builds
+  // no std::string. A hand-written open-addressing table measured within 10% of it on the
+  // decode step, not enough to keep its code (bench/slot_index_bench.cpp).
+  absl::flat_hash_map<std::string, int32_t> slot_of;
+  // Reused buffers of the hot path.
+  AllocationPlan plan;              // allocate_slots' plan
   std::vector<PageId> reversed;     // pages of a freed request, in the order they go back
   std::vector<uint8_t> hit_known;   // per group: out.pages[g] holds a search result
   std::vector<int32_t> holders;     // verify(): request lists holding each page
@@ -26,12 +32,12 @@ KVCacheManager::KVCacheManager(KVCacheConfig config)
       lcm_page_size_(config_.lcm_page_size()),
       pool_(std::make_unique<PagePool>(config_.num_pages, config_.enable_caching,
                                        config_.enable_kv_events)),
-      scratch_(std::make_unique<Scratch>()) {
+      state_(std::make_unique<State>()) {
   for (size_t g = 0; g < config_.groups.size(); ++g) {
     groups_.push_back(
         SingleTypeManager::create(config_.groups[g], static_cast<GroupId>(g), *pool_));
   }
-  scratch_->hit_known.resize(config_.groups.size());
+  state_->hit_known.resize(config_.groups.size());
 }
 
 KVCacheManager::KVCacheManager(int32_t num_pages, int32_t page_size, int32_t max_model_len,
@@ -51,8 +57,9 @@ void KVCacheManager::check_request(const Request& request) const {
                     hash_algorithm_name(config_.hash_algorithm));
 }
 
-int32_t KVCacheManager::find_slot(const std::string& request_id) const {
-  return slot_index_.find(request_id);
+int32_t KVCacheManager::find_slot(std::string_view request_id) const {
+  const auto it = state_->slot_of.find(absl::string_view(request_id.data(), request_id.size()));
+  return it == state_->slot_of.end() ? -1 : it->second;
 }
 
 int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
@@ -61,87 +68,9 @@ int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
   if (!reuse) {
     for (auto& group : groups_) group->resize_slots(slot + 1);
   }
-  slot_index_.insert(request_id, slot);
+  state_->slot_of.emplace(request_id, slot);
   if (reuse) free_slots_.pop_back();
   return slot;
-}
-
-// ---- Request id -> slot ----
-
-namespace {
-uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
-}  // namespace
-
-int32_t KVCacheManager::SlotIndex::find(std::string_view id) const {
-  if (size_ == 0) return -1;
-  const uint64_t h = id_hash(id);
-  for (size_t i = home(h);; i = (i + 1) & (table_.size() - 1)) {
-    const Entry& e = table_[i];
-    if (e.slot < 0) return -1;
-    if (e.hash == h && id_of(e.slot) == id) return e.slot;
-  }
-}
-
-void KVCacheManager::SlotIndex::insert(std::string_view id, int32_t slot) {
-  if (static_cast<size_t>(size_ + 1) * 2 > table_.size()) grow();  // load <= 1/2
-  if (ids_.size() <= static_cast<size_t>(slot)) ids_.resize(static_cast<size_t>(slot) + 1);
-  ids_[static_cast<size_t>(slot)].assign(id);
-  const uint64_t h = id_hash(id);
-  size_t i = home(h);
-  while (table_[i].slot >= 0) i = (i + 1) & (table_.size() - 1);
-  table_[i] = Entry{h, slot};
-  ++size_;
-}
-
-int32_t KVCacheManager::SlotIndex::erase(std::string_view id) {
-  if (size_ == 0) return -1;
-  const uint64_t h = id_hash(id);
-  const size_t mask = table_.size() - 1;
-  size_t i = home(h);
-  for (;; i = (i + 1) & mask) {
-    if (table_[i].slot < 0) return -1;
-    if (table_[i].hash == h && id_of(table_[i].slot) == id) break;
-  }
-  const int32_t slot = table_[i].slot;
-  // Backward-shift deletion: move later entries of the probe run into the hole when their
-  // home position does not lie (cyclically) between the hole and them.
-  for (size_t j = (i + 1) & mask; table_[j].slot >= 0; j = (j + 1) & mask) {
-    const size_t k = home(table_[j].hash);
-    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (!stays) {
-      table_[i] = table_[j];
-      i = j;
-    }
-  }
-  table_[i] = Entry{};
-  --size_;
-  return slot;
-}
-
-void KVCacheManager::SlotIndex::grow() {
-  std::vector<Entry> old = std::move(table_);
-  table_.assign(old.empty() ? 64 : old.size() * 2, Entry{});
-  for (const Entry& e : old) {
-    if (e.slot < 0) continue;
-    size_t i = home(e.hash);
-    while (table_[i].slot >= 0) i = (i + 1) & (table_.size() - 1);
-    table_[i] = e;
-  }
-}
-
-void KVCacheManager::SlotIndex::verify() const {
-  int32_t n = 0;
-  for (const Entry& e : table_) {
-    if (e.slot < 0) continue;
-    ++n;
-    PAGEDKV_ASSERT(e.hash == id_hash(id_of(e.slot)), "slot {}: stale hash for id '{}'", e.slot,
-                   id_of(e.slot));
-    PAGEDKV_ASSERT(find(id_of(e.slot)) == e.slot, "request '{}' (slot {}) is not reachable",
-                   id_of(e.slot), e.slot);
-  }
-  PAGEDKV_ASSERT(n == size_, "the request index holds {} entries but counts {}", n, size_);
-  PAGEDKV_ASSERT(table_.empty() || static_cast<size_t>(size_) * 2 <= table_.size(),
-                 "request index load {}/{} above 1/2", size_, table_.size());
 }
 
 // ---- Lookup ----
@@ -152,7 +81,7 @@ int32_t KVCacheManager::longest_common_hit(const Request& request, int32_t max_l
   // answer lowers max_length (to a multiple of the lcm) and the other groups are asked again.
   // max_length never drops below the longest length every group accepts, so the fixed point is
   // that length (rule 25). Full-attention answers shrink by truncation, without a new search.
-  std::vector<uint8_t>& known = scratch_->hit_known;
+  std::vector<uint8_t>& known = state_->hit_known;
   for (;;) {
     bool stable = true;
     for (size_t g = 0; g < groups_.size(); ++g) {
@@ -186,7 +115,7 @@ void KVCacheManager::find_computed_pages(const Request& request, ComputedPages& 
 
   // The last token is always recomputed: its logits are needed (rule 16).
   const int32_t max_length = (request.num_tokens() - 1) / lcm_page_size_ * lcm_page_size_;
-  std::fill(scratch_->hit_known.begin(), scratch_->hit_known.end(), 0);
+  std::fill(state_->hit_known.begin(), state_->hit_known.end(), 0);
   int32_t hit = longest_common_hit(request, max_length, out);
   if (config_.num_speculative_tokens > 0 && hit > 0) {
     // Rule 17: one page less, so the draft model sees the last hit page computed again.
@@ -419,7 +348,7 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
 
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
-  AllocationPlan& plan = scratch_->plan;
+  AllocationPlan& plan = state_->plan;
   plan_allocation(request, alloc, plan);
   if (!plan.ok()) return false;
   apply(plan, new_pages);
@@ -431,15 +360,16 @@ bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& r
 void KVCacheManager::free(const Request& request) { free(request.request_id()); }
 
 void KVCacheManager::free(const std::string& request_id) {
-  const int32_t slot = find_slot(request_id);
-  if (slot < 0) return;
-  std::vector<PageId>& reversed = scratch_->reversed;
+  const auto it = state_->slot_of.find(request_id);
+  if (it == state_->slot_of.end()) return;
+  const int32_t slot = it->second;
+  std::vector<PageId>& reversed = state_->reversed;
   reversed.clear();
   for (const auto& group : groups_) group->append_reversed_pages(slot, reversed);
   pool_->free_pages(reversed);
   ++generation_;
   for (auto& group : groups_) group->clear_slot(slot);
-  slot_index_.erase(request_id);
+  state_->slot_of.erase(it);
   free_slots_.push_back(slot);
 }
 
@@ -461,6 +391,10 @@ std::span<const PageId> KVCacheManager::request_pages(const std::string& request
   const int32_t slot = find_slot(request_id);
   if (slot < 0) return kNoPages;
   return groups_[static_cast<size_t>(group)]->pages(slot);
+}
+
+int32_t KVCacheManager::num_requests() const {
+  return static_cast<int32_t>(state_->slot_of.size());
 }
 
 bool KVCacheManager::has_request(const std::string& request_id) const {
@@ -503,13 +437,12 @@ void KVCacheManager::verify() const {
                    group->group_id(), group->num_slots(), num_slots);
   }
   std::vector<uint8_t> slot_used(static_cast<size_t>(num_slots), 0);
-  slot_index_.verify();
-  slot_index_.for_each([&](const std::string& id, int32_t slot) {
+  for (const auto& [id, slot] : state_->slot_of) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "request '{}' maps to slot {} (of {}) that is invalid or shared", id, slot,
                    num_slots);
     slot_used[static_cast<size_t>(slot)] = 1;
-  });
+  }
   for (int32_t slot : free_slots_) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "free slot {} (of {}) is invalid, listed twice or in use", slot, num_slots);
@@ -519,15 +452,15 @@ void KVCacheManager::verify() const {
                      slot, group->pages(slot).size(), group->group_id());
     }
   }
-  PAGEDKV_ASSERT(slot_index_.size() + free_slots_.size() == static_cast<size_t>(num_slots),
-                 "{} live + {} free slots != {} slots", slot_index_.size(), free_slots_.size(),
+  PAGEDKV_ASSERT(state_->slot_of.size() + free_slots_.size() == static_cast<size_t>(num_slots),
+                 "{} live + {} free slots != {} slots", state_->slot_of.size(), free_slots_.size(),
                  num_slots);
 
-  std::vector<int32_t>& holders = scratch_->holders;
+  std::vector<int32_t>& holders = state_->holders;
   holders.assign(static_cast<size_t>(config_.num_pages), 0);
-  slot_index_.for_each([&](const std::string&, int32_t slot) {
+  for (const auto& [id, slot] : state_->slot_of) {
     for (const auto& group : groups_) group->verify_slot(slot, holders);
-  });
+  }
   for (PageId page = 1; page < config_.num_pages; ++page) {
     PAGEDKV_ASSERT(holders[static_cast<size_t>(page)] == pool_->ref_count(page),
                    "page {} is held by {} request lists but has ref count {}", page,

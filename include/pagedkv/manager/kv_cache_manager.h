@@ -240,7 +240,7 @@ class KVCacheManager {
   // Empty for an unknown request; OutOfRange for a bad group.
   std::span<const PageId> request_pages(const std::string& request_id, GroupId group) const;
   bool has_request(const std::string& request_id) const;
-  int32_t num_requests() const { return slot_index_.size(); }
+  int32_t num_requests() const;
 
   // Per group: leading pages of `request` shared by all num_running_requests running requests
   // (for cascade attention); 0 for sliding-window groups and unknown requests.
@@ -266,8 +266,9 @@ class KVCacheManager {
   void verify() const;
 
  private:
-  struct Scratch;
-  int32_t find_slot(const std::string& request_id) const;  // -1 if unknown
+  // The request-id table and the hot path's reused buffers, kept out of this header.
+  struct State;
+  int32_t find_slot(std::string_view request_id) const;  // -1 if unknown
   int32_t acquire_slot(const std::string& request_id);
   void check_request(const Request& request) const;
   // Allocation phases, in order: check (throws, nothing changed), plan (pure), apply.
@@ -284,42 +285,10 @@ class KVCacheManager {
   int32_t lcm_page_size_ = 1;
   std::unique_ptr<PagePool> pool_;
   std::vector<std::unique_ptr<SingleTypeManager>> groups_;
-  // Request id -> slot: linear probing over a power-of-two table of (id hash, slot), ids kept
-  // per slot. One probe per call on the hot path (std::unordered_map's prime-modulo buckets
-  // cost about a third of a decode step).
-  class SlotIndex {
-   public:
-    int32_t find(std::string_view id) const;         // -1 when absent
-    void insert(std::string_view id, int32_t slot);  // id must be absent
-    int32_t erase(std::string_view id);              // the slot, or -1 when absent
-    int32_t size() const { return size_; }
-    const std::string& id_of(int32_t slot) const { return ids_[static_cast<size_t>(slot)]; }
-    template <typename Fn>
-    void for_each(Fn&& fn) const {  // fn(id, slot) for every entry
-      for (const Entry& e : table_) {
-        if (e.slot >= 0) fn(id_of(e.slot), e.slot);
-      }
-    }
-    void verify() const;
-
-   private:
-    struct Entry {
-      uint64_t hash = 0;
-      int32_t slot = -1;  // -1 = empty
-    };
-    size_t home(uint64_t hash) const { return static_cast<size_t>(hash) & (table_.size() - 1); }
-    void grow();
-
-    std::vector<Entry> table_;
-    std::vector<std::string> ids_;  // [slot]; kept (capacity reused) after erase
-    int32_t size_ = 0;
-  };
-
-  SlotIndex slot_index_;
   std::vector<int32_t> free_slots_;
   uint64_t generation_ = 0;
   PrefixCacheStats stats_;
-  std::unique_ptr<Scratch> scratch_;  // reused buffers of the hot path
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace pagedkv
