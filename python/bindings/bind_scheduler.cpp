@@ -230,7 +230,7 @@ void bind_outputs(py::module_& m) {
   py::class_<RequestOutput>(m, "RequestOutput",
                             "What update_from_output reports for a request that produced a "
                             "token.")
-      .def_readonly("req_id", &RequestOutput::request_id, "str")
+      .def_readonly("request_id", &RequestOutput::request_id, "str")
       .def_readonly("new_token_ids", &RequestOutput::new_token_ids, "list[int]")
       .def_readonly("finished", &RequestOutput::finished, "bool")
       .def_property_readonly(
@@ -239,7 +239,7 @@ void bind_outputs(py::module_& m) {
       .def_readonly("stop_reason", &RequestOutput::stop_reason,
                     "int | None: the stop token that finished the request")
       .def("__repr__", [](const RequestOutput& r) {
-        return fmt::format("RequestOutput(req_id='{}', new_token_ids={}, finished={}, "
+        return fmt::format("RequestOutput(request_id='{}', new_token_ids={}, finished={}, "
                            "finish_reason={})",
                            r.request_id, py::repr(py::cast(r.new_token_ids)).cast<std::string>(),
                            py_bool(r.finished),
@@ -251,7 +251,7 @@ void bind_sequence(py::module_& m) {
   py::class_<Sequence>(m, "Sequence",
                        "A snapshot (copy) of one request's scheduling state, from "
                        "Scheduler.get_sequence; it does not change afterwards.")
-      .def_property_readonly("req_id", &Sequence::request_id, "str")
+      .def_property_readonly("request_id", &Sequence::request_id, "str")
       .def_property_readonly(
           "status", [](const Sequence& s) { return std::string(sequence_status_name(s.status())); },
           "str: 'waiting', 'running', 'preempted' (or a finished state)")
@@ -284,7 +284,7 @@ void bind_sequence(py::module_& m) {
           "finish_reason", [](const Sequence& s) { return reason_name(s.finish_reason()); },
           "str | None")
       .def("__repr__", [](const Sequence& s) {
-        return fmt::format("Sequence(req_id='{}', status='{}', num_tokens={}, "
+        return fmt::format("Sequence(request_id='{}', status='{}', num_tokens={}, "
                            "num_computed_tokens={})",
                            s.request_id(), sequence_status_name(s.status()), s.num_tokens(),
                            s.num_computed_tokens());

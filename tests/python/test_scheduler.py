@@ -130,7 +130,7 @@ def test_outputs_carry_vllm_fields_in_output_order():
     assert (new.req_id, new.prompt_token_ids, new.page_ids, new.num_computed_tokens) == \
         ("A", list(range(1000, 1006)), [[1, 2]], 0)
     assert len(out.scheduled_cached_reqs) == 0
-    assert [(r.req_id, r.new_token_ids, r.finished, r.finish_reason) for r in results] == \
+    assert [(r.request_id, r.new_token_ids, r.finished, r.finish_reason) for r in results] == \
         [("A", [7], False, None)]
 
     add(sched, "B", 5, base=2000)
@@ -155,7 +155,7 @@ def test_update_accepts_tokens_in_output_order_too():
     add(sched, "B", 4, base=2000)
     out = sched.schedule()
     results = sched.update_from_output(out, [[11], [12]])
-    assert [(r.req_id, r.new_token_ids) for r in results] == [("A", [11]), ("B", [12])]
+    assert [(r.request_id, r.new_token_ids) for r in results] == [("A", [11]), ("B", [12])]
     assert sched.get_sequence("B").output_token_ids == [12]
 
 
@@ -225,15 +225,15 @@ def test_stop_checks_follow_rule_43():
     add(sched, "len", 13, base=300)
     out = sched.schedule()
     results = sched.update_from_output(out, {"eos": [EOS], "stop": [9], "len": [9]})
-    assert {r.req_id: r.finished for r in results} == {"eos": False, "stop": False, "len": False}
+    assert {r.request_id: r.finished for r in results} == {"eos": False, "stop": False, "len": False}
     out = sched.schedule()
     results = sched.update_from_output(out, {"eos": [EOS], "stop": [EOS + 1], "len": [9]})
     # "eos" has 2 outputs now (min_tokens reached); "len" has 15 tokens
-    assert [(r.req_id, r.finish_reason) for r in results] == \
+    assert [(r.request_id, r.finish_reason) for r in results] == \
         [("eos", "stop"), ("stop", "stop"), ("len", None)]
     assert results[1].stop_reason == EOS + 1
     _, results = step(sched)                          # "len" reaches 16 = max_model_len
-    assert [(r.req_id, r.finish_reason) for r in results] == [("len", "length")]
+    assert [(r.request_id, r.finish_reason) for r in results] == [("len", "length")]
     assert sched.schedule().finished_req_ids == ["len"]
 
 
