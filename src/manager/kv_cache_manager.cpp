@@ -106,8 +106,7 @@ int32_t KVCacheManager::longest_common_hit(const Request& request, int32_t max_l
   }
 }
 
-void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
-                                        ComputedPages& out) {
+void KVCacheManager::find_computed_pages(const Request& request, ComputedPages& out) {
   check_request(request);
   out.pages.resize(groups_.size());
   for (auto& pages : out.pages) pages.clear();
@@ -123,7 +122,12 @@ void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
     hit = longest_common_hit(request, hit - lcm_page_size_, out);
   }
   out.num_computed_tokens = hit;
-  stats_.record(request.num_tokens(), hit, resumed);
+}
+
+void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
+                                        ComputedPages& out) {
+  find_computed_pages(request, out);
+  if (config_.enable_caching) stats_.record(request.num_tokens(), out.num_computed_tokens, resumed);
 }
 
 ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool resumed) {

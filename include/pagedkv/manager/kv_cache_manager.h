@@ -173,6 +173,9 @@ class KVCacheManager {
   ComputedPages get_computed_pages(const Request& request, bool resumed = false);
   // Same, reusing `out`'s buffers.
   void get_computed_pages(const Request& request, bool resumed, ComputedPages& out);
+  // The same lookup without recording it: for a scheduler that counts only the requests it
+  // admits (rule 46) and records them in statistics of its own.
+  void find_computed_pages(const Request& request, ComputedPages& out);
 
   // Makes room for alloc.num_new_tokens more tokens after request.num_computed_tokens() plus
   // this step's hit (alloc.num_new_computed_tokens, whose pages per group are
