@@ -271,12 +271,11 @@ def test_max_num_seqs_bounds_admission():  # rule 37
 
 def test_priority_head_is_smallest_priority_then_arrival_then_id():  # rule 37
     h = Harness(64, policy="priority", max_num_seqs=1)
-    mgr_req = lambda rid: RefRequest(rid, prompt(len(rid), 3), hasher=h.hasher)  # noqa: E731
-    params = RefSamplingParams(max_tokens=1)
-    h.sched.add_request(mgr_req("late"), params, priority=1, arrival_time=0.0)
-    h.sched.add_request(mgr_req("y"), params, priority=0, arrival_time=5.0)
-    h.sched.add_request(mgr_req("x"), params, priority=0, arrival_time=5.0)
-    h.sched.add_request(mgr_req("first"), params, priority=0, arrival_time=1.0)
+    for rid, priority, arrival in (("late", 1, 0.0), ("y", 0, 5.0), ("x", 0, 5.0),
+                                   ("first", 0, 1.0)):
+        h.sched.add_request(RefRequest(rid, prompt(len(rid), 3), hasher=h.hasher),
+                            RefSamplingParams(max_tokens=1), priority=priority,
+                            arrival_time=arrival)
     order = []
     while h.sched.has_unfinished_requests:
         out, _ = h.step()
