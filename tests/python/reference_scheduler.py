@@ -373,8 +373,9 @@ class RefScheduler:
             if self.manager.allocate_slots(r, n, hit, hits) is None:
                 break
 
-            # rule 46: only an admitted request's lookup counts
-            self.manager.stats.record(r.num_tokens, hit, entry.num_preemptions > 0)
+            # rule 46: only an admitted request's lookup counts (rule 22: with caching on)
+            if self.manager.enable_caching:
+                self.manager.stats.record(r.num_tokens, hit, entry.num_preemptions > 0)
 
             # rule 40
             self.waiting.remove(entry)
