@@ -141,6 +141,73 @@ void bind_stats(py::module_& m) {
       });
 }
 
+void bind_group_plan(py::module_& m) {
+  py::class_<GroupPlan>(m, "GroupPlan",
+                        "What one KV-cache group does in a planned allocation (read-only). Page "
+                        "indices are positions in the request's page list of the group.")
+      .def_readonly("hit_pages", &GroupPlan::hit_pages,
+                    "list[int]: this step's hit pages, touched and appended in this order.")
+      .def_readonly("num_evictable_hits", &GroupPlan::num_evictable_hits,
+                    "int: hit pages now in the free queue (touching takes them out).")
+      .def_readonly("num_new_pages", &GroupPlan::num_new_pages,
+                    "int: pages taken from the free-queue head.")
+      .def_readonly("dropped_pages", &GroupPlan::dropped_pages,
+                    "list[int]: pages leaving the sliding window, in the order they are freed.")
+      .def_readonly("num_pages_freed_by_skip", &GroupPlan::num_pages_freed_by_skip,
+                    "int: dropped pages no other request holds (they rejoin the free queue).")
+      .def_readonly("num_skipped_pages", &GroupPlan::num_skipped_pages,
+                    "int: leading null entries of the page list afterwards.")
+      .def_readonly("num_pages_held_after", &GroupPlan::num_pages_held_after,
+                    "int: non-null pages the request holds afterwards.")
+      .def_readonly("cache_begin", &GroupPlan::cache_begin,
+                    "int: first page index given to the prefix cache.")
+      .def_readonly("cache_end", &GroupPlan::cache_end,
+                    "int: end (exclusive) of the page indices given to the prefix cache.")
+      .def_property_readonly("num_free_pages_needed", &GroupPlan::num_free_pages_needed,
+                             "int: num_new_pages + num_evictable_hits.")
+      .def("__repr__", [](const GroupPlan& g) {
+        return fmt::format(
+            "GroupPlan(hit_pages={}, num_new_pages={}, dropped_pages={}, cache=[{}, {}))",
+            g.hit_pages.size(), g.num_new_pages, g.dropped_pages.size(), g.cache_begin,
+            g.cache_end);
+      });
+}
+
+void bind_allocation_plan(py::module_& m) {
+  py::class_<AllocationPlan>(m, "AllocationPlan",
+                             "What KVCacheManager.allocate_slots would do, from "
+                             "plan_allocation (read-only). Pass it to apply() before any other "
+                             "call that changes pages, or apply() raises RuntimeError.")
+      .def_property_readonly(
+          "status",
+          [](const AllocationPlan& p) { return std::string(allocation_status_name(p.status)); },
+          "str: 'ok' or 'not_enough_free_pages'.")
+      .def_property_readonly("ok", &AllocationPlan::ok, "bool: status == 'ok'.")
+      .def_property_readonly(
+          "request_id", [](const AllocationPlan& p) { return std::string(p.request_id()); },
+          "str: the planned request's id.")
+      .def_readonly("groups", &AllocationPlan::groups, "list[GroupPlan]: one per group.")
+      .def_readonly("num_free_pages_needed", &AllocationPlan::num_free_pages_needed,
+                    "int: new pages plus hit pages now in the free queue.")
+      .def_readonly("num_evictable_hit_pages", &AllocationPlan::num_evictable_hit_pages,
+                    "int: hit pages now in the free queue.")
+      .def_readonly("num_free_pages_available", &AllocationPlan::num_free_pages_available,
+                    "int: free pages plus the pages the window drops return.")
+      .def_readonly("num_pages_held_after", &AllocationPlan::num_pages_held_after,
+                    "int: non-null pages the request holds afterwards, all groups.")
+      .def_readonly("num_tokens_need_slot", &AllocationPlan::num_tokens_need_slot,
+                    "int: min(computed + hit + new + lookahead, max_model_len).")
+      .def_readonly("num_tokens_to_cache", &AllocationPlan::num_tokens_to_cache,
+                    "int: min(computed + hit + new, num_tokens); 0 with caching off.")
+      .def("__repr__", [](const AllocationPlan& p) {
+        return fmt::format(
+            "AllocationPlan(request_id='{}', status='{}', num_free_pages_needed={}, "
+            "num_free_pages_available={})",
+            p.request_id(), allocation_status_name(p.status), p.num_free_pages_needed,
+            p.num_free_pages_available);
+      });
+}
+
 KVCacheConfig simple_config(int32_t num_pages, int32_t page_size, int32_t max_model_len,
                             bool enable_caching, const py::object& hash_algorithm,
                             bool enable_kv_events, std::optional<int32_t> sliding_window,
@@ -212,6 +279,33 @@ void bind_kv_cache_manager(py::module_& m) {
           py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
           py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,
           "New pages per group, or None (nothing changed) when not enough pages are free.")
+      .def(
+          "plan_allocation",
+          [](const KVCacheManager& km, const Request& r, int32_t num_new_tokens,
+             int32_t num_new_computed_tokens, std::optional<GroupPages> new_computed_pages,
+             int32_t num_lookahead_tokens) {
+            return km.plan_allocation(
+                r, {.num_new_tokens = num_new_tokens,
+                    .num_new_computed_tokens = num_new_computed_tokens,
+                    .new_computed_pages = new_computed_pages ? &*new_computed_pages : nullptr,
+                    .num_lookahead_tokens = num_lookahead_tokens});
+          },
+          py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
+          py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,
+          py::keep_alive<0, 2>(),
+          "plan_allocation(request: Request, num_new_tokens: int, num_new_computed_tokens: int "
+          "= 0, new_computed_pages: list[list[int]] | None = None, num_lookahead_tokens: int = "
+          "0) -> AllocationPlan: what allocate_slots with the same arguments would do, "
+          "changing nothing; raises what allocate_slots raises. The plan keeps the request "
+          "alive.")
+      .def(
+          "apply", [](KVCacheManager& km, const AllocationPlan& plan) { return km.apply(plan); },
+          py::arg("plan"),
+          "apply(plan: AllocationPlan) -> list[list[int]]: carries the plan out and returns the "
+          "new pages per group. RuntimeError (nothing changed) if the plan is not ok, stale "
+          "(pages changed since it was made), of another manager or its request changed.")
+      .def_property_readonly("generation", &KVCacheManager::generation,
+                             "int: changes with every call that changes pages.")
       .def("free", py::overload_cast<const Request&>(&KVCacheManager::free), py::arg("request"),
            "Returns the request's pages (reverse order). Unknown request: no-op.")
       .def("free", py::overload_cast<const std::string&>(&KVCacheManager::free),
@@ -242,6 +336,8 @@ void bind_manager(py::module_& m) {
   bind_group_spec(m);
   bind_config(m);
   bind_stats(m);
+  bind_group_plan(m);
+  bind_allocation_plan(m);
   bind_kv_cache_manager(m);
 }
 

@@ -2,16 +2,22 @@
 #include "pagedkv/manager/kv_cache_manager.h"
 
 #include <algorithm>
-#include <functional>
 #include <limits>
 #include <string_view>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "pagedkv/common/errors.h"
 
 namespace pagedkv {
 
-struct KVCacheManager::Scratch {
-  std::vector<GroupPlan> plans;
+struct KVCacheManager::State {
+  // Request id -> slot. absl's string hash is transparent, so a lookup by string view builds
+  // no std::string. A hand-written open-addressing table measured within 10% of it on the
+  // decode step, not enough to keep its code (bench/slot_index_bench.cpp).
+  absl::flat_hash_map<std::string, int32_t> slot_of;
+  // Reused buffers of the hot path.
+  AllocationPlan plan;              // allocate_slots' plan
   std::vector<PageId> reversed;     // pages of a freed request, in the order they go back
   std::vector<uint8_t> hit_known;   // per group: out.pages[g] holds a search result
   std::vector<int32_t> holders;     // verify(): request lists holding each page
@@ -26,13 +32,12 @@ KVCacheManager::KVCacheManager(KVCacheConfig config)
       lcm_page_size_(config_.lcm_page_size()),
       pool_(std::make_unique<PagePool>(config_.num_pages, config_.enable_caching,
                                        config_.enable_kv_events)),
-      scratch_(std::make_unique<Scratch>()) {
+      state_(std::make_unique<State>()) {
   for (size_t g = 0; g < config_.groups.size(); ++g) {
     groups_.push_back(
         SingleTypeManager::create(config_.groups[g], static_cast<GroupId>(g), *pool_));
   }
-  scratch_->plans.resize(config_.groups.size());
-  scratch_->hit_known.resize(config_.groups.size());
+  state_->hit_known.resize(config_.groups.size());
 }
 
 KVCacheManager::KVCacheManager(int32_t num_pages, int32_t page_size, int32_t max_model_len,
@@ -52,8 +57,9 @@ void KVCacheManager::check_request(const Request& request) const {
                     hash_algorithm_name(config_.hash_algorithm));
 }
 
-int32_t KVCacheManager::find_slot(const std::string& request_id) const {
-  return slot_index_.find(request_id);
+int32_t KVCacheManager::find_slot(std::string_view request_id) const {
+  const auto it = state_->slot_of.find(absl::string_view(request_id.data(), request_id.size()));
+  return it == state_->slot_of.end() ? -1 : it->second;
 }
 
 int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
@@ -62,87 +68,9 @@ int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
   if (!reuse) {
     for (auto& group : groups_) group->resize_slots(slot + 1);
   }
-  slot_index_.insert(request_id, slot);
+  state_->slot_of.emplace(request_id, slot);
   if (reuse) free_slots_.pop_back();
   return slot;
-}
-
-// ---- Request id -> slot ----
-
-namespace {
-uint64_t id_hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
-}  // namespace
-
-int32_t KVCacheManager::SlotIndex::find(std::string_view id) const {
-  if (size_ == 0) return -1;
-  const uint64_t h = id_hash(id);
-  for (size_t i = home(h);; i = (i + 1) & (table_.size() - 1)) {
-    const Entry& e = table_[i];
-    if (e.slot < 0) return -1;
-    if (e.hash == h && id_of(e.slot) == id) return e.slot;
-  }
-}
-
-void KVCacheManager::SlotIndex::insert(std::string_view id, int32_t slot) {
-  if (static_cast<size_t>(size_ + 1) * 2 > table_.size()) grow();  // load <= 1/2
-  if (ids_.size() <= static_cast<size_t>(slot)) ids_.resize(static_cast<size_t>(slot) + 1);
-  ids_[static_cast<size_t>(slot)].assign(id);
-  const uint64_t h = id_hash(id);
-  size_t i = home(h);
-  while (table_[i].slot >= 0) i = (i + 1) & (table_.size() - 1);
-  table_[i] = Entry{h, slot};
-  ++size_;
-}
-
-int32_t KVCacheManager::SlotIndex::erase(std::string_view id) {
-  if (size_ == 0) return -1;
-  const uint64_t h = id_hash(id);
-  const size_t mask = table_.size() - 1;
-  size_t i = home(h);
-  for (;; i = (i + 1) & mask) {
-    if (table_[i].slot < 0) return -1;
-    if (table_[i].hash == h && id_of(table_[i].slot) == id) break;
-  }
-  const int32_t slot = table_[i].slot;
-  // Backward-shift deletion: move later entries of the probe run into the hole when their
-  // home position does not lie (cyclically) between the hole and them.
-  for (size_t j = (i + 1) & mask; table_[j].slot >= 0; j = (j + 1) & mask) {
-    const size_t k = home(table_[j].hash);
-    const bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-    if (!stays) {
-      table_[i] = table_[j];
-      i = j;
-    }
-  }
-  table_[i] = Entry{};
-  --size_;
-  return slot;
-}
-
-void KVCacheManager::SlotIndex::grow() {
-  std::vector<Entry> old = std::move(table_);
-  table_.assign(old.empty() ? 64 : old.size() * 2, Entry{});
-  for (const Entry& e : old) {
-    if (e.slot < 0) continue;
-    size_t i = home(e.hash);
-    while (table_[i].slot >= 0) i = (i + 1) & (table_.size() - 1);
-    table_[i] = e;
-  }
-}
-
-void KVCacheManager::SlotIndex::verify() const {
-  int32_t n = 0;
-  for (const Entry& e : table_) {
-    if (e.slot < 0) continue;
-    ++n;
-    PAGEDKV_ASSERT(e.hash == id_hash(id_of(e.slot)), "slot {}: stale hash for id '{}'", e.slot,
-                   id_of(e.slot));
-    PAGEDKV_ASSERT(find(id_of(e.slot)) == e.slot, "request '{}' (slot {}) is not reachable",
-                   id_of(e.slot), e.slot);
-  }
-  PAGEDKV_ASSERT(n == size_, "the request index holds {} entries but counts {}", n, size_);
-  PAGEDKV_ASSERT(table_.empty() || static_cast<size_t>(size_) * 2 <= table_.size(),
-                 "request index load {}/{} above 1/2", size_, table_.size());
 }
 
 // ---- Lookup ----
@@ -153,7 +81,7 @@ int32_t KVCacheManager::longest_common_hit(const Request& request, int32_t max_l
   // answer lowers max_length (to a multiple of the lcm) and the other groups are asked again.
   // max_length never drops below the longest length every group accepts, so the fixed point is
   // that length (rule 25). Full-attention answers shrink by truncation, without a new search.
-  std::vector<uint8_t>& known = scratch_->hit_known;
+  std::vector<uint8_t>& known = state_->hit_known;
   for (;;) {
     bool stable = true;
     for (size_t g = 0; g < groups_.size(); ++g) {
@@ -178,8 +106,7 @@ int32_t KVCacheManager::longest_common_hit(const Request& request, int32_t max_l
   }
 }
 
-void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
-                                        ComputedPages& out) {
+void KVCacheManager::find_computed_pages(const Request& request, ComputedPages& out) {
   check_request(request);
   out.pages.resize(groups_.size());
   for (auto& pages : out.pages) pages.clear();
@@ -188,14 +115,19 @@ void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
 
   // The last token is always recomputed: its logits are needed (rule 16).
   const int32_t max_length = (request.num_tokens() - 1) / lcm_page_size_ * lcm_page_size_;
-  std::fill(scratch_->hit_known.begin(), scratch_->hit_known.end(), 0);
+  std::fill(state_->hit_known.begin(), state_->hit_known.end(), 0);
   int32_t hit = longest_common_hit(request, max_length, out);
   if (config_.num_speculative_tokens > 0 && hit > 0) {
     // Rule 17: one page less, so the draft model sees the last hit page computed again.
     hit = longest_common_hit(request, hit - lcm_page_size_, out);
   }
   out.num_computed_tokens = hit;
-  stats_.record(request.num_tokens(), hit, resumed);
+}
+
+void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
+                                        ComputedPages& out) {
+  find_computed_pages(request, out);
+  if (config_.enable_caching) stats_.record(request.num_tokens(), out.num_computed_tokens, resumed);
 }
 
 ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool resumed) {
@@ -204,7 +136,208 @@ ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool re
   return out;
 }
 
-// ---- Allocation ----
+// ---- Allocation: check, plan, apply ----
+
+std::string_view allocation_status_name(AllocationStatus s) {
+  switch (s) {
+    case AllocationStatus::kOk:
+      return "ok";
+    case AllocationStatus::kNotEnoughFreePages:
+      return "not_enough_free_pages";
+  }
+  return "unknown";
+}
+
+std::string_view AllocationPlan::request_id() const {
+  return request_ != nullptr ? std::string_view(request_->request_id()) : std::string_view();
+}
+
+void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
+  const std::string& id = request.request_id();
+  check_request(request);
+  PAGEDKV_CHECK_ARG(alloc.num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}",
+                    alloc.num_new_tokens);
+  PAGEDKV_CHECK_ARG(alloc.num_new_computed_tokens >= 0,
+                    "num_new_computed_tokens must be >= 0, got {}",
+                    alloc.num_new_computed_tokens);
+  PAGEDKV_CHECK_ARG(alloc.num_lookahead_tokens >= 0, "num_lookahead_tokens must be >= 0, got {}",
+                    alloc.num_lookahead_tokens);
+  const int32_t computed = request.num_computed_tokens();
+  const int64_t with_hit = int64_t{computed} + alloc.num_new_computed_tokens;
+  PAGEDKV_CHECK_ARG(with_hit <= request.num_tokens(),
+                    "request '{}': {} computed + {} hit tokens exceed its {} tokens", id,
+                    computed, alloc.num_new_computed_tokens, request.num_tokens());
+  PAGEDKV_CHECK_ARG(with_hit + alloc.num_new_tokens <= config_.max_model_len,
+                    "request '{}': {} computed + {} hit + {} new tokens exceed max_model_len {}",
+                    id, computed, alloc.num_new_computed_tokens, alloc.num_new_tokens,
+                    config_.max_model_len);
+}
+
+// Returns whether any group has a hit page.
+bool KVCacheManager::check_hit_pages(const Request& request,
+                                     const AllocationRequest& alloc) const {
+  if (alloc.new_computed_pages == nullptr) return false;
+  const GroupPages& hit_pages = *alloc.new_computed_pages;
+  PAGEDKV_CHECK_ARG(hit_pages.size() == groups_.size(),
+                    "new_computed_pages has {} groups, the cache has {}", hit_pages.size(),
+                    groups_.size());
+  bool has_hits = false;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::vector<PageId>& hits = hit_pages[g];
+    const int32_t ps = groups_[g]->page_size();
+    PAGEDKV_CHECK_ARG(static_cast<int64_t>(hits.size()) * ps <= alloc.num_new_computed_tokens,
+                      "group {}: {} hit pages of {} tokens cover more than the {} "
+                      "num_new_computed_tokens", g, hits.size(), ps,
+                      alloc.num_new_computed_tokens);
+    const bool sliding = groups_[g]->spec().kind == AttentionKind::kSlidingWindow;
+    bool seen_page = false;
+    for (PageId page : hits) {
+      PAGEDKV_CHECK_RANGE(page >= 0 && page < config_.num_pages,
+                          "group {}: hit page id {} outside [0, {})", g, page, config_.num_pages);
+      if (page == kNullPageId) {
+        PAGEDKV_CHECK_ARG(sliding && !seen_page,
+                          "group {}: a null hit page is allowed only before the first real "
+                          "page of a sliding-window group", g);
+      } else {
+        seen_page = true;
+      }
+    }
+    has_hits = has_hits || !hits.empty();
+  }
+  PAGEDKV_CHECK_ARG(!has_hits || config_.enable_caching,
+                    "request '{}': hit pages passed with prefix caching off",
+                    request.request_id());
+  return has_hits;
+}
+
+void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
+                                      bool has_hits) const {
+  const std::string& id = request.request_id();
+  const int32_t computed = request.num_computed_tokens();
+  if (slot < 0) {
+    PAGEDKV_CHECK_STATE(computed == 0, "request '{}' has {} computed tokens but holds no pages",
+                        id, computed);
+    return;
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const int64_t held_tokens =
+        static_cast<int64_t>(groups_[g]->pages(slot).size()) * groups_[g]->page_size();
+    PAGEDKV_CHECK_STATE(!has_hits || held_tokens == 0,
+                        "request '{}' already holds pages: hit pages are only for its first "
+                        "allocation", id);
+    PAGEDKV_CHECK_STATE(computed <= held_tokens,
+                        "request '{}' has {} computed tokens but group {} holds pages for {}",
+                        id, computed, g, held_tokens);
+  }
+}
+
+// Every group's plan and the totals that decide (rules 18, 19, 23).
+void KVCacheManager::plan_groups(const Request& request, const AllocationRequest& alloc,
+                                 int32_t slot, AllocationPlan& plan) const {
+  const int64_t total = int64_t{request.num_computed_tokens()} +
+                        alloc.num_new_computed_tokens + alloc.num_new_tokens;
+  plan.num_tokens_need_slot = static_cast<int32_t>(
+      std::min<int64_t>(total + alloc.num_lookahead_tokens, config_.max_model_len));
+  // Never the lookahead/draft tokens: they may be rejected (rule 19).
+  plan.num_tokens_to_cache =
+      config_.enable_caching
+          ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
+          : 0;
+  const GroupDemand demand{.num_computed_tokens = request.num_computed_tokens(),
+                           .num_tokens_need_slot = plan.num_tokens_need_slot,
+                           .num_tokens_to_cache = plan.num_tokens_to_cache};
+  plan.groups.resize(groups_.size());
+  plan.num_free_pages_needed = plan.num_evictable_hit_pages = plan.num_pages_held_after = 0;
+  int64_t freed_by_skip = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    std::span<const PageId> hits;
+    if (alloc.new_computed_pages != nullptr) hits = (*alloc.new_computed_pages)[g];
+    GroupPlan& gp = plan.groups[g];
+    groups_[g]->plan(slot, demand, hits, gp);
+    plan.num_free_pages_needed += gp.num_free_pages_needed();
+    plan.num_evictable_hit_pages += gp.num_evictable_hits;
+    plan.num_pages_held_after += gp.num_pages_held_after;
+    freed_by_skip += gp.num_pages_freed_by_skip;
+  }
+  // Pages the window drops go back to the queue before new pages are taken, so they count.
+  plan.num_free_pages_available = pool_->get_num_free_pages() + freed_by_skip;
+}
+
+void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
+                                     AllocationPlan& plan) const {
+  plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
+  const int32_t slot = find_slot(request.request_id());
+  check_counts(request, alloc);
+  check_held_pages(request, slot, check_hit_pages(request, alloc));
+  plan_groups(request, alloc, slot, plan);
+  PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
+                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
+                         "usable pages: it can never fit", request.request_id(),
+                         plan.num_pages_held_after, plan.num_tokens_need_slot,
+                         config_.num_usable_pages());
+  plan.status = plan.num_free_pages_needed <= plan.num_free_pages_available
+                    ? AllocationStatus::kOk
+                    : AllocationStatus::kNotEnoughFreePages;
+  plan.manager_ = this;
+  plan.request_ = &request;
+  plan.generation_ = generation_;
+  plan.slot_ = slot;
+  plan.request_num_tokens_ = request.num_tokens();
+  plan.request_num_computed_tokens_ = request.num_computed_tokens();
+}
+
+AllocationPlan KVCacheManager::plan_allocation(const Request& request,
+                                               const AllocationRequest& alloc) const {
+  AllocationPlan plan;
+  plan_allocation(request, alloc, plan);
+  return plan;
+}
+
+void KVCacheManager::check_plan(const AllocationPlan& plan) const {
+  PAGEDKV_CHECK_STATE(plan.manager_ == this,
+                      "the plan was not made by this manager's plan_allocation");
+  const std::string& id = plan.request_->request_id();
+  PAGEDKV_CHECK_STATE(plan.ok(),
+                      "the plan for request '{}' is {}: it needs {} free pages, {} are available",
+                      id, allocation_status_name(plan.status), plan.num_free_pages_needed,
+                      plan.num_free_pages_available);
+  PAGEDKV_CHECK_STATE(plan.generation_ == generation_,
+                      "the plan for request '{}' is stale: made at generation {}, the manager "
+                      "is at generation {}", id, plan.generation_, generation_);
+  const Request& r = *plan.request_;
+  PAGEDKV_CHECK_STATE(r.num_tokens() == plan.request_num_tokens_ &&
+                          r.num_computed_tokens() == plan.request_num_computed_tokens_,
+                      "request '{}' changed since it was planned: {} tokens ({} computed) then, "
+                      "{} ({}) now", id, plan.request_num_tokens_,
+                      plan.request_num_computed_tokens_, r.num_tokens(), r.num_computed_tokens());
+  PAGEDKV_ASSERT(plan.groups.size() == groups_.size(), "a plan of {} groups for {} groups",
+                 plan.groups.size(), groups_.size());
+}
+
+void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
+  check_plan(plan);
+  const int32_t slot = plan.slot_ >= 0 ? plan.slot_ : acquire_slot(plan.request_->request_id());
+  ++generation_;
+  // Each step for every group before the next (single_type_manager.h says why): window drops
+  // first, as the pages they free may be taken as new pages; hits leave the free queue before
+  // any group takes new pages; caching last, when every group's table is complete.
+  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->drop_pages(slot, plan.groups[g]);
+  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->touch_hits(slot, plan.groups[g]);
+  new_pages.resize(groups_.size());
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    new_pages[g].clear();
+    groups_[g]->take_new_pages(slot, plan.groups[g], new_pages[g]);
+  }
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    groups_[g]->cache_full_pages(slot, plan.groups[g], *plan.request_);
+  }
+}
+
+GroupPages KVCacheManager::apply(const AllocationPlan& plan) {
+  GroupPages new_pages;
+  apply(plan, new_pages);
+  return new_pages;
+}
 
 std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
                                                          const AllocationRequest& alloc) {
@@ -215,112 +348,10 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
 
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
-  const int32_t num_new_tokens = alloc.num_new_tokens;
-  const int32_t num_new_computed_tokens = alloc.num_new_computed_tokens;
-  const GroupPages* new_computed_pages = alloc.new_computed_pages;
-  const int32_t num_lookahead_tokens = alloc.num_lookahead_tokens;
-  const std::string& id = request.request_id();
-  // ---- Checks (nothing changes before all pass) ----
-  check_request(request);
-  PAGEDKV_CHECK_ARG(num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}", num_new_tokens);
-  PAGEDKV_CHECK_ARG(num_new_computed_tokens >= 0, "num_new_computed_tokens must be >= 0, got {}",
-                    num_new_computed_tokens);
-  PAGEDKV_CHECK_ARG(num_lookahead_tokens >= 0, "num_lookahead_tokens must be >= 0, got {}",
-                    num_lookahead_tokens);
-  const int32_t computed = request.num_computed_tokens();
-  const int64_t with_hit = static_cast<int64_t>(computed) + num_new_computed_tokens;
-  PAGEDKV_CHECK_ARG(with_hit <= request.num_tokens(),
-                    "request '{}': {} computed + {} hit tokens exceed its {} tokens", id,
-                    computed, num_new_computed_tokens, request.num_tokens());
-  const int64_t total = with_hit + num_new_tokens;
-  PAGEDKV_CHECK_ARG(total <= config_.max_model_len,
-                    "request '{}': {} computed + {} hit + {} new tokens exceed max_model_len {}",
-                    id, computed, num_new_computed_tokens, num_new_tokens, config_.max_model_len);
-
-  const int32_t slot = find_slot(id);
-  bool has_hits = false;
-  if (new_computed_pages != nullptr) {
-    PAGEDKV_CHECK_ARG(new_computed_pages->size() == groups_.size(),
-                      "new_computed_pages has {} groups, the cache has {}",
-                      new_computed_pages->size(), groups_.size());
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      const std::vector<PageId>& hits = (*new_computed_pages)[g];
-      const int32_t ps = groups_[g]->page_size();
-      PAGEDKV_CHECK_ARG(static_cast<int64_t>(hits.size()) * ps <= num_new_computed_tokens,
-                        "group {}: {} hit pages of {} tokens cover more than the {} "
-                        "num_new_computed_tokens", g, hits.size(), ps, num_new_computed_tokens);
-      const bool sliding = groups_[g]->spec().kind == AttentionKind::kSlidingWindow;
-      bool seen_page = false;
-      for (PageId page : hits) {
-        PAGEDKV_CHECK_RANGE(page >= 0 && page < config_.num_pages,
-                            "group {}: hit page id {} outside [0, {})", g, page,
-                            config_.num_pages);
-        if (page == kNullPageId) {
-          PAGEDKV_CHECK_ARG(sliding && !seen_page,
-                            "group {}: a null hit page is allowed only before the first real "
-                            "page of a sliding-window group", g);
-        } else {
-          seen_page = true;
-        }
-      }
-      has_hits = has_hits || !hits.empty();
-    }
-    PAGEDKV_CHECK_ARG(!has_hits || config_.enable_caching,
-                      "request '{}': hit pages passed with prefix caching off", id);
-  }
-  if (slot >= 0) {
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      const int64_t held_tokens =
-          static_cast<int64_t>(groups_[g]->pages(slot).size()) * groups_[g]->page_size();
-      PAGEDKV_CHECK_STATE(!has_hits || held_tokens == 0,
-                          "request '{}' already holds pages: hit pages are only for its first "
-                          "allocation", id);
-      PAGEDKV_CHECK_STATE(computed <= held_tokens,
-                          "request '{}' has {} computed tokens but group {} holds pages for {}",
-                          id, computed, g, held_tokens);
-    }
-  } else {
-    PAGEDKV_CHECK_STATE(computed == 0,
-                        "request '{}' has {} computed tokens but holds no pages", id, computed);
-  }
-
-  // ---- Plan ----
-  const int32_t need_slot = static_cast<int32_t>(
-      std::min<int64_t>(total + num_lookahead_tokens, config_.max_model_len));
-  int64_t free_needed = 0, freed_by_skip = 0, held_after = 0;
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    std::span<const PageId> hits;
-    if (new_computed_pages != nullptr) hits = (*new_computed_pages)[g];
-    GroupPlan& plan = scratch_->plans[g];
-    plan = groups_[g]->plan(slot, computed, need_slot, hits);
-    free_needed += plan.num_free_pages_needed();
-    freed_by_skip += plan.num_pages_freed_by_skip;
-    held_after += plan.num_pages_held_after;
-  }
-  PAGEDKV_CHECK_CAPACITY(held_after <= config_.num_usable_pages(),
-                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
-                         "usable pages: it can never fit", id, held_after, need_slot,
-                         config_.num_usable_pages());
-  if (free_needed > pool_->get_num_free_pages() + freed_by_skip) return false;
-
-  // ---- Apply ----
-  const int32_t s = slot >= 0 ? slot : acquire_slot(id);
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    std::span<const PageId> hits;
-    if (new_computed_pages != nullptr) hits = (*new_computed_pages)[g];
-    groups_[g]->save_hits(s, scratch_->plans[g], hits);
-  }
-  new_pages.resize(groups_.size());
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    new_pages[g].clear();
-    groups_[g]->take_new_pages(s, scratch_->plans[g], new_pages[g]);
-  }
-  if (config_.enable_caching) {
-    // Never the lookahead/draft tokens: they may be rejected (rule 19).
-    const int32_t num_to_cache =
-        static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()));
-    for (auto& group : groups_) group->cache_full_pages(s, request, num_to_cache);
-  }
+  AllocationPlan& plan = state_->plan;
+  plan_allocation(request, alloc, plan);
+  if (!plan.ok()) return false;
+  apply(plan, new_pages);
   return true;
 }
 
@@ -329,14 +360,16 @@ bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& r
 void KVCacheManager::free(const Request& request) { free(request.request_id()); }
 
 void KVCacheManager::free(const std::string& request_id) {
-  const int32_t slot = find_slot(request_id);
-  if (slot < 0) return;
-  std::vector<PageId>& reversed = scratch_->reversed;
+  const auto it = state_->slot_of.find(request_id);
+  if (it == state_->slot_of.end()) return;
+  const int32_t slot = it->second;
+  std::vector<PageId>& reversed = state_->reversed;
   reversed.clear();
   for (const auto& group : groups_) group->append_reversed_pages(slot, reversed);
   pool_->free_pages(reversed);
+  ++generation_;
   for (auto& group : groups_) group->clear_slot(slot);
-  slot_index_.erase(request_id);
+  state_->slot_of.erase(it);
   free_slots_.push_back(slot);
 }
 
@@ -360,6 +393,10 @@ std::span<const PageId> KVCacheManager::request_pages(const std::string& request
   return groups_[static_cast<size_t>(group)]->pages(slot);
 }
 
+int32_t KVCacheManager::num_requests() const {
+  return static_cast<int32_t>(state_->slot_of.size());
+}
+
 bool KVCacheManager::has_request(const std::string& request_id) const {
   return find_slot(request_id) >= 0;
 }
@@ -377,7 +414,11 @@ std::vector<int32_t> KVCacheManager::get_num_common_prefix_pages(
   return out;
 }
 
-bool KVCacheManager::reset_prefix_cache() { return pool_->reset_prefix_cache(); }
+bool KVCacheManager::reset_prefix_cache() {
+  if (!pool_->reset_prefix_cache()) return false;
+  ++generation_;  // hit pages of earlier plans are no longer cached
+  return true;
+}
 
 double KVCacheManager::usage() const { return pool_->get_usage(); }
 
@@ -396,13 +437,12 @@ void KVCacheManager::verify() const {
                    group->group_id(), group->num_slots(), num_slots);
   }
   std::vector<uint8_t> slot_used(static_cast<size_t>(num_slots), 0);
-  slot_index_.verify();
-  slot_index_.for_each([&](const std::string& id, int32_t slot) {
+  for (const auto& [id, slot] : state_->slot_of) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "request '{}' maps to slot {} (of {}) that is invalid or shared", id, slot,
                    num_slots);
     slot_used[static_cast<size_t>(slot)] = 1;
-  });
+  }
   for (int32_t slot : free_slots_) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "free slot {} (of {}) is invalid, listed twice or in use", slot, num_slots);
@@ -412,15 +452,15 @@ void KVCacheManager::verify() const {
                      slot, group->pages(slot).size(), group->group_id());
     }
   }
-  PAGEDKV_ASSERT(slot_index_.size() + free_slots_.size() == static_cast<size_t>(num_slots),
-                 "{} live + {} free slots != {} slots", slot_index_.size(), free_slots_.size(),
+  PAGEDKV_ASSERT(state_->slot_of.size() + free_slots_.size() == static_cast<size_t>(num_slots),
+                 "{} live + {} free slots != {} slots", state_->slot_of.size(), free_slots_.size(),
                  num_slots);
 
-  std::vector<int32_t>& holders = scratch_->holders;
+  std::vector<int32_t>& holders = state_->holders;
   holders.assign(static_cast<size_t>(config_.num_pages), 0);
-  slot_index_.for_each([&](const std::string&, int32_t slot) {
+  for (const auto& [id, slot] : state_->slot_of) {
     for (const auto& group : groups_) group->verify_slot(slot, holders);
-  });
+  }
   for (PageId page = 1; page < config_.num_pages; ++page) {
     PAGEDKV_ASSERT(holders[static_cast<size_t>(page)] == pool_->ref_count(page),
                    "page {} is held by {} request lists but has ref count {}", page,

@@ -108,84 +108,105 @@ void SingleTypeManager::resize_slots(int32_t num_slots) {
   if (num_slots > this->num_slots()) slots_.resize(static_cast<size_t>(num_slots));
 }
 
-GroupPlan SingleTypeManager::plan(int32_t slot, int32_t num_computed_tokens,
-                                  int32_t num_tokens_need_slot,
-                                  std::span<const PageId> new_computed) const {
+void SingleTypeManager::plan(int32_t slot, const GroupDemand& demand,
+                             std::span<const PageId> new_computed, GroupPlan& p) const {
   static const Slot kEmpty;
   const Slot& s = slot < 0 ? kEmpty : slots_[slot];
+  const int32_t ps = spec_.page_size;
   const int32_t held = static_cast<int32_t>(s.pages.size());
-  GroupPlan p;
+  const int32_t num_hits = static_cast<int32_t>(new_computed.size());
 
-  // Pages wholly outside the window become null; those only this request holds are freed.
-  const int32_t skipped = std::min(held, num_skipped_tokens(num_computed_tokens) / spec_.page_size);
+  // Pages wholly outside the window become null; those only this request holds are freed
+  // (rule 23). Right to left, so the page nearest the window stays cached longest.
+  const int32_t skipped = std::min(held, num_skipped_tokens(demand.num_computed_tokens) / ps);
   p.num_skipped_pages = std::max(s.num_null, skipped);
-  for (int32_t i = s.num_null; i < p.num_skipped_pages; ++i) {
+  p.dropped_pages.clear();
+  p.num_pages_freed_by_skip = 0;
+  for (int32_t i = p.num_skipped_pages - 1; i >= s.num_null; --i) {
+    p.dropped_pages.push_back(s.pages[i]);
     if (pool_->ref_count_unchecked(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
   }
 
   // A hit page with ref count 0 sits in the free queue: touching it takes it out (rule 18).
+  // Ids were range-checked by the caller.
+  p.hit_pages.assign(new_computed.begin(), new_computed.end());
+  p.num_evictable_hits = 0;
   int32_t non_null_hits = 0;
   for (PageId page : new_computed) {
     if (page == kNullPageId) continue;
     ++non_null_hits;
-    // Ids were range-checked by the caller (KVCacheManager::allocate_slots).
     if (pool_->ref_count_unchecked(page) == 0) ++p.num_evictable_hits;
   }
 
-  const int32_t required = cdiv(num_tokens_need_slot, spec_.page_size);
-  p.num_new_pages = std::max(0, required - held - static_cast<int32_t>(new_computed.size()));
+  const int32_t required = cdiv(demand.num_tokens_need_slot, ps);
+  p.num_new_pages = std::max(0, required - held - num_hits);
   p.num_pages_held_after = (held - p.num_skipped_pages) + non_null_hits + p.num_new_pages;
+
+  // Hit pages are cached already; the full pages after them (or after the pages cached by
+  // earlier steps) are cached now, even before their K/V is computed (rule 19).
+  const int32_t size_after = held + num_hits + p.num_new_pages;
+  p.cache_begin = num_hits > 0 ? num_hits : s.num_cached;
+  p.cache_end =
+      std::max(p.cache_begin, std::min(demand.num_tokens_to_cache / ps, size_after));
+}
+
+GroupPlan SingleTypeManager::plan(int32_t slot, const GroupDemand& demand,
+                                  std::span<const PageId> new_computed) const {
+  GroupPlan p;
+  plan(slot, demand, new_computed, p);
   return p;
 }
 
-void SingleTypeManager::save_hits(int32_t slot, const GroupPlan& plan,
-                                  std::span<const PageId> new_computed) {
+void SingleTypeManager::drop_pages(int32_t slot, const GroupPlan& plan) {
+  if (plan.dropped_pages.empty()) return;
   Slot& s = slots_[slot];
-  if (plan.num_skipped_pages > s.num_null) {
-    // Right to left, so the page nearest the window stays cached longest.
-    std::vector<PageId>& freed = scratch_;
-    freed.clear();
-    for (int32_t i = plan.num_skipped_pages - 1; i >= s.num_null; --i) {
-      freed.push_back(s.pages[i]);
-      s.pages[i] = kNullPageId;
-    }
-    pool_->free_pages(freed);
-    s.num_null = plan.num_skipped_pages;
-  }
-  if (!new_computed.empty()) {
-    PAGEDKV_ASSERT(s.pages.empty(), "hit pages for group {} of a slot holding {} pages", group_,
-                   s.pages.size());
-    pool_->touch(new_computed);
-    s.pages.assign(new_computed.begin(), new_computed.end());
-    s.num_cached = static_cast<int32_t>(s.pages.size());
-    s.num_null = static_cast<int32_t>(
-        std::find_if(s.pages.begin(), s.pages.end(), [](PageId p) { return p != kNullPageId; }) -
-        s.pages.begin());
-  }
+  PAGEDKV_ASSERT(s.num_null + std::ssize(plan.dropped_pages) == plan.num_skipped_pages &&
+                     plan.num_skipped_pages <= std::ssize(s.pages),
+                 "group {} slot {}: a plan dropping {} pages after {} null ones does not fit "
+                 "its {} pages", group_, slot, plan.dropped_pages.size(), s.num_null,
+                 s.pages.size());
+  pool_->free_pages(plan.dropped_pages);
+  std::fill(s.pages.begin() + s.num_null, s.pages.begin() + plan.num_skipped_pages,
+            kNullPageId);
+  s.num_null = plan.num_skipped_pages;
+}
+
+void SingleTypeManager::touch_hits(int32_t slot, const GroupPlan& plan) {
+  if (plan.hit_pages.empty()) return;
+  Slot& s = slots_[slot];
+  PAGEDKV_ASSERT(s.pages.empty(), "hit pages for group {} of a slot holding {} pages", group_,
+                 s.pages.size());
+  pool_->touch(plan.hit_pages);
+  s.pages.assign(plan.hit_pages.begin(), plan.hit_pages.end());
+  s.num_cached = static_cast<int32_t>(s.pages.size());
+  s.num_null = static_cast<int32_t>(
+      std::find_if(s.pages.begin(), s.pages.end(), [](PageId p) { return p != kNullPageId; }) -
+      s.pages.begin());
 }
 
 void SingleTypeManager::take_new_pages(int32_t slot, const GroupPlan& plan,
                                        std::vector<PageId>& new_pages) {
+  if (plan.num_new_pages == 0) return;
   Slot& s = slots_[slot];
-  if (plan.num_new_pages > 0) {
-    const size_t before = s.pages.size();
-    pool_->get_new_pages(plan.num_new_pages, s.pages);
-    new_pages.insert(new_pages.end(), s.pages.begin() + static_cast<ptrdiff_t>(before),
-                     s.pages.end());
-  }
+  const size_t before = s.pages.size();
+  pool_->get_new_pages(plan.num_new_pages, s.pages);
+  new_pages.insert(new_pages.end(), s.pages.begin() + static_cast<ptrdiff_t>(before),
+                   s.pages.end());
 }
 
-void SingleTypeManager::cache_full_pages(int32_t slot, const Request& request, int32_t num_tokens) {
+void SingleTypeManager::cache_full_pages(int32_t slot, const GroupPlan& plan,
+                                         const Request& request) {
+  if (plan.cache_end <= plan.cache_begin) return;
   Slot& s = slots_[slot];
-  const int32_t num_full =
-      std::min(num_tokens / spec_.page_size, static_cast<int32_t>(s.pages.size()));
-  if (num_full <= s.num_cached) return;
+  PAGEDKV_ASSERT(plan.cache_begin == s.num_cached,
+                 "group {} slot {}: the plan caches from page {} but {} pages are cached",
+                 group_, slot, plan.cache_begin, s.num_cached);
   const PageChainView chain{.page_hashes = request.page_hashes(spec_.page_size),
                             .token_ids = request.all_token_ids(),
                             .page_size = spec_.page_size,
                             .lora_id = request.options().lora_id};
-  pool_->cache_full_pages(chain, s.pages, s.num_cached, num_full, group_);
-  s.num_cached = num_full;
+  pool_->cache_full_pages(chain, s.pages, plan.cache_begin, plan.cache_end, group_);
+  s.num_cached = plan.cache_end;
 }
 
 void SingleTypeManager::append_reversed_pages(int32_t slot, std::vector<PageId>& out) const {

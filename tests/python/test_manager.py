@@ -304,6 +304,85 @@ def test_events_are_off_by_default():
     assert m.take_events() == []
 
 
+# ---------------------------------------------------------------- plan, then apply
+
+
+def test_plan_allocation_changes_nothing_and_reports_the_counts():
+    # rule 18: 6 usable pages; A's 3 pages are cached and free, C holds 3 others.
+    m = pagedkv.KVCacheManager(7, PS, 1024)
+    a = request("a", 48)
+    admit(m, a)
+    m.free(a)
+    c = request("c", 0, 48, 5000)
+    admit(m, c)
+    b = request("b", 64)
+    hits, n = m.get_computed_pages(b)
+    before = state(m, ["a", "b", "c"])
+    generation = m.generation
+    plan = m.plan_allocation(b, 16, n, hits)
+    assert state(m, ["a", "b", "c"]) == before and m.generation == generation
+    assert (plan.status, plan.ok, plan.request_id) == ("not_enough_free_pages", False, "b")
+    assert (plan.num_free_pages_needed, plan.num_evictable_hit_pages,
+            plan.num_free_pages_available, plan.num_pages_held_after) == (4, 3, 3, 4)
+    assert (plan.num_tokens_need_slot, plan.num_tokens_to_cache) == (64, 64)
+    (g,) = plan.groups
+    assert (g.hit_pages, g.num_evictable_hits, g.num_new_pages) == ([1, 2, 3], 3, 1)
+    assert (g.dropped_pages, g.cache_begin, g.cache_end, g.num_free_pages_needed) == (
+        [], 3, 4, 4)
+    assert "not_enough_free_pages" in repr(plan)
+    with pytest.raises(RuntimeError, match="not_enough_free_pages"):
+        m.apply(plan)
+    assert state(m, ["a", "b", "c"]) == before
+
+
+def test_apply_equals_allocate_slots_on_a_twin_manager():
+    planned, direct = (pagedkv.KVCacheManager(16, 4, 256, sliding_window=8) for _ in range(2))
+    reqs = [request(f"r{i}", 12 * (i % 2), 5 + i, 100 * i) for i in range(4)]
+    for step in range(12):
+        for r in reqs:
+            hits_p, n = planned.get_computed_pages(r) if step == 0 else ([[]], 0)
+            hits_d, _ = direct.get_computed_pages(r) if step == 0 else ([[]], 0)
+            new = r.num_tokens - r.num_computed_tokens - n if step == 0 else 1
+            if step > 0:
+                r.append_output_token_ids([7])
+            plan = planned.plan_allocation(r, new, n, hits_p, num_lookahead_tokens=step % 3)
+            got = direct.allocate_slots(r, new, n, hits_d, step % 3)
+            assert plan.ok == (got is not None)
+            if plan.ok:
+                assert planned.apply(plan) == got
+                r.num_computed_tokens = r.num_computed_tokens + n + new
+            ids = [q.request_id for q in reqs]
+            assert state(planned, ids) == state(direct, ids)
+    planned.verify()
+    direct.verify()
+
+
+def test_stale_plan_is_refused_and_changes_nothing():
+    m = pagedkv.KVCacheManager(16, 4, 256)
+    a, b = request("a", 10), request("b", 13)
+    admit(m, a)
+    plan = m.plan_allocation(b, 13)
+    m.free(a)
+    before = state(m, ["a", "b"])
+    with pytest.raises(RuntimeError, match="stale"):
+        m.apply(plan)
+    assert state(m, ["a", "b"]) == before
+    plan = m.plan_allocation(b, 13)
+    assert [len(p) for p in m.apply(plan)] == [4]
+    with pytest.raises(RuntimeError, match="stale"):
+        m.apply(plan)  # at most once
+    m.verify()
+
+
+def test_plan_keeps_its_request_alive():
+    m = pagedkv.KVCacheManager(16, 4, 256)
+    plan = m.plan_allocation(request("short-lived", 9), 9)
+    gc.collect()
+    assert plan.request_id == "short-lived"
+    assert m.apply(plan) == [[1, 2, 3]]
+    m.verify()
+
+
 # ---------------------------------------------------------------- errors change nothing
 
 

@@ -19,11 +19,23 @@
 // allocate_slots (once per step; the first call passes the hit) -> free. The request's
 // num_computed_tokens() is read, never written: the scheduler advances it after each step.
 //
+// Plan, then apply: allocate_slots is plan_allocation (pure: what would happen, as a value)
+// followed by apply (the one place where pages change hands). A scheduler plans to decide
+// before it commits:
+//   AllocationPlan plan = manager.plan_allocation(req, {.num_new_tokens = chunk});
+//   if (plan.ok()) new_pages = manager.apply(plan);
+//   else { /* plan.num_free_pages_needed > plan.num_free_pages_available: preempt or wait */ }
+// Admission (rule 39) plans the whole sequence and the chunk, and applies the chunk's plan only
+// if both are ok(). A plan must be applied before any other call that changes pages (allocate,
+// apply, free, reset_prefix_cache) and while its request is unchanged; apply() refuses a stale
+// plan, and a plan that is not ok(), with StateError. Lookups and other plans do not stale it.
+//
 // Invariants (verify()):
 //   - each live request has one page list per group; ids in range; null pages only as a prefix
 //     of sliding-window lists;
 //   - pages are conserved: for every usable page, the number of request lists holding it equals
-//     its pool ref count (the manager is the pool's only client); the pool's own verify() holds.
+//     its pool ref count (the manager is the pool's only client); the pool's own verify() holds;
+//   - a call that leaves every page as it was leaves generation() as it was.
 //
 // Errors: every check runs before anything changes (strong guarantee). Running out of free pages
 // is not an error: allocate_slots returns nullopt. A request that could never fit, even in an
@@ -66,6 +78,8 @@
 
 namespace pagedkv {
 
+class KVCacheManager;
+
 // Pages per KV-cache group: pages[g] is group g's list.
 using GroupPages = std::vector<std::vector<PageId>>;
 
@@ -76,6 +90,13 @@ struct ComputedPages {
   GroupPages pages;
   int32_t num_computed_tokens = 0;  // a multiple of the lcm of the groups' page sizes
 };
+
+// Why a plan cannot be applied (kOk: it can).
+enum class AllocationStatus : uint8_t {
+  kOk,
+  kNotEnoughFreePages,  // num_free_pages_needed > num_free_pages_available (rule 18)
+};
+std::string_view allocation_status_name(AllocationStatus s);  // "ok", "not_enough_free_pages"
 
 // What one allocate_slots call asks for; all counts >= 0. Designated initialisers read best:
 //   manager.allocate_slots(req, {.num_new_tokens = n,
@@ -92,6 +113,39 @@ struct AllocationRequest {
   const GroupPages* new_computed_pages = nullptr;
   // Speculative (draft) slots after the new tokens: allocated, never cached (rule 19).
   int32_t num_lookahead_tokens = 0;
+};
+
+// What allocating for one request would do, computed by plan_allocation without changing
+// anything. Read it freely; pass it to apply() unchanged (apply carries out what it says).
+struct AllocationPlan {
+  AllocationStatus status = AllocationStatus::kOk;
+  // [num_groups] per group: the hit pages to touch, how many new pages to take, the pages the
+  // sliding window drops, the range of page indices cached (GroupPlan).
+  std::vector<GroupPlan> groups;
+  // Free pages the allocation consumes: new pages plus hit pages now in the free queue.
+  int64_t num_free_pages_needed = 0;
+  // Of those, the hit pages now in the free queue (touching them takes them out).
+  int64_t num_evictable_hit_pages = 0;
+  // Free pages now plus the pages the window drops in this allocation return to the queue.
+  int64_t num_free_pages_available = 0;
+  // Non-null pages the request holds afterwards, over all groups (<= usable pages: rule 29).
+  int64_t num_pages_held_after = 0;
+  int32_t num_tokens_need_slot = 0;  // min(computed + hit + new + lookahead, max_model_len)
+  int32_t num_tokens_to_cache = 0;   // min(computed + hit + new, num_tokens); 0: caching off
+
+  bool ok() const { return status == AllocationStatus::kOk; }
+  // The planned request's id; empty for a plan that plan_allocation did not make.
+  std::string_view request_id() const;
+
+ private:
+  friend class KVCacheManager;
+  // What apply() checks the plan against.
+  const KVCacheManager* manager_ = nullptr;
+  const Request* request_ = nullptr;  // must outlive the plan
+  uint64_t generation_ = 0;           // the manager's generation() when planned
+  int32_t slot_ = -1;                 // the request's slot; -1: it holds nothing yet
+  int32_t request_num_tokens_ = 0;    // the request as planned for
+  int32_t request_num_computed_tokens_ = 0;
 };
 
 class KVCacheManager {
@@ -119,6 +173,9 @@ class KVCacheManager {
   ComputedPages get_computed_pages(const Request& request, bool resumed = false);
   // Same, reusing `out`'s buffers.
   void get_computed_pages(const Request& request, bool resumed, ComputedPages& out);
+  // The same lookup without recording it: for a scheduler that counts only the requests it
+  // admits (rule 46) and records them in statistics of its own.
+  void find_computed_pages(const Request& request, ComputedPages& out);
 
   // Makes room for alloc.num_new_tokens more tokens after request.num_computed_tokens() plus
   // this step's hit (alloc.num_new_computed_tokens, whose pages per group are
@@ -153,6 +210,25 @@ class KVCacheManager {
   bool allocate_slots_into(GroupPages& new_pages, const Request& request,
                            const AllocationRequest& alloc);
 
+  // What allocate_slots(request, alloc) would do, changing nothing (not even statistics):
+  // status kOk, or kNotEnoughFreePages with the counts that decided it. Throws exactly what
+  // allocate_slots throws, for the same inputs. The plan refers to `request`, which must
+  // outlive it.
+  AllocationPlan plan_allocation(const Request& request, const AllocationRequest& alloc) const;
+  // Same, reusing `plan`'s buffers. If it throws, `plan` can no longer be applied.
+  void plan_allocation(const Request& request, const AllocationRequest& alloc,
+                       AllocationPlan& plan) const;
+  // Carries out `plan` and returns the newly taken pages per group, as allocate_slots would.
+  // Throws StateError (nothing changed) for a plan that is not ok(), was made by another
+  // manager (or by no plan_allocation), is stale (generation() moved on since) or whose
+  // request changed its tokens or computed tokens since.
+  GroupPages apply(const AllocationPlan& plan);
+  // Same, writing the new pages into `new_pages` (resized to num_groups(), buffers reused).
+  void apply(const AllocationPlan& plan, GroupPages& new_pages);
+  // Changes with every successful allocation (allocate_slots, apply), every free() of a
+  // request holding pages and every reset_prefix_cache() that empties the cache.
+  uint64_t generation() const { return generation_; }
+
   // Returns the request's pages to the pool, each group's list in reverse order (rule 20).
   // Unknown request: no-op.
   void free(const Request& request);
@@ -164,7 +240,7 @@ class KVCacheManager {
   // Empty for an unknown request; OutOfRange for a bad group.
   std::span<const PageId> request_pages(const std::string& request_id, GroupId group) const;
   bool has_request(const std::string& request_id) const;
-  int32_t num_requests() const { return slot_index_.size(); }
+  int32_t num_requests() const;
 
   // Per group: leading pages of `request` shared by all num_running_requests running requests
   // (for cascade attention); 0 for sliding-window groups and unknown requests.
@@ -190,10 +266,18 @@ class KVCacheManager {
   void verify() const;
 
  private:
-  struct Scratch;
-  int32_t find_slot(const std::string& request_id) const;  // -1 if unknown
+  // The request-id table and the hot path's reused buffers, kept out of this header.
+  struct State;
+  int32_t find_slot(std::string_view request_id) const;  // -1 if unknown
   int32_t acquire_slot(const std::string& request_id);
   void check_request(const Request& request) const;
+  // Allocation phases, in order: check (throws, nothing changed), plan (pure), apply.
+  void check_counts(const Request& request, const AllocationRequest& alloc) const;
+  bool check_hit_pages(const Request& request, const AllocationRequest& alloc) const;
+  void check_held_pages(const Request& request, int32_t slot, bool has_hits) const;
+  void plan_groups(const Request& request, const AllocationRequest& alloc, int32_t slot,
+                   AllocationPlan& plan) const;
+  void check_plan(const AllocationPlan& plan) const;
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
   int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);
 
@@ -201,41 +285,10 @@ class KVCacheManager {
   int32_t lcm_page_size_ = 1;
   std::unique_ptr<PagePool> pool_;
   std::vector<std::unique_ptr<SingleTypeManager>> groups_;
-  // Request id -> slot: linear probing over a power-of-two table of (id hash, slot), ids kept
-  // per slot. One probe per call on the hot path (std::unordered_map's prime-modulo buckets
-  // cost about a third of a decode step).
-  class SlotIndex {
-   public:
-    int32_t find(std::string_view id) const;         // -1 when absent
-    void insert(std::string_view id, int32_t slot);  // id must be absent
-    int32_t erase(std::string_view id);              // the slot, or -1 when absent
-    int32_t size() const { return size_; }
-    const std::string& id_of(int32_t slot) const { return ids_[static_cast<size_t>(slot)]; }
-    template <typename Fn>
-    void for_each(Fn&& fn) const {  // fn(id, slot) for every entry
-      for (const Entry& e : table_) {
-        if (e.slot >= 0) fn(id_of(e.slot), e.slot);
-      }
-    }
-    void verify() const;
-
-   private:
-    struct Entry {
-      uint64_t hash = 0;
-      int32_t slot = -1;  // -1 = empty
-    };
-    size_t home(uint64_t hash) const { return static_cast<size_t>(hash) & (table_.size() - 1); }
-    void grow();
-
-    std::vector<Entry> table_;
-    std::vector<std::string> ids_;  // [slot]; kept (capacity reused) after erase
-    int32_t size_ = 0;
-  };
-
-  SlotIndex slot_index_;
   std::vector<int32_t> free_slots_;
+  uint64_t generation_ = 0;
   PrefixCacheStats stats_;
-  std::unique_ptr<Scratch> scratch_;  // reused buffers of the hot path
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace pagedkv

@@ -9,11 +9,15 @@
 // Example (what KVCacheManager::allocate_slots does for one group):
 //   auto stm = SingleTypeManager::create(KVCacheGroupSpec::full_attention(16), 0, pool);
 //   stm->resize_slots(1);
-//   GroupPlan plan = stm->plan(0, /*num_computed=*/0, /*num_tokens_need_slot=*/48, hits);
-//   // ... check plan.num_free_pages_needed against the pool, then:
-//   stm->save_hits(0, plan, hits);                 // every group first, then:
+//   GroupDemand demand{.num_computed_tokens = 0, .num_tokens_need_slot = 48,
+//                      .num_tokens_to_cache = 48};
+//   GroupPlan plan = stm->plan(0, demand, hits);
+//   // ... check plan.num_free_pages_needed() against the pool, then, each step for every
+//   // group before the next step:
+//   stm->drop_pages(0, plan);
+//   stm->touch_hits(0, plan);
 //   stm->take_new_pages(0, plan, new_pages);
-//   stm->cache_full_pages(0, request, 48);
+//   stm->cache_full_pages(0, plan, request);
 //
 // Kinds:
 //   full attention  hit = cached pages left to right, stopping at the first miss; never skips.
@@ -41,13 +45,32 @@
 
 namespace pagedkv {
 
-// What one group needs for an allocate_slots call, computed without touching anything.
+// What an allocation asks of every group (the same for all groups), in tokens.
+struct GroupDemand {
+  int32_t num_computed_tokens = 0;   // the request's, before this step's hit
+  int32_t num_tokens_need_slot = 0;  // the table covers at least this many tokens afterwards
+  int32_t num_tokens_to_cache = 0;   // full pages among these get cached; 0 with caching off
+};
+
+// What one group does in an allocation, computed without touching anything. Page indices are
+// positions in the slot's page list (the request's page table for the group).
 struct GroupPlan {
-  int32_t num_new_pages = 0;           // pages to take from the free queue
-  int32_t num_evictable_hits = 0;      // hit pages now free: touching takes them off the queue
-  int32_t num_pages_freed_by_skip = 0; // out-of-window pages that return to the free queue
-  int32_t num_pages_held_after = 0;    // non-null pages the request holds afterwards
-  int32_t num_skipped_pages = 0;       // leading pages outside the window (null afterwards)
+  // This step's hit pages, touched and appended in this order (a sliding-window hit may start
+  // with null pages). Non-empty only for a slot that holds nothing yet.
+  std::vector<PageId> hit_pages;
+  int32_t num_evictable_hits = 0;  // of those, pages now free: touching takes them off the queue
+  int32_t num_new_pages = 0;       // pages to take from the free-queue head
+  // Pages leaving the window (rule 23), in the order they are freed (right to left, so the
+  // page nearest the window stays cached longest); their entries become the null page.
+  std::vector<PageId> dropped_pages;
+  int32_t num_pages_freed_by_skip = 0;  // of those, pages only this request holds: they rejoin
+                                        // the free queue
+  int32_t num_skipped_pages = 0;     // leading null entries of the list afterwards
+  int32_t num_pages_held_after = 0;  // non-null pages the request holds afterwards
+  // Pages [cache_begin, cache_end) of the list get their hashes and enter the prefix cache
+  // (rule 19); empty when no page fills.
+  int32_t cache_begin = 0;
+  int32_t cache_end = 0;
   // Free pages this group consumes: num_new_pages + num_evictable_hits.
   int32_t num_free_pages_needed() const { return num_new_pages + num_evictable_hits; }
 };
@@ -86,24 +109,28 @@ class SingleTypeManager {
   int32_t num_cached_pages(int32_t slot) const { return slots_[slot].num_cached; }
   int32_t num_null_pages(int32_t slot) const { return slots_[slot].num_null; }
 
-  // What allocating `num_tokens_need_slot` token slots for `slot` costs, given the request's
-  // num_computed_tokens (before this step's hits) and this step's hit pages `new_computed`
-  // (non-empty only for a slot holding nothing). slot == -1 stands for a request holding
-  // nothing yet. Pure: reads ref counts only. The ids of new_computed must be in
-  // [0, num_pages) (KVCacheManager::allocate_slots checks them first).
-  GroupPlan plan(int32_t slot, int32_t num_computed_tokens, int32_t num_tokens_need_slot,
+  // What meeting `demand` costs `slot`, given this step's hit pages `new_computed` (non-empty
+  // only for a slot holding nothing). slot == -1 stands for a request holding nothing yet.
+  // Pure: reads ref counts only. The ids of new_computed must be in [0, num_pages)
+  // (KVCacheManager checks them first). Fills `out`, reusing its buffers.
+  void plan(int32_t slot, const GroupDemand& demand, std::span<const PageId> new_computed,
+            GroupPlan& out) const;
+  GroupPlan plan(int32_t slot, const GroupDemand& demand,
                  std::span<const PageId> new_computed) const;
-  // Applying a plan whose free pages are available takes two calls, because every group's hit
-  // pages must leave the free queue before any group takes new pages (else a new page could
-  // be another group's hit, evicted before it is touched):
-  //   1. save_hits: frees the skipped pages (right to left, as null entries), touches and
-  //      appends the hits;
-  //   2. take_new_pages: takes plan.num_new_pages pages and appends them to the slot and to
-  //      `new_pages`.
-  void save_hits(int32_t slot, const GroupPlan& plan, std::span<const PageId> new_computed);
+  // Carrying out a plan whose free pages are available: four steps, each done for every group
+  // before the next, because pages move between groups through the free queue - pages the
+  // window drops may be taken as new pages, and every group's hit pages must leave the queue
+  // before any group takes new pages (else a new page could be another group's hit, evicted
+  // before it is touched):
+  //   1. drop_pages: frees plan.dropped_pages, leaving null entries;
+  //   2. touch_hits: touches plan.hit_pages and makes them the slot's list;
+  //   3. take_new_pages: takes plan.num_new_pages pages, appended to the slot and `new_pages`;
+  //   4. cache_full_pages: gives pages [cache_begin, cache_end) the request's hashes.
+  // Each asserts the slot is in the state the plan was made for.
+  void drop_pages(int32_t slot, const GroupPlan& plan);
+  void touch_hits(int32_t slot, const GroupPlan& plan);
   void take_new_pages(int32_t slot, const GroupPlan& plan, std::vector<PageId>& new_pages);
-  // Caches the full pages among the first num_tokens tokens that are not cached yet (rule 19).
-  void cache_full_pages(int32_t slot, const Request& request, int32_t num_tokens);
+  void cache_full_pages(int32_t slot, const GroupPlan& plan, const Request& request);
   // Appends the slot's pages in reverse order: the order they go back to the pool (rule 20).
   void append_reversed_pages(int32_t slot, std::vector<PageId>& out) const;
   // Empties the slot once its pages went back to the pool (capacity kept).
@@ -126,7 +153,6 @@ class SingleTypeManager {
   GroupId group_;
   PagePool* pool_;
   std::vector<Slot> slots_;
-  std::vector<PageId> scratch_;  // pages dropped from the window, reused across calls
 };
 
 }  // namespace pagedkv

@@ -39,10 +39,10 @@ namespace pagedkv {
 // tokens under them. A view: it owns nothing (the spans usually point into a Request). Page i
 // of the chain has hash page_hashes[i] and tokens [i * page_size, (i + 1) * page_size).
 struct PageChainView {
-  std::span<const PageHash> page_hashes;  // [>= pages cached] chained hashes, page 0 first
-  std::span<const TokenId> token_ids;     // [>= pages cached * page_size]; events copy them
-  int32_t page_size = 0;                  // tokens per page; > 0
-  std::optional<int64_t> lora_id;         // the adapter, reported in kStored events
+  std::span<const PageHash> page_hashes = {};  // [>= pages cached] chained hashes, page 0 first
+  std::span<const TokenId> token_ids = {};     // [>= pages cached * page_size]; events copy them
+  int32_t page_size = 0;                       // tokens per page; > 0
+  std::optional<int64_t> lora_id = {};         // the adapter, reported in kStored events
 };
 
 class PagePool {

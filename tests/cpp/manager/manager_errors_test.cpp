@@ -37,10 +37,29 @@ class ManagerErrors : public ::testing::Test {
     m.verify();
   }
 
-  // allocate_slots(r, alloc) must throw E and change nothing.
+  // allocate_slots(r, alloc) and plan_allocation(r, alloc) must throw E with the same message
+  // and change nothing. Returns the message.
   template <typename E>
-  void expect_alloc_rejected(const Request& r, const AllocationRequest& alloc) {
-    expect_rejected<E>([&] { m.allocate_slots(r, alloc); });
+  std::string expect_alloc_rejected(const Request& r, const AllocationRequest& alloc) {
+    std::string allocate_msg, plan_msg;
+    expect_rejected<E>([&] {
+      try {
+        m.allocate_slots(r, alloc);
+      } catch (const E& e) {
+        allocate_msg = e.what();
+        throw;
+      }
+    });
+    expect_rejected<E>([&] {
+      try {
+        (void)m.plan_allocation(r, alloc);
+      } catch (const E& e) {
+        plan_msg = e.what();
+        throw;
+      }
+    });
+    EXPECT_EQ(plan_msg, allocate_msg);
+    return allocate_msg;
   }
 
   KVCacheManager m;
@@ -51,22 +70,28 @@ class ManagerErrors : public ::testing::Test {
 TEST_F(ManagerErrors, NegativeCountsAreInvalid) {
   Request r("new", iota_tokens(8));
   expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, -1); });
-  expect_alloc_rejected<InvalidArgument>(
-      r, {.num_new_tokens = 4, .num_new_computed_tokens = -4});
-  expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 4, .num_lookahead_tokens = -1});
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
+                r, {.num_new_tokens = 4, .num_new_computed_tokens = -4}),
+            "num_new_computed_tokens must be >= 0, got -4");
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
+                r, {.num_new_tokens = 4, .num_lookahead_tokens = -1}),
+            "num_lookahead_tokens must be >= 0, got -1");
 }
 
 TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
   expect_rejected<InvalidArgument>([&] { m.allocate_slots(a, 64 - 10 + 1); });
   Request r("new", iota_tokens(8));
-  expect_rejected<InvalidArgument>([&] { m.allocate_slots(r, 65); });
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 65}),
+            "request 'new': 0 computed + 0 hit + 65 new tokens exceed max_model_len 64");
 }
 
 TEST_F(ManagerErrors, HitBeyondTheRequestsTokensIsInvalid) {
   Request r("new", iota_tokens(8));
   GroupPages none(1);
-  expect_alloc_rejected<InvalidArgument>(
-      r, {.num_new_tokens = 1, .num_new_computed_tokens = 9, .new_computed_pages = &none});
+  const AllocationRequest alloc{
+      .num_new_tokens = 1, .num_new_computed_tokens = 9, .new_computed_pages = &none};
+  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(r, alloc),
+            "request 'new': 0 computed + 9 hit tokens exceed its 8 tokens");
 }
 
 TEST_F(ManagerErrors, WrongGroupCountIsInvalid) {
@@ -95,11 +120,11 @@ TEST_F(ManagerErrors, NullHitPageInFullAttentionIsInvalid) {
 TEST_F(ManagerErrors, HitPageIdOutOfRange) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1, 32}};
-  expect_alloc_rejected<OutOfRange>(
-      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
+  const AllocationRequest alloc{
+      .num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits};
+  EXPECT_EQ(expect_alloc_rejected<OutOfRange>(r, alloc), "group 0: hit page id 32 outside [0, 32)");
   hits = {{-3, 1}};
-  expect_alloc_rejected<OutOfRange>(
-      r, {.num_new_tokens = 2, .num_new_computed_tokens = 8, .new_computed_pages = &hits});
+  expect_alloc_rejected<OutOfRange>(r, alloc);
 }
 
 TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
