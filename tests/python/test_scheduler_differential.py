@@ -82,6 +82,17 @@ def norm_stats(s) -> tuple:
             s.resumed_hits)
 
 
+def value(x):
+    """A count the bindings may give as a property or as a method."""
+    return x() if callable(x) else x
+
+
+def prefix_stats(scheduler):
+    """The real scheduler's prefix-cache statistics of admitted requests (rule 46)."""
+    stats = scheduler.stats
+    return getattr(stats, "prefix_cache_stats", stats)
+
+
 def outcome(fn):
     """The call's result, or ("error", exception type name) when it raised."""
     try:
@@ -128,10 +139,10 @@ class Both:
         where = self.where(what)
         assert self.kv.page_pool.get_all_free_pages() == \
             self.mgr.page_pool.get_all_free_pages(), where
-        assert (self.real.num_waiting, self.real.num_running) == \
-            (self.ref.num_waiting, self.ref.num_running), where
-        real_stats = self.real.stats if hasattr(self.real, "stats") else self.kv.stats
-        assert norm_stats(real_stats) == norm_stats(self.ref.stats), where
+        assert (value(self.real.num_waiting), value(self.real.num_running),
+                value(self.real.has_unfinished_requests)) == \
+            (self.ref.num_waiting, self.ref.num_running, self.ref.has_unfinished_requests), where
+        assert norm_stats(prefix_stats(self.real)) == norm_stats(self.ref.stats), where
         for e in self.ref.running:
             assert pages(self.kv.get_page_ids(e.request_id)) == \
                 self.mgr.get_page_ids(e.request_id), where
@@ -255,14 +266,15 @@ def random_request(rng: random.Random, both: Both, rid: str, arrival: list[float
             arrival_time)
 
 
-def run(seed: int, num_requests: int, **overrides) -> Both:
+def run(seed: int, num_requests: int, urgency_grows=None, **overrides) -> Both:
     rng = random.Random(seed)
     cfg = {**random_config(rng), **overrides}
     both = Both(seed, **cfg)
     arrival: list[float] = []
     # Half the runs make later requests more urgent, so that in PRIORITY mode a victim often
     # sits before the request that needs pages and was already scheduled (rule 35).
-    urgency_grows = rng.random() < 0.5
+    if urgency_grows is None:
+        urgency_grows = rng.random() < 0.5
     added = done = 0
     while done < num_requests:
         while added < num_requests and rng.random() < 0.45:
@@ -282,7 +294,7 @@ def run(seed: int, num_requests: int, **overrides) -> Both:
         assert both.step_no < 60 * num_requests, both.where("no progress")
     both.schedule()  # reports the last finishes
     assert not both.ref.has_unfinished_requests
-    assert both.real.num_waiting == both.real.num_running == 0
+    assert value(both.real.num_waiting) == value(both.real.num_running) == 0
     # rule 30: every usable page is free again (check() compared the order after each call)
     assert len(both.kv.page_pool.get_all_free_pages()) == cfg["num_pages"] - 1
     return both
@@ -300,3 +312,22 @@ def test_long_run_through_the_tightest_pool(policy):
                max_num_seqs=8, max_num_batched_tokens=32, enable_chunked_prefill=True,
                long_prefill_token_threshold=0, policy=policy, reserve_full_prompt=False)
     assert both.step_no > 300
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("budget", [16, 24])
+def test_priority_victims_scheduled_earlier_give_their_tokens_back(seed, budget):
+    """Later requests more urgent and a small budget: a victim already scheduled in the step
+    returns its tokens, and a later request's chunk grows by them (rule 35)."""
+    run(seed, 100, urgency_grows=True, num_pages=18, page_size=4, max_model_len=64,
+        max_num_seqs=8, max_num_batched_tokens=budget, enable_chunked_prefill=True,
+        long_prefill_token_threshold=0, policy="priority", reserve_full_prompt=False)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_chunked_prefill_off_waits_for_budget_for_a_whole_prompt(seed):
+    """A roomy pool and a budget of max_model_len: admission stops at a prompt that does not
+    fit the budget left (rule 38)."""
+    run(seed, 60, num_pages=49, page_size=8, max_model_len=128, max_num_seqs=8,
+        max_num_batched_tokens=128, enable_chunked_prefill=False,
+        long_prefill_token_threshold=0, reserve_full_prompt=True)
