@@ -17,3 +17,12 @@ def test_readme_python_example_runs(capsys):
     assert manager.page_pool.get_num_free_pages() == 1023
     manager.verify()
     assert capsys.readouterr().out.startswith("1023 [")
+
+
+def test_readme_scheduler_example_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    block = next(b for b in blocks if "pagedkv.Scheduler(" in b)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    assert capsys.readouterr().out.strip() == "length 255"
+    namespace["sched"].verify()
