@@ -118,36 +118,12 @@ int32_t padded_rows(int32_t rows) { return (rows + 15) / 16 * 16; }
 // ---------------------------------------------------------------------------------------------
 // Validation: every check before any work.
 
-void validate_view(const PagedKVView& kv) {
-  PAGEDKV_CHECK_ARG(kv.layout == KVLayout::kHND || kv.layout == KVLayout::kNHD,
-                    "unknown KV layout {}", static_cast<int>(kv.layout));
-  PAGEDKV_CHECK_ARG(static_cast<int>(kv.dtype) <= static_cast<int>(DType::kFp8E4M3),
-                    "unknown KV dtype {}", static_cast<int>(kv.dtype));
-  PAGEDKV_CHECK_ARG(kv.num_pages > 0, "num_pages must be > 0, got {}", kv.num_pages);
-  PAGEDKV_CHECK_ARG(kv.page_size > 0, "page_size must be > 0, got {}", kv.page_size);
-  PAGEDKV_CHECK_ARG(kv.num_kv_heads > 0, "num_kv_heads must be > 0, got {}", kv.num_kv_heads);
-  PAGEDKV_CHECK_ARG(kv.head_dim > 0 && kv.head_dim % 16 == 0 &&
-                        kv.head_dim <= attention_detail::kMaxHeadDim,
-                    "head_dim must be a multiple of 16 in [16, {}], got {}",
-                    attention_detail::kMaxHeadDim, kv.head_dim);
-  PAGEDKV_CHECK_ARG(kv.k_data != nullptr, "the KV view has no key data (k_data is null)");
-  PAGEDKV_CHECK_ARG(kv.layout != KVLayout::kHND || kv.v_data != nullptr,
-                    "an HND KV view needs v_data (it is null)");
-  if (kv.dtype == DType::kInt8) {
-    PAGEDKV_CHECK_ARG(kv.k_scales != nullptr && kv.v_scales != nullptr,
-                      "an int8 KV view needs k_scales and v_scales");
-  }
-  if (kv.dtype == DType::kFp8E4M3) {
-    PAGEDKV_CHECK_ARG(std::isfinite(kv.k_scale) && kv.k_scale > 0.0f && std::isfinite(kv.v_scale) &&
-                          kv.v_scale > 0.0f,
-                      "fp8 scales must be finite and > 0, got k_scale {} v_scale {}", kv.k_scale,
-                      kv.v_scale);
-  }
-}
-
 void validate_call(const PagedKVView& kv, const AttentionQuery& q, const AttentionBatch& batch,
                    const AttentionOptions& opt, std::span<float> out) {
-  validate_view(kv);
+  kv.validate();
+  PAGEDKV_CHECK_ARG(kv.head_dim % 16 == 0 && kv.head_dim <= attention_detail::kMaxHeadDim,
+                    "paged_attention needs head_dim a multiple of 16 in [16, {}], got {}",
+                    attention_detail::kMaxHeadDim, kv.head_dim);
   PAGEDKV_CHECK_ARG(q.dtype == DType::kFloat32 || q.dtype == DType::kBFloat16,
                     "query dtype must be float32 or bfloat16, got {}", dtype_name(q.dtype));
   PAGEDKV_CHECK_ARG(q.num_tokens >= 0 && q.num_tokens <= std::numeric_limits<int32_t>::max(),
@@ -315,6 +291,7 @@ void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
   AttentionWorkspace::Impl& ws = workspace.impl();
   KernelParams p;
   p.kv = kv;
+  p.st = kv.strides();
   p.query = query.data;
   p.query_bf16 = query.dtype == DType::kBFloat16;
   p.num_q_heads = query.num_q_heads;

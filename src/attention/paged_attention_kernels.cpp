@@ -123,7 +123,7 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
   const PagedKVView& kv = p.kv;
   const int32_t G = p.group, D = p.head_dim, R = t.rows(G), h = t.kv_head;
   const auto [k0, k1] = RangeOf(t, chunk);
-  const KvStrides st = Strides(kv);
+  const KVStrides& st = p.st;
   float* m = state;
   float* l = state + R;
   float* acc = state + 2 * R;
@@ -132,12 +132,12 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
   // keys on and this chunk's V rows (for the P.V pass) are prefetched.
   const E* kbase = static_cast<const E*>(kv.k_data);
   const E* vbase = static_cast<const E*>(kv.v_base());
-  const int64_t v_delta = kv.layout == KVLayout::kHND ? 0 : D;
+  const int64_t v_delta = st.v_offset;
   const int64_t row_bytes = int64_t{D} * static_cast<int64_t>(sizeof(E));
   const int32_t ahead = static_cast<int32_t>(std::max<int64_t>(4, 8192 / row_bytes));
   int32_t pf_key = std::min(k0 + ahead, t.key_end);
-  KeyCursor pf(kv, t.pages, h, pf_key);
-  KeyCursor cur(kv, t.pages, h, k0);
+  KeyCursor pf(p, t.pages, h, pf_key);
+  KeyCursor cur(p, t.pages, h, k0);
   auto advance = [&]() {
     if (pf_key < t.key_end) {
       PrefetchRow(kbase + pf.k_elem(), row_bytes);
@@ -216,9 +216,9 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
   // Quantized V: fold the per-slot (int8) or per-tensor (fp8) scale into P.
   if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
     ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
-      const float* sc = kv.v_scales != nullptr ? kv.v_scales + kv.scale_index(slot, h) : nullptr;
+      const float* sc = T == DType::kInt8 ? kv.v_scales + st.scale_index(slot, h) : nullptr;
       for (int32_t i = 0; i < len; ++i) {
-        const float f = SlotScale<T>(kv, false, sc, i, st.scale);
+        const float f = SlotScale<T>(kv, false, sc, i, st.scale_slot_stride);
         for (int32_t r = 0; r < R; ++r) s.s[int64_t{r} * kChunk + j0 + i] *= f;
       }
     });
@@ -290,7 +290,7 @@ void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* s
   const int32_t G = p.group, D = p.head_dim, R = t.rows(G), Rp = PaddedRows(R), h = t.kv_head;
   const auto [k0, k1] = RangeOf(t, chunk);
   const int32_t n = k1 - k0;
-  const KvStrides st = Strides(kv);
+  const KVStrides& st = p.st;
   float* m = state;
   float* l = state + R;
   float* acc = state + 2 * R;
@@ -299,23 +299,24 @@ void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* s
   const E* kbase = static_cast<const E*>(kv.k_data);
   const E* vbase = static_cast<const E*>(kv.v_base());
   ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
-    const E* kp = kbase + kv.k_elem(slot, h);
-    const E* vp = vbase + kv.v_elem(slot, h);
+    const E* kp = kbase + st.k_elem(slot, h);
+    const E* vp = vbase + st.v_elem(slot, h);
     if constexpr (T == DType::kFloat32) {
       for (int32_t i = 0; i < len; ++i) {
-        s.krow[j0 + i] = kp + i * st.row;
-        s.vrow[j0 + i] = vp + i * st.row;
+        s.krow[j0 + i] = kp + i * st.slot_stride;
+        s.vrow[j0 + i] = vp + i * st.slot_stride;
       }
     } else {
-      const int64_t si = kv.k_scales != nullptr ? kv.scale_index(slot, h) : 0;
+      const int64_t si = T == DType::kInt8 ? st.scale_index(slot, h) : 0;
       for (int32_t i = 0; i < len; ++i) {
         float* kd = s.kf + int64_t{j0 + i} * D;
         float* vd = s.vf + int64_t{j0 + i} * D;
-        const E* ks = kp + i * st.row;
-        const E* vs = vp + i * st.row;
+        const E* ks = kp + i * st.slot_stride;
+        const E* vs = vp + i * st.slot_stride;
         if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
-          const VF fk = hn::Set(df, SlotScale<T>(kv, true, kv.k_scales + si, i, st.scale));
-          const VF fv = hn::Set(df, SlotScale<T>(kv, false, kv.v_scales + si, i, st.scale));
+          const int64_t ss = st.scale_slot_stride;
+          const VF fk = hn::Set(df, SlotScale<T>(kv, true, kv.k_scales + si, i, ss));
+          const VF fv = hn::Set(df, SlotScale<T>(kv, false, kv.v_scales + si, i, ss));
           for (int32_t d = 0; d < D; d += N) {
             hn::StoreU(hn::Mul(LoadF(df, ks + d), fk), df, kd + d);
             hn::StoreU(hn::Mul(LoadF(df, vs + d), fv), df, vd + d);

@@ -192,6 +192,7 @@ void PagedKVCache::verify() const {
       PAGEDKV_ASSERT(reinterpret_cast<uintptr_t>(layer.arrays[a]) % kAlign == 0,
                      "layer {} array {} is not {}-byte aligned", l, a, kAlign);
     }
+    view(static_cast<int32_t>(l)).validate();
   }
   PAGEDKV_ASSERT(std::isfinite(k_scale_) && k_scale_ > 0.0f, "k_scale {}", k_scale_);
   PAGEDKV_ASSERT(std::isfinite(v_scale_) && v_scale_ > 0.0f, "v_scale {}", v_scale_);

@@ -21,8 +21,9 @@
 //                 position p = decodes_position[b] through row b of decodes_page_table; a row
 //                 with p < 0 is padding and is skipped
 // Every index, page id and shape is checked before the first byte is written (strong
-// guarantee): InvalidArgument (shape, dtype, missing prefill/decode part) or OutOfRange (slot,
-// position or page id past its limit), naming the value and the limit.
+// guarantee): the view by view.validate() (kv_layout.h), then InvalidArgument (shape, dtype,
+// missing prefill/decode part) or OutOfRange (slot, position or page id past its limit),
+// naming the value and the limit.
 // Storage conversion: to the cache dtype with round-to-nearest-even; int8 and fp8_e4m3 follow
 // the quantization scheme documented in paged_kv_cache.h (int8 writes the per-(slot, head)
 // scales; fp8 divides by view.k_scale / view.v_scale). A slot written twice in one call keeps
@@ -47,9 +48,5 @@ void write_prefill_to_cache(const PagedKVView& view, ConstTokenTensor key, Const
 
 void write_decodes_to_cache(const PagedKVView& view, ConstTokenTensor key, ConstTokenTensor value,
                             const PagedAttentionMetadata& metadata);
-
-// Checks that a view is usable (positive counts, arrays present for its layout and dtype,
-// fp8 scales finite and > 0); throws InvalidArgument otherwise. Every write calls it.
-void validate_view(const PagedKVView& view);
 
 }  // namespace pagedkv

@@ -191,7 +191,7 @@ TEST_F(AttentionErrors, HndViewWithoutValueDataIsInvalid) {
 TEST_F(AttentionErrors, Fp8ScaleMustBePositive) {
   kv_.dtype = DType::kFp8E4M3;
   kv_.k_scale = 0.0f;
-  expect_error<InvalidArgument>("k_scale 0");
+  expect_error<InvalidArgument>("k_scale = 0");
 }
 
 }  // namespace
