@@ -147,10 +147,10 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
 
 void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
   const auto& table = contiguous ? s.contiguous_table : s.paged_table;
-  const AttentionQuery q =
-      bf16_query ? AttentionQuery::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
+  const ConstTokenTensor q =
+      bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
                                         s.model.head_dim)
-                 : AttentionQuery::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
+                 : ConstTokenTensor::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
                                        s.model.head_dim);
   paged_attention(s.view, q, {s.qsl, s.lens, PageTableRef::dense(table, s.max_pages)},
                   {.scale = 1.0f / std::sqrt(static_cast<float>(s.model.head_dim))}, s.out, ws);

@@ -30,6 +30,7 @@
 #include "pagedkv/kv_cache/paged_attention_metadata.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 #include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 #include "pagedkv/attention/paged_attention.h"
 #include "pagedkv/replay/default_workload.h"
 #include "pagedkv/replay/replay.h"

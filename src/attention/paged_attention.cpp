@@ -118,23 +118,23 @@ int32_t padded_rows(int32_t rows) { return (rows + 15) / 16 * 16; }
 // ---------------------------------------------------------------------------------------------
 // Validation: every check before any work.
 
-void validate_call(const PagedKVView& kv, const AttentionQuery& q, const AttentionBatch& batch,
+void validate_call(const PagedKVView& kv, const ConstTokenTensor& q, const AttentionBatch& batch,
                    const AttentionOptions& opt, std::span<float> out) {
   kv.validate();
   PAGEDKV_CHECK_ARG(kv.head_dim % 16 == 0 && kv.head_dim <= attention_detail::kMaxHeadDim,
                     "paged_attention needs head_dim a multiple of 16 in [16, {}], got {}",
                     attention_detail::kMaxHeadDim, kv.head_dim);
+  q.check("query");
   PAGEDKV_CHECK_ARG(q.dtype == DType::kFloat32 || q.dtype == DType::kBFloat16,
                     "query dtype must be float32 or bfloat16, got {}", dtype_name(q.dtype));
-  PAGEDKV_CHECK_ARG(q.num_tokens >= 0 && q.num_tokens <= std::numeric_limits<int32_t>::max(),
-                    "num_tokens must be in [0, 2^31), got {}", q.num_tokens);
-  PAGEDKV_CHECK_ARG(q.num_q_heads > 0 && q.num_q_heads % kv.num_kv_heads == 0,
-                    "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})",
-                    q.num_q_heads, kv.num_kv_heads);
-  PAGEDKV_CHECK_ARG(q.head_dim == kv.head_dim, "query head_dim {} != cache head_dim {}",
-                    q.head_dim, kv.head_dim);
-  PAGEDKV_CHECK_ARG(q.num_tokens == 0 || q.data != nullptr, "query data is null");
-  const int64_t out_size = q.num_tokens * q.num_q_heads * q.head_dim;
+  PAGEDKV_CHECK_ARG(q.rows <= std::numeric_limits<int32_t>::max(),
+                    "query rows (num_tokens) must be < 2^31, got {}", q.rows);
+  PAGEDKV_CHECK_ARG(q.heads % kv.num_kv_heads == 0,
+                    "query heads ({}) must be a multiple of num_kv_heads ({})", q.heads,
+                    kv.num_kv_heads);
+  PAGEDKV_CHECK_ARG(q.dim == kv.head_dim, "query head_dim {} != cache head_dim {}", q.dim,
+                    kv.head_dim);
+  const int64_t out_size = q.elements();
   PAGEDKV_CHECK_ARG(static_cast<int64_t>(out.size()) == out_size,
                     "out has {} elements, expected num_tokens * num_q_heads * head_dim = {}",
                     out.size(), out_size);
@@ -152,8 +152,8 @@ void validate_call(const PagedKVView& kv, const AttentionQuery& q, const Attenti
                     "seq_lens has {} entries, query_start_loc implies {} requests",
                     batch.seq_lens.size(), B);
   PAGEDKV_CHECK_ARG(qsl[0] == 0, "query_start_loc[0] must be 0, got {}", qsl[0]);
-  PAGEDKV_CHECK_ARG(qsl[B] == q.num_tokens, "query_start_loc[{}] = {} must equal num_tokens {}",
-                    B, qsl[B], q.num_tokens);
+  PAGEDKV_CHECK_ARG(qsl[B] == q.rows, "query_start_loc[{}] = {} must equal num_tokens {}",
+                    B, qsl[B], q.rows);
 
   const PageTableRef& pt = batch.pages;
   if (pt.is_csr()) {
@@ -282,11 +282,11 @@ int64_t tile_cost(const TileDesc& t, int32_t group, int32_t k0, int32_t k1) {
 
 }  // namespace
 
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
                      const AttentionBatch& batch, const AttentionOptions& options,
                      std::span<float> out, AttentionWorkspace& workspace) {
   validate_call(kv, query, batch, options, out);
-  if (query.num_tokens == 0) return;
+  if (query.rows == 0) return;
 
   AttentionWorkspace::Impl& ws = workspace.impl();
   KernelParams p;
@@ -294,8 +294,8 @@ void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
   p.st = kv.strides();
   p.query = query.data;
   p.query_bf16 = query.dtype == DType::kBFloat16;
-  p.num_q_heads = query.num_q_heads;
-  p.group = query.num_q_heads / kv.num_kv_heads;
+  p.num_q_heads = query.heads;
+  p.group = query.heads / kv.num_kv_heads;
   p.head_dim = kv.head_dim;
   p.scale = options.scale;
   p.window = options.sliding_window;
@@ -381,7 +381,7 @@ void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
   }
 }
 
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
                      const AttentionBatch& batch, const AttentionOptions& options,
                      std::span<float> out) {
   thread_local AttentionWorkspace workspace;

@@ -147,7 +147,7 @@ Plan make_plan(const PagedKVView& v, const ConstTokenTensor& key, const ConstTok
   p.value = static_cast<const char*>(value.data);
   p.k_base = static_cast<char*>(v.k_data);
   p.v_base = static_cast<char*>(v.v_base());
-  p.in_row_bytes = static_cast<size_t>(key.dim) * dtype_size(key.dtype);
+  p.in_row_bytes = static_cast<size_t>(key.dim) * dtype_size(key.dtype);  // one head
   p.cache_esize = dtype_size(v.dtype);
   p.st = v.strides();
   p.heads = v.num_kv_heads;
@@ -274,17 +274,16 @@ void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of
 void check_inputs(const PagedKVView& v, const ConstTokenTensor& key,
                   const ConstTokenTensor& value) {
   v.validate();
+  key.check("key");
+  value.check("value");
   for (const auto* t : {&key, &value}) {
     const char* name = t == &key ? "key" : "value";
     PAGEDKV_CHECK_ARG(
         t->dtype == DType::kFloat32 || t->dtype == DType::kFloat16 || t->dtype == DType::kBFloat16,
         "{} dtype must be float32, float16 or bfloat16, got {}", name, dtype_name(t->dtype));
-    PAGEDKV_CHECK_ARG(t->rows >= 0, "{} rows must be >= 0, got {}", name, t->rows);
     PAGEDKV_CHECK_ARG(t->heads == v.num_kv_heads && t->dim == v.head_dim,
                       "{} is [{}, {}, {}], the cache needs [*, num_kv_heads {}, head_dim {}]", name,
                       t->rows, t->heads, t->dim, v.num_kv_heads, v.head_dim);
-    PAGEDKV_CHECK_ARG(t->rows == 0 || t->data != nullptr, "{} has {} rows but no data", name,
-                      t->rows);
   }
   PAGEDKV_CHECK_ARG(key.dtype == value.dtype, "key dtype {} != value dtype {}",
                     dtype_name(key.dtype), dtype_name(value.dtype));

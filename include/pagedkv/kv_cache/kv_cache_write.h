@@ -34,9 +34,9 @@
 #include <cstdint>
 #include <span>
 
-#include "pagedkv/kv_cache/kv_cache_update.h"
 #include "pagedkv/kv_cache/kv_layout.h"
 #include "pagedkv/kv_cache/paged_attention_metadata.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv {
 

@@ -94,7 +94,7 @@ TEST(KVViewContract, WritesAndAttentionAcceptAndRejectTheSameViewsWithTheSameMes
         });
         std::vector<float> out(query.size());
         const std::string attend = outcome([&] {
-          paged_attention(v, AttentionQuery::f32(query.data(), 1, kQHeads, kDim),
+          paged_attention(v, ConstTokenTensor::f32(query.data(), 1, kQHeads, kDim),
                           {qsl, lens, PageTableRef::dense(table, 1)}, {.scale = 0.125f}, out);
         });
         EXPECT_EQ(write, attend);

@@ -8,6 +8,7 @@
 
 #include "kv_cache/kv_test_util.h"
 #include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/kv_cache_update.h"
 #include "pagedkv/kv_cache/kv_cache_write.h"
 
 namespace pagedkv {
