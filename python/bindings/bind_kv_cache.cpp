@@ -17,9 +17,10 @@
 #include "bindings.h"
 #include "numpy_arrays.h"
 #include "pagedkv/common/errors.h"
-#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/compat/kv_cache_update.h"
+#include "pagedkv/compat/metadata_write.h"
+#include "pagedkv/compat/paged_attention_metadata.h"
 #include "pagedkv/kv_cache/kv_cache_write.h"
-#include "pagedkv/kv_cache/paged_attention_metadata.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 #include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
 

@@ -271,8 +271,9 @@ void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of
   }
 }
 
-void check_inputs(const PagedKVView& v, const ConstTokenTensor& key,
-                  const ConstTokenTensor& value) {
+}  // namespace
+
+void check_write_inputs(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value) {
   v.validate();
   key.check("key");
   value.check("value");
@@ -290,11 +291,9 @@ void check_inputs(const PagedKVView& v, const ConstTokenTensor& key,
   PAGEDKV_CHECK_ARG(key.rows == value.rows, "key has {} tokens, value {}", key.rows, value.rows);
 }
 
-}  // namespace
-
 void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
                  std::span<const int64_t> slot_mapping) {
-  check_inputs(v, key, value);
+  check_write_inputs(v, key, value);
   PAGEDKV_CHECK_ARG(static_cast<int64_t>(slot_mapping.size()) == key.rows,
                     "slot_mapping has {} entries, key/value have {} tokens", slot_mapping.size(),
                     key.rows);
@@ -307,62 +306,6 @@ void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor va
   const Plan p = make_plan(v, key, value);
   const int64_t* slots = slot_mapping.data();
   write_tokens(p, v, key.rows, [slots](int64_t t) { return slots[t]; });
-}
-
-void write_prefill_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& md) {
-  check_inputs(v, key, value);
-  PAGEDKV_CHECK_ARG(md.has_prefill(), "write_prefill_to_cache: the metadata has no prefill");
-  PAGEDKV_CHECK_ARG(static_cast<size_t>(key.rows) == md.prefill_position().size(),
-                    "key/value have {} tokens, prefill_position has {} (padded prompt length)",
-                    key.rows, md.prefill_position().size());
-  const int64_t len = md.prefill_length();
-  const int64_t ps = v.page_size;
-  const auto& table = md.prefill_page_table();
-  const int64_t pages_needed = cdiv(len, ps);
-  PAGEDKV_CHECK_RANGE(pages_needed <= static_cast<int64_t>(table.size()),
-                      "prefill of {} tokens needs {} pages of {}, prefill_page_table has {}", len,
-                      pages_needed, ps, table.size());
-  for (int64_t i = 0; i < pages_needed; ++i) {
-    PAGEDKV_CHECK_RANGE(
-        table[static_cast<size_t>(i)] >= 0 && table[static_cast<size_t>(i)] < v.num_pages,
-        "prefill_page_table[{}] = {} outside [0, {})", i, table[static_cast<size_t>(i)],
-        v.num_pages);
-  }
-  const Plan p = make_plan(v, key, value);
-  const PageId* pages = table.data();
-  write_tokens(p, v, len, [pages, ps](int64_t t) { return int64_t{pages[t / ps]} * ps + t % ps; });
-}
-
-void write_decodes_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& md) {
-  check_inputs(v, key, value);
-  PAGEDKV_CHECK_ARG(md.has_decodes(), "write_decodes_to_cache: the metadata has no decodes");
-  PAGEDKV_CHECK_ARG(key.rows == md.decodes_batch_size(),
-                    "key/value have {} tokens, decodes_position has {} (batch)", key.rows,
-                    md.decodes_batch_size());
-  const int64_t ps = v.page_size;
-  const int32_t cols = md.decodes_pages_per_sequence();
-  const auto& pos = md.decodes_position();
-  for (int32_t b = 0; b < md.decodes_batch_size(); ++b) {
-    const int64_t p = pos[static_cast<size_t>(b)];
-    if (p < 0) continue;
-    PAGEDKV_CHECK_RANGE(p / ps < cols,
-                        "decodes_position[{}] = {} needs logical page {}, decodes_page_table has "
-                        "{} columns",
-                        b, p, p / ps, cols);
-    const PageId page = md.decodes_page(b, static_cast<int32_t>(p / ps));
-    PAGEDKV_CHECK_RANGE(page >= 0 && page < v.num_pages,
-                        "decodes_page_table[{}, {}] = {} outside [0, {})", b, p / ps, page,
-                        v.num_pages);
-  }
-  const Plan plan = make_plan(v, key, value);
-  write_tokens(plan, v, key.rows, [&md, &pos, ps](int64_t b) -> int64_t {
-    const int64_t p = pos[static_cast<size_t>(b)];
-    if (p < 0) return -1;
-    return int64_t{md.decodes_page(static_cast<int32_t>(b), static_cast<int32_t>(p / ps))} * ps +
-           p % ps;
-  });
 }
 
 }  // namespace pagedkv

@@ -1,4 +1,4 @@
-// pagedkv/kv_cache/kv_cache_update.h - the ragged paged KV-cache update of seed 003 (kv_cache_update):
+// pagedkv/compat/kv_cache_update.h - the ragged paged KV-cache update of seed 003 (kv_cache_update):
 // copy runs of new K/V token rows into a flat [slots, combined_heads, dim] cache, one run per
 // page slice, in place; and the helper that cuts a batch's new tokens into such slices.
 //
