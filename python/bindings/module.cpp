@@ -46,4 +46,5 @@ PYBIND11_MODULE(_pagedkv, m) {
   bind_replay(m);
   bind_kv_cache(m);
   bind_attention(m);
+  bind_compat(m);
 }
