@@ -17,6 +17,8 @@
 //                            batch, opt, out);                    // out [5, 32, 128]
 //
 // Contract
+//   kv     a PagedKVView meeting its contract (kv_layout.h: kv.validate(), the same checks
+//          every cache write makes), any layout and dtype
 //   query  [num_tokens, num_q_heads, head_dim]   float32 or bfloat16 (a ConstTokenTensor:
 //                                                rows = num_tokens, heads = num_q_heads)
 //   out    [num_tokens, num_q_heads, head_dim]   float32 (every element written)
