@@ -16,14 +16,12 @@
 //   build-*/bench/attention_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <numeric>
 #include <random>
 #include <string>
@@ -33,6 +31,7 @@
 #include "pagedkv/common/cpu_info.h"
 #include "pagedkv/common/dtype.h"
 #include "pagedkv/attention/paged_attention.h"
+#include "pagedkv/memory/mapped_region.h"
 
 namespace pagedkv {
 namespace {
@@ -45,27 +44,12 @@ constexpr Model kLlama{"llama3_8b", 32, 8, 128};
 constexpr Model kQwen{"qwen2_7b", 28, 4, 128};
 constexpr Model kSmall{"small", 8, 2, 64};
 
-// Cache memory as PagedKVCache maps it: anonymous pages with a transparent-huge-page hint.
-struct Unmap {
-  size_t bytes;
-  void operator()(uint8_t* p) const { munmap(p, bytes); }
-};
-using Mapping = std::unique_ptr<uint8_t[], Unmap>;
-
-Mapping map_pages(int64_t bytes) {
-  void* p = mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw std::bad_alloc();
-  madvise(p, static_cast<size_t>(bytes), MADV_HUGEPAGE);
-  return Mapping(static_cast<uint8_t*>(p), Unmap{static_cast<size_t>(bytes)});
-}
-
 // A HND cache holding `batch` requests of `ctx` tokens each, plus their queries.
 struct Setup {
   Model model;
   DType dtype;
   int32_t page_size, batch, ctx, q_len;
-  Mapping k, v;
+  MappedRegion k, v;  // cache memory as PagedKVCache maps it
   PagedKVView view;
   std::vector<int32_t> paged_table, contiguous_table, qsl, lens;
   int32_t max_pages = 0;
@@ -114,13 +98,13 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   const int64_t num_pages = int64_t{pages_per_req} * batch + 1;
   const int64_t elems = num_pages * ps * m.kv_heads * m.head_dim;
   const int64_t bytes = elems * static_cast<int64_t>(dtype_size(dt));
-  s->k = map_pages(bytes);
-  s->v = map_pages(bytes);
-  fill(s->k.get(), bytes, dt, 1);
-  fill(s->v.get(), bytes, dt, 2);
+  s->k = MappedRegion(static_cast<size_t>(bytes));
+  s->v = MappedRegion(static_cast<size_t>(bytes));
+  fill(static_cast<uint8_t*>(s->k.data()), bytes, dt, 1);
+  fill(static_cast<uint8_t*>(s->v.data()), bytes, dt, 2);
   s->view = PagedKVView{.layout = KVLayout::kHND, .dtype = dt, .num_pages = num_pages,
                         .page_size = ps, .num_kv_heads = m.kv_heads, .head_dim = m.head_dim,
-                        .k_data = s->k.get(), .v_data = s->v.get()};
+                        .k_data = s->k.data(), .v_data = s->v.data()};
   std::vector<int32_t> ids(num_pages - 1);
   std::iota(ids.begin(), ids.end(), 1);
   s->contiguous_table = ids;
@@ -147,10 +131,10 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
 
 void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
   const auto& table = contiguous ? s.contiguous_table : s.paged_table;
-  const AttentionQuery q =
-      bf16_query ? AttentionQuery::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
+  const ConstTokenTensor q =
+      bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
                                         s.model.head_dim)
-                 : AttentionQuery::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
+                 : ConstTokenTensor::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
                                        s.model.head_dim);
   paged_attention(s.view, q, {s.qsl, s.lens, PageTableRef::dense(table, s.max_pages)},
                   {.scale = 1.0f / std::sqrt(static_cast<float>(s.model.head_dim))}, s.out, ws);
@@ -187,7 +171,8 @@ void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32
   constexpr int64_t kBlock = 64 << 10;
   auto copy_part = [&](int part, uint8_t* dst) {
     // Part p copies its share of K then its share of V.
-    for (const uint8_t* base : {s->k.get(), s->v.get()}) {
+    for (const void* region : {s->k.data(), s->v.data()}) {
+      const auto* base = static_cast<const uint8_t*>(region);
       const int64_t begin = half * part / threads, end = half * (part + 1) / threads;
       for (int64_t off = begin; off < end; off += kBlock)
         std::memcpy(dst, base + off, static_cast<size_t>(std::min(kBlock, end - off)));

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "pagedkv/common/cpu_info.h"
-#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/compat/kv_cache_update.h"
 #include "pagedkv/kv_cache/kv_cache_write.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 

@@ -155,7 +155,7 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
                                 static_cast<int32_t>(table.shape(1)));
   }
 
-  const AttentionQuery aq{q.data(), qk == 'f' ? DType::kFloat32 : DType::kBFloat16,
+  const ConstTokenTensor aq{q.data(), qk == 'f' ? DType::kFloat32 : DType::kBFloat16,
                           static_cast<int64_t>(q.shape(0)), static_cast<int32_t>(q.shape(1)),
                           static_cast<int32_t>(q.shape(2))};
   const AttentionBatch batch{{qsl.data(), static_cast<size_t>(qsl.size())},

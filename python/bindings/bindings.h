@@ -13,8 +13,10 @@ void bind_pool(pybind11::module_& m);        // PagePool, KVEvent, HBMPageManage
 void bind_manager(pybind11::module_& m);     // KVCacheManager and its config
 void bind_page_table(pybind11::module_& m);  // PageTable, MultiGroupPageTable, batch layouts
 void bind_replay(pybind11::module_& m);      // trace loading and replay
-void bind_kv_cache(pybind11::module_& m);    // metadata, PagedKVCache, writes
+void bind_kv_cache(pybind11::module_& m);    // metadata, PagedKVCache, write_slots
 void bind_attention(pybind11::module_& m);   // paged attention
 void bind_scheduler(pybind11::module_& m);   // Scheduler, its config, outputs and sequences
+void bind_compat(pybind11::module_& m);      // seed-shaped KV APIs: kv_cache_update,
+                                             // PagedAttentionMetadata and its writes
 
 }  // namespace pagedkv::python

@@ -1,6 +1,6 @@
 // NumPy helpers shared by the binding files that take or return arrays: the DType mapping of
 // cache arrays (bfloat16 travels as uint16 bit patterns and fp8_e4m3 as uint8 codes, NumPy has
-// neither) and checked conversion of integer index arrays.
+// neither), checked conversion of integer index arrays, and token tensors over 3-D inputs.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -11,6 +11,7 @@
 
 #include "pagedkv/common/dtype.h"
 #include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv::python {
 
@@ -70,6 +71,18 @@ pybind11::array_t<T, pybind11::array::c_style> int_array(pybind11::handle obj, c
     }
   }
   return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
+}
+
+// A 3-D [rows, heads, dim] input as a ConstTokenTensor over its data; a non-contiguous `a` is
+// replaced by a C-contiguous copy first (the caller keeps `a` alive while the tensor is used).
+inline ConstTokenTensor input_tensor(pybind11::array& a, const char* name) {
+  PAGEDKV_CHECK_ARG(a.ndim() == 3, "{} must be 3-D [tokens, heads, dim], got {} dims", name,
+                    a.ndim());
+  if (!(a.flags() & pybind11::array::c_style)) {
+    a = pybind11::array::ensure(a, pybind11::array::c_style);
+  }
+  return {a.data(), dtype_of(a, name), static_cast<int64_t>(a.shape(0)),
+          static_cast<int32_t>(a.shape(1)), static_cast<int32_t>(a.shape(2))};
 }
 
 }  // namespace pagedkv::python

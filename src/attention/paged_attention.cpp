@@ -1,6 +1,7 @@
-// Paged attention driver: validates a call, cuts it into tiles (request, kv head, query
-// tokens), decides whether to split long tiles into per-chunk work items, and runs the items
-// on OpenMP threads with the kernels of the active ISA.
+// Paged attention driver, in phases: validate_call (every check before any work), make_params
+// (the kernels' view of the call), plan_work (a WorkPlan: tiles of (request, kv head, query
+// tokens), whether long tiles split into per-chunk items, the items in run order) and run_plan
+// (the items on OpenMP threads with the kernels of the active ISA).
 //
 // Why the split never changes results: a tile's chunks always produce the same partial states
 // and are always merged in chunk order, whether one item runs them back to back or several
@@ -118,57 +119,38 @@ int32_t padded_rows(int32_t rows) { return (rows + 15) / 16 * 16; }
 // ---------------------------------------------------------------------------------------------
 // Validation: every check before any work.
 
-void validate_view(const PagedKVView& kv) {
-  PAGEDKV_CHECK_ARG(kv.layout == KVLayout::kHND || kv.layout == KVLayout::kNHD,
-                    "unknown KV layout {}", static_cast<int>(kv.layout));
-  PAGEDKV_CHECK_ARG(static_cast<int>(kv.dtype) <= static_cast<int>(DType::kFp8E4M3),
-                    "unknown KV dtype {}", static_cast<int>(kv.dtype));
-  PAGEDKV_CHECK_ARG(kv.num_pages > 0, "num_pages must be > 0, got {}", kv.num_pages);
-  PAGEDKV_CHECK_ARG(kv.page_size > 0, "page_size must be > 0, got {}", kv.page_size);
-  PAGEDKV_CHECK_ARG(kv.num_kv_heads > 0, "num_kv_heads must be > 0, got {}", kv.num_kv_heads);
-  PAGEDKV_CHECK_ARG(kv.head_dim > 0 && kv.head_dim % 16 == 0 &&
-                        kv.head_dim <= attention_detail::kMaxHeadDim,
-                    "head_dim must be a multiple of 16 in [16, {}], got {}",
+void validate_query(const PagedKVView& kv, const ConstTokenTensor& q, std::span<float> out) {
+  kv.validate();
+  PAGEDKV_CHECK_ARG(kv.head_dim % 16 == 0 && kv.head_dim <= attention_detail::kMaxHeadDim,
+                    "paged_attention needs head_dim a multiple of 16 in [16, {}], got {}",
                     attention_detail::kMaxHeadDim, kv.head_dim);
-  PAGEDKV_CHECK_ARG(kv.k_data != nullptr, "the KV view has no key data (k_data is null)");
-  PAGEDKV_CHECK_ARG(kv.layout != KVLayout::kHND || kv.v_data != nullptr,
-                    "an HND KV view needs v_data (it is null)");
-  if (kv.dtype == DType::kInt8) {
-    PAGEDKV_CHECK_ARG(kv.k_scales != nullptr && kv.v_scales != nullptr,
-                      "an int8 KV view needs k_scales and v_scales");
-  }
-  if (kv.dtype == DType::kFp8E4M3) {
-    PAGEDKV_CHECK_ARG(std::isfinite(kv.k_scale) && kv.k_scale > 0.0f && std::isfinite(kv.v_scale) &&
-                          kv.v_scale > 0.0f,
-                      "fp8 scales must be finite and > 0, got k_scale {} v_scale {}", kv.k_scale,
-                      kv.v_scale);
-  }
-}
-
-void validate_call(const PagedKVView& kv, const AttentionQuery& q, const AttentionBatch& batch,
-                   const AttentionOptions& opt, std::span<float> out) {
-  validate_view(kv);
+  q.check("query");
   PAGEDKV_CHECK_ARG(q.dtype == DType::kFloat32 || q.dtype == DType::kBFloat16,
                     "query dtype must be float32 or bfloat16, got {}", dtype_name(q.dtype));
-  PAGEDKV_CHECK_ARG(q.num_tokens >= 0 && q.num_tokens <= std::numeric_limits<int32_t>::max(),
-                    "num_tokens must be in [0, 2^31), got {}", q.num_tokens);
-  PAGEDKV_CHECK_ARG(q.num_q_heads > 0 && q.num_q_heads % kv.num_kv_heads == 0,
-                    "num_q_heads ({}) must be a positive multiple of num_kv_heads ({})",
-                    q.num_q_heads, kv.num_kv_heads);
-  PAGEDKV_CHECK_ARG(q.head_dim == kv.head_dim, "query head_dim {} != cache head_dim {}",
-                    q.head_dim, kv.head_dim);
-  PAGEDKV_CHECK_ARG(q.num_tokens == 0 || q.data != nullptr, "query data is null");
-  const int64_t out_size = q.num_tokens * q.num_q_heads * q.head_dim;
+  PAGEDKV_CHECK_ARG(q.rows <= std::numeric_limits<int32_t>::max(),
+                    "query rows (num_tokens) must be < 2^31, got {}", q.rows);
+  PAGEDKV_CHECK_ARG(q.heads % kv.num_kv_heads == 0,
+                    "query heads ({}) must be a multiple of num_kv_heads ({})", q.heads,
+                    kv.num_kv_heads);
+  PAGEDKV_CHECK_ARG(q.dim == kv.head_dim, "query head_dim {} != cache head_dim {}", q.dim,
+                    kv.head_dim);
+  const int64_t out_size = q.elements();
   PAGEDKV_CHECK_ARG(static_cast<int64_t>(out.size()) == out_size,
                     "out has {} elements, expected num_tokens * num_q_heads * head_dim = {}",
                     out.size(), out_size);
+}
+
+void validate_options(const AttentionOptions& opt) {
   PAGEDKV_CHECK_ARG(std::isfinite(opt.scale) && opt.scale > 0.0f,
                     "scale must be finite and > 0, got {}", opt.scale);
   PAGEDKV_CHECK_ARG(opt.sliding_window >= 0, "sliding_window must be >= 0 (0 = off), got {}",
                     opt.sliding_window);
   PAGEDKV_CHECK_ARG(std::isfinite(opt.soft_cap) && opt.soft_cap >= 0.0f,
                     "soft_cap must be finite and >= 0 (0 = off), got {}", opt.soft_cap);
+}
 
+// The sizes of the batch arrays; returns the number of requests B.
+size_t validate_batch_sizes(const AttentionBatch& batch, int64_t num_tokens) {
   const auto& qsl = batch.query_start_loc;
   PAGEDKV_CHECK_ARG(!qsl.empty(), "query_start_loc must have num_seqs + 1 >= 1 entries");
   const size_t B = qsl.size() - 1;
@@ -176,9 +158,8 @@ void validate_call(const PagedKVView& kv, const AttentionQuery& q, const Attenti
                     "seq_lens has {} entries, query_start_loc implies {} requests",
                     batch.seq_lens.size(), B);
   PAGEDKV_CHECK_ARG(qsl[0] == 0, "query_start_loc[0] must be 0, got {}", qsl[0]);
-  PAGEDKV_CHECK_ARG(qsl[B] == q.num_tokens, "query_start_loc[{}] = {} must equal num_tokens {}",
-                    B, qsl[B], q.num_tokens);
-
+  PAGEDKV_CHECK_ARG(qsl[B] == num_tokens, "query_start_loc[{}] = {} must equal num_tokens {}",
+                    B, qsl[B], num_tokens);
   const PageTableRef& pt = batch.pages;
   if (pt.is_csr()) {
     PAGEDKV_CHECK_ARG(pt.indptr.size() == B + 1, "page indptr has {} entries, expected {}",
@@ -194,8 +175,13 @@ void validate_call(const PagedKVView& kv, const AttentionQuery& q, const Attenti
                       "page table has {} entries, {} requests x {} pages need {}",
                       pt.page_ids.size(), B, pt.row_stride, B * static_cast<size_t>(pt.row_stride));
   }
+  return B;
+}
 
-  // Offsets first (monotonic, so every row below lies inside its array), then page ids.
+// Offsets are monotonic, so every request's rows below lie inside their arrays.
+void validate_offsets(const AttentionBatch& batch, size_t B) {
+  const auto& qsl = batch.query_start_loc;
+  const PageTableRef& pt = batch.pages;
   for (size_t b = 0; b < B; ++b) {
     PAGEDKV_CHECK_ARG(qsl[b + 1] >= qsl[b],
                       "query_start_loc must be non-decreasing: [{}] = {} > [{}] = {}", b, qsl[b],
@@ -206,52 +192,65 @@ void validate_call(const PagedKVView& kv, const AttentionQuery& q, const Attenti
                         pt.indptr[b], b + 1, pt.indptr[b + 1]);
     }
   }
+}
+
+// Request b: its context covers its queries, its page-table row has the pages the context
+// needs, and the pages it reads (those inside its window) lie in the cache.
+void validate_request(const PagedKVView& kv, const AttentionBatch& batch,
+                      const AttentionOptions& opt, size_t b) {
+  const auto& qsl = batch.query_start_loc;
+  const PageTableRef& pt = batch.pages;
   const int64_t ps = kv.page_size;
-  for (size_t b = 0; b < B; ++b) {
-    const int32_t q_len = qsl[b + 1] - qsl[b];
-    const int32_t seq = batch.seq_lens[b];
-    PAGEDKV_CHECK_ARG(seq >= q_len, "seq_lens[{}] = {} is shorter than its {} query tokens", b,
-                      seq, q_len);
-    const int64_t needed = cdiv<int64_t>(seq, ps);
-    const int32_t* row = nullptr;
-    if (pt.is_csr()) {
-      const int64_t have = pt.indptr[b + 1] - pt.indptr[b];
-      PAGEDKV_CHECK_ARG(have >= needed, "request {} has {} pages, seq_len {} needs {}", b, have,
-                        seq, needed);
-      row = pt.page_ids.data() + pt.indptr[b];
-    } else {
-      PAGEDKV_CHECK_ARG(pt.row_stride >= needed,
-                        "request {}: seq_len {} needs {} pages, the page table has {} columns", b,
-                        seq, needed, pt.row_stride);
-      row = pt.page_ids.data() + b * static_cast<size_t>(pt.row_stride);
-    }
-    if (q_len == 0) continue;
-    const int32_t first_pos = seq - q_len;
-    const int32_t first_key =
-        opt.sliding_window > 0 ? std::max(0, first_pos - opt.sliding_window + 1) : 0;
-    for (int64_t i = first_key / ps; i < needed; ++i) {
-      PAGEDKV_CHECK_RANGE(row[i] >= 0 && row[i] < kv.num_pages,
-                          "request {} page {} is page id {}, outside the cache's [0, {})", b, i,
-                          row[i], kv.num_pages);
-    }
+  const int32_t q_len = qsl[b + 1] - qsl[b];
+  const int32_t seq = batch.seq_lens[b];
+  PAGEDKV_CHECK_ARG(seq >= q_len, "seq_lens[{}] = {} is shorter than its {} query tokens", b,
+                    seq, q_len);
+  const int64_t needed = cdiv<int64_t>(seq, ps);
+  const int32_t* row = nullptr;
+  if (pt.is_csr()) {
+    const int64_t have = pt.indptr[b + 1] - pt.indptr[b];
+    PAGEDKV_CHECK_ARG(have >= needed, "request {} has {} pages, seq_len {} needs {}", b, have,
+                      seq, needed);
+    row = pt.page_ids.data() + pt.indptr[b];
+  } else {
+    PAGEDKV_CHECK_ARG(pt.row_stride >= needed,
+                      "request {}: seq_len {} needs {} pages, the page table has {} columns", b,
+                      seq, needed, pt.row_stride);
+    row = pt.page_ids.data() + b * static_cast<size_t>(pt.row_stride);
+  }
+  if (q_len == 0) return;
+  const int32_t first_pos = seq - q_len;
+  const int32_t first_key =
+      opt.sliding_window > 0 ? std::max(0, first_pos - opt.sliding_window + 1) : 0;
+  for (int64_t i = first_key / ps; i < needed; ++i) {
+    PAGEDKV_CHECK_RANGE(row[i] >= 0 && row[i] < kv.num_pages,
+                        "request {} page {} is page id {}, outside the cache's [0, {})", b, i,
+                        row[i], kv.num_pages);
   }
 }
 
-}  // namespace
+void validate_call(const PagedKVView& kv, const ConstTokenTensor& q, const AttentionBatch& batch,
+                   const AttentionOptions& opt, std::span<float> out) {
+  validate_query(kv, q, out);
+  validate_options(opt);
+  const size_t B = validate_batch_sizes(batch, q.rows);
+  validate_offsets(batch, B);
+  for (size_t b = 0; b < B; ++b) validate_request(kv, batch, opt, b);
+}
 
-struct AttentionWorkspace::Impl {
-  std::vector<ThreadScratch> threads;
-  std::vector<TileDesc> tiles;
+// ---------------------------------------------------------------------------------------------
+// Work plan: what each thread runs. A plain struct, filled in place so that its vectors keep
+// their capacity across calls (steady-state calls do not allocate).
+
+struct WorkPlan {
+  std::vector<TileDesc> tiles;        // (request, kv head, query tokens)
   std::vector<int64_t> state_offset;  // per tile: offset of its chunk states, -1 if whole
-  std::vector<int32_t> split_tiles;
-  std::vector<WorkItem> items;
-  AlignedBuffer partials;
+  std::vector<int32_t> split_tiles;   // tiles run as per-chunk items, then merged
+  std::vector<WorkItem> items;        // longest first
+  int threads = 1;                    // OpenMP threads of the call
+  int32_t max_rows = 0;               // rows of the largest tile
+  int64_t partial_floats = 0;         // chunk states of the split tiles
 };
-
-AttentionWorkspace::AttentionWorkspace() : impl_(std::make_unique<Impl>()) {}
-AttentionWorkspace::~AttentionWorkspace() = default;
-
-namespace {
 
 // Cuts the batch into tiles; returns the largest tile's row count.
 int32_t plan_tiles(const AttentionBatch& batch, const AttentionOptions& opt, int32_t group,
@@ -264,8 +263,9 @@ int32_t plan_tiles(const AttentionBatch& batch, const AttentionOptions& opt, int
     const int32_t q_len = qsl[b + 1] - qsl[b];
     if (q_len == 0) continue;
     const int32_t seq = batch.seq_lens[b];
-    const int32_t* pages = pt.is_csr() ? pt.page_ids.data() + pt.indptr[b]
-                                       : pt.page_ids.data() + b * static_cast<size_t>(pt.row_stride);
+    const size_t first_page =
+        pt.is_csr() ? static_cast<size_t>(pt.indptr[b]) : b * static_cast<size_t>(pt.row_stride);
+    const int32_t* pages = pt.page_ids.data() + first_page;
     // The kernel shape depends on this request alone.
     const bool gemm = int64_t{q_len} * group >= attention_detail::kGemmMinRows;
     const int32_t per_tile = gemm ? std::max(1, attention_detail::kGemmTileRows / group) : q_len;
@@ -292,6 +292,71 @@ int32_t plan_tiles(const AttentionBatch& batch, const AttentionOptions& opt, int
   return max_rows;
 }
 
+int64_t tile_cost(const TileDesc& t, int32_t group, int32_t k0, int32_t k1) {
+  return int64_t{t.rows(group)} * std::max(1, k1 - k0);
+}
+
+// Small calls run on the calling thread only.
+int plan_threads(const std::vector<TileDesc>& tiles, int32_t group) {
+  int64_t total_work = 0;
+  for (const TileDesc& t : tiles) total_work += tile_cost(t, group, t.key_begin, t.key_end);
+  return total_work < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
+}
+
+// Long tiles are split into per-chunk items when there are too few tiles to feed the threads,
+// as long as their partial states fit under kMaxPartialFloats.
+void plan_splits(int32_t group, int32_t head_dim, WorkPlan& plan) {
+  const size_t num_tiles = plan.tiles.size();
+  plan.state_offset.assign(num_tiles, -1);
+  plan.split_tiles.clear();
+  plan.partial_floats = 0;
+  if (plan.threads == 1 || num_tiles >= static_cast<size_t>(4 * plan.threads)) return;
+  for (size_t i = 0; i < num_tiles; ++i) {
+    const TileDesc& t = plan.tiles[i];
+    const int32_t chunks = t.chunk_end - t.chunk_begin;
+    const int64_t need = chunks * attention_detail::state_floats(t.rows(group), head_dim);
+    if (chunks < 2 || plan.partial_floats + need > kMaxPartialFloats) continue;
+    plan.state_offset[i] = plan.partial_floats;
+    plan.split_tiles.push_back(static_cast<int32_t>(i));
+    plan.partial_floats += need;
+  }
+}
+
+// One item per whole tile or per chunk of a split tile, longest first: better load balance
+// under dynamic scheduling (order never affects results).
+void plan_items(int32_t group, WorkPlan& plan) {
+  plan.items.clear();
+  for (size_t i = 0; i < plan.tiles.size(); ++i) {
+    const TileDesc& t = plan.tiles[i];
+    const auto tile = static_cast<int32_t>(i);
+    if (plan.state_offset[i] < 0) {
+      plan.items.push_back({tile, -1, tile_cost(t, group, t.key_begin, t.key_end)});
+      continue;
+    }
+    for (int32_t c = t.chunk_begin; c < t.chunk_end; ++c) {
+      const int32_t k0 = std::max(c * kChunk, t.key_begin);
+      const int32_t k1 = std::min(c * kChunk + kChunk, t.key_end);
+      plan.items.push_back({tile, c, tile_cost(t, group, k0, k1)});
+    }
+  }
+  // std::sort, unlike stable_sort, sorts in place without a temporary buffer.
+  std::sort(plan.items.begin(), plan.items.end(), [](const WorkItem& a, const WorkItem& b) {
+    if (a.cost != b.cost) return a.cost > b.cost;
+    return a.tile != b.tile ? a.tile < b.tile : a.chunk < b.chunk;
+  });
+}
+
+void plan_work(const AttentionBatch& batch, const AttentionOptions& opt, const KernelParams& p,
+               WorkPlan& plan) {
+  plan.max_rows = plan_tiles(batch, opt, p.group, p.kv.num_kv_heads, plan.tiles);
+  plan.threads = plan_threads(plan.tiles, p.group);
+  plan_splits(p.group, p.head_dim, plan);
+  plan_items(p.group, plan);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters and run.
+
 // kernels_for asks the CPU for its targets; do that once per ISA level.
 KernelTable kernels_cached(Isa isa) {
   static const KernelTable tables[] = {
@@ -300,111 +365,92 @@ KernelTable kernels_cached(Isa isa) {
   return tables[static_cast<int>(isa)];
 }
 
-int64_t tile_cost(const TileDesc& t, int32_t group, int32_t k0, int32_t k1) {
-  return int64_t{t.rows(group)} * std::max(1, k1 - k0);
-}
-
-}  // namespace
-
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
-                     const AttentionBatch& batch, const AttentionOptions& options,
-                     std::span<float> out, AttentionWorkspace& workspace) {
-  validate_call(kv, query, batch, options, out);
-  if (query.num_tokens == 0) return;
-
-  AttentionWorkspace::Impl& ws = workspace.impl();
+KernelParams make_params(const PagedKVView& kv, const ConstTokenTensor& query,
+                         const AttentionOptions& options, std::span<float> out, Isa isa,
+                         const KernelTable& kernels) {
   KernelParams p;
   p.kv = kv;
+  p.st = kv.strides();
   p.query = query.data;
   p.query_bf16 = query.dtype == DType::kBFloat16;
-  p.num_q_heads = query.num_q_heads;
-  p.group = query.num_q_heads / kv.num_kv_heads;
+  p.num_q_heads = query.heads;
+  p.group = query.heads / kv.num_kv_heads;
   p.head_dim = kv.head_dim;
   p.scale = options.scale;
   p.window = options.sliding_window;
   p.soft_cap = options.soft_cap;
   p.out = out.data();
-  const Isa isa = active_isa();
-  const KernelTable kernels = kernels_cached(isa);
   p.bf16_dot = p.query_bf16 && kv.dtype == DType::kBFloat16 && isa >= Isa::kAvx512Bf16 &&
                kernels.isa == Isa::kAvx512;
+  return p;
+}
 
-  const int32_t max_rows = plan_tiles(batch, options, p.group, kv.num_kv_heads, ws.tiles);
-  const int32_t D = kv.head_dim;
-  int64_t total_work = 0;
-  for (const TileDesc& t : ws.tiles) total_work += tile_cost(t, p.group, t.key_begin, t.key_end);
-  const int threads =
-      total_work < kSerialWork ? 1 : std::max(1, omp_get_max_threads());
-
-  // Split long tiles into per-chunk items when there are too few tiles to feed the threads.
-  const size_t num_tiles = ws.tiles.size();
-  ws.state_offset.assign(num_tiles, -1);
-  ws.split_tiles.clear();
-  ws.items.clear();
-  int64_t partial_floats = 0;
-  if (threads > 1 && num_tiles < static_cast<size_t>(4 * threads)) {
-    for (size_t i = 0; i < num_tiles; ++i) {
-      const TileDesc& t = ws.tiles[i];
-      const int32_t chunks = t.chunk_end - t.chunk_begin;
-      const int64_t need = chunks * attention_detail::state_floats(t.rows(p.group), D);
-      if (chunks < 2 || partial_floats + need > kMaxPartialFloats) continue;
-      ws.state_offset[i] = partial_floats;
-      ws.split_tiles.push_back(static_cast<int32_t>(i));
-      partial_floats += need;
-    }
-  }
-  for (size_t i = 0; i < num_tiles; ++i) {
-    const TileDesc& t = ws.tiles[i];
-    if (ws.state_offset[i] < 0) {
-      ws.items.push_back({static_cast<int32_t>(i), -1, tile_cost(t, p.group, t.key_begin, t.key_end)});
-      continue;
-    }
-    for (int32_t c = t.chunk_begin; c < t.chunk_end; ++c) {
-      const int32_t k0 = std::max(c * kChunk, t.key_begin);
-      const int32_t k1 = std::min(c * kChunk + kChunk, t.key_end);
-      ws.items.push_back({static_cast<int32_t>(i), c, tile_cost(t, p.group, k0, k1)});
-    }
-  }
-  // Longest first: better load balance under dynamic scheduling (order never affects results).
-  // std::sort, unlike stable_sort, sorts in place without a temporary buffer.
-  std::sort(ws.items.begin(), ws.items.end(), [](const WorkItem& a, const WorkItem& b) {
-    if (a.cost != b.cost) return a.cost > b.cost;
-    return a.tile != b.tile ? a.tile < b.tile : a.chunk < b.chunk;
-  });
-
-  if (ws.threads.size() < static_cast<size_t>(threads)) ws.threads.resize(threads);
-  for (int i = 0; i < threads; ++i) ws.threads[i].ensure(padded_rows(max_rows), D);
-  float* partials = partial_floats > 0
-                        ? static_cast<float*>(ws.partials.reserve(sizeof(float) * partial_floats))
-                        : nullptr;
-
-  const int64_t num_items = static_cast<int64_t>(ws.items.size());
-  const int64_t num_split = static_cast<int64_t>(ws.split_tiles.size());
-#pragma omp parallel num_threads(threads)
+// Runs the plan's items on its threads, then merges the split tiles.
+void run_plan(const KernelParams& p, const KernelTable& kernels, const WorkPlan& plan,
+              std::vector<ThreadScratch>& scratch, float* partials) {
+  const int64_t num_items = static_cast<int64_t>(plan.items.size());
+  const int64_t num_split = static_cast<int64_t>(plan.split_tiles.size());
+  const int32_t D = p.head_dim;
+#pragma omp parallel num_threads(plan.threads)
   {
-    KernelScratch& s = ws.threads[omp_get_thread_num()].k;
+    KernelScratch& s = scratch[omp_get_thread_num()].k;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < num_items; ++i) {
-      const WorkItem& item = ws.items[i];
-      const TileDesc& t = ws.tiles[item.tile];
+      const WorkItem& item = plan.items[i];
+      const TileDesc& t = plan.tiles[item.tile];
       if (item.chunk < 0) {
         kernels.tile(p, t, s);
       } else {
         const int64_t state = attention_detail::state_floats(t.rows(p.group), D);
-        float* dst = partials + ws.state_offset[item.tile] + (item.chunk - t.chunk_begin) * state;
+        float* dst = partials + plan.state_offset[item.tile] + (item.chunk - t.chunk_begin) * state;
         kernels.chunk(p, t, item.chunk, dst, s);
       }
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < num_split; ++i) {
-      const int32_t tile = ws.split_tiles[i];
-      const TileDesc& t = ws.tiles[tile];
-      kernels.merge(p, t, partials + ws.state_offset[tile], t.chunk_end - t.chunk_begin, s);
+      const int32_t tile = plan.split_tiles[i];
+      const TileDesc& t = plan.tiles[tile];
+      kernels.merge(p, t, partials + plan.state_offset[tile], t.chunk_end - t.chunk_begin, s);
     }
   }
 }
 
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
+}  // namespace
+
+struct AttentionWorkspace::Impl {
+  WorkPlan plan;
+  std::vector<ThreadScratch> threads;
+  AlignedBuffer partials;
+};
+
+AttentionWorkspace::AttentionWorkspace() : impl_(std::make_unique<Impl>()) {}
+AttentionWorkspace::~AttentionWorkspace() = default;
+
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
+                     const AttentionBatch& batch, const AttentionOptions& options,
+                     std::span<float> out, AttentionWorkspace& workspace) {
+  validate_call(kv, query, batch, options, out);
+  if (query.rows == 0) return;
+
+  const Isa isa = active_isa();
+  const KernelTable kernels = kernels_cached(isa);
+  const KernelParams p = make_params(kv, query, options, out, isa, kernels);
+  AttentionWorkspace::Impl& ws = workspace.impl();
+  WorkPlan& plan = ws.plan;
+  plan_work(batch, options, p, plan);
+
+  if (ws.threads.size() < static_cast<size_t>(plan.threads)) ws.threads.resize(plan.threads);
+  for (int i = 0; i < plan.threads; ++i) {
+    ws.threads[i].ensure(padded_rows(plan.max_rows), p.head_dim);
+  }
+  float* partials =
+      plan.partial_floats > 0
+          ? static_cast<float*>(ws.partials.reserve(sizeof(float) * plan.partial_floats))
+          : nullptr;
+  run_plan(p, kernels, plan, ws.threads, partials);
+}
+
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
                      const AttentionBatch& batch, const AttentionOptions& options,
                      std::span<float> out) {
   thread_local AttentionWorkspace workspace;

@@ -116,45 +116,69 @@ HWY_INLINE void SoftmaxRow(const KernelParams& p, float* row, int32_t n, int32_t
   *l = hn::GetLane(hn::SumOfLanes(df, vsum));
 }
 
+// Walks the keys of a chunk for the score pass. The cursor `pf` runs `ahead` keys in front of
+// `cur` and prefetches their K rows; visiting a key also prefetches its V row for the P.V pass.
 template <DType T>
-void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
-                 KernelScratch& s) {
+struct ScoreWalk {
   using E = typename ElemOf<T>::type;
-  const PagedKVView& kv = p.kv;
-  const int32_t G = p.group, D = p.head_dim, R = t.rows(G), h = t.kv_head;
-  const auto [k0, k1] = RangeOf(t, chunk);
-  const KvStrides st = Strides(kv);
-  float* m = state;
-  float* l = state + R;
-  float* acc = state + 2 * R;
+  const PagedKVView& kv;
+  const E* kbase;
+  const E* vbase;
+  int64_t v_offset;
+  int64_t row_bytes;
+  int32_t pf_key;
+  int32_t key_end;
+  KeyCursor pf;
+  KeyCursor cur;
 
-  // Scores: each key row is loaded once for all rows of the tile. Meanwhile K rows `ahead`
-  // keys on and this chunk's V rows (for the P.V pass) are prefetched.
-  const E* kbase = static_cast<const E*>(kv.k_data);
-  const E* vbase = static_cast<const E*>(kv.v_base());
-  const int64_t v_delta = kv.layout == KVLayout::kHND ? 0 : D;
-  const int64_t row_bytes = int64_t{D} * static_cast<int64_t>(sizeof(E));
-  const int32_t ahead = static_cast<int32_t>(std::max<int64_t>(4, 8192 / row_bytes));
-  int32_t pf_key = std::min(k0 + ahead, t.key_end);
-  KeyCursor pf(kv, t.pages, h, pf_key);
-  KeyCursor cur(kv, t.pages, h, k0);
-  auto advance = [&]() {
-    if (pf_key < t.key_end) {
+  ScoreWalk(const KernelParams& p, const TileDesc& t, int32_t k0)
+      : kv(p.kv),
+        kbase(static_cast<const E*>(p.kv.k_data)),
+        vbase(static_cast<const E*>(p.kv.v_base())),
+        v_offset(p.st.v_offset),
+        row_bytes(int64_t{p.head_dim} * static_cast<int64_t>(sizeof(E))),
+        pf_key(std::min(k0 + Ahead(row_bytes), t.key_end)),
+        key_end(t.key_end),
+        pf(p, t.pages, t.kv_head, pf_key),
+        cur(p, t.pages, t.kv_head, k0) {}
+
+  static int32_t Ahead(int64_t row_bytes) {
+    return static_cast<int32_t>(std::max<int64_t>(4, 8192 / row_bytes));
+  }
+  // The current key's K row, after the prefetches.
+  HWY_INLINE const E* Visit() {
+    if (pf_key < key_end) {
       PrefetchRow(kbase + pf.k_elem(), row_bytes);
       pf.next();
       ++pf_key;
     }
-  };
-  int32_t j = 0;
+    const int64_t e = cur.k_elem();
+    PrefetchRow(vbase + e + v_offset, row_bytes);
+    return kbase + e;
+  }
+  // The current key's dequantization factor (int8: per slot; fp8: per tensor), else `plain`.
+  HWY_INLINE float KeyScale(float plain) const {
+    if constexpr (T == DType::kInt8) return kv.k_scales[cur.scale_index()];
+    if constexpr (T == DType::kFp8E4M3) return kv.k_scale;
+    return plain;
+  }
+  HWY_INLINE void Next() { cur.next(); }
+};
+
 #if HWY_TARGET == HWY_AVX3
-  // Blocks of NK keys x 16 / NK rows, NK chosen by the tile's row count (the arithmetic of a
-  // score depends only on the tile and the key's index in the chunk: batch invariant). The
-  // bf16 pair-dot path pads its last block by repeating a key; the extra columns lie past the
-  // chunk's keys and are never read.
+// Scores of the chunk's keys in blocks of NK keys x 16 / NK rows, NK chosen by the tile's row
+// count (the arithmetic of a score depends only on the tile and the key's index in the chunk:
+// batch invariant). The bf16 pair-dot path pads its last block by repeating a key; the extra
+// columns lie past the chunk's keys and are never read. Returns the first key left unscored.
+template <DType T>
+int32_t RowDotScoreBlocks(const KernelParams& p, int32_t R, int32_t n, ScoreWalk<T>& walk,
+                          KernelScratch& s) {
+  using E = typename ElemOf<T>::type;
+  const int32_t D = p.head_dim;
   const int nk = R == 1 ? 16 : R == 2 ? 8 : R <= 4 ? 4 : 2;
   const bool bf16_dot = T == DType::kBFloat16 && p.bf16_dot;
-  const int32_t n = k1 - k0;
   const int32_t blocks_end = bf16_dot ? n : n / nk * nk;
+  int32_t j = 0;
   for (; j < blocks_end; j += nk) {
     const E* krows[16];
     float f[16];
@@ -164,14 +188,9 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
         f[i] = f[i - 1];
         continue;
       }
-      advance();
-      const int64_t e = cur.k_elem();
-      PrefetchRow(vbase + e + v_delta, row_bytes);
-      krows[i] = kbase + e;
-      f[i] = bf16_dot ? p.scale : 1.0f;
-      if constexpr (T == DType::kInt8) f[i] = kv.k_scales[cur.scale_index()];
-      if constexpr (T == DType::kFp8E4M3) f[i] = kv.k_scale;
-      cur.next();
+      krows[i] = walk.Visit();
+      f[i] = walk.KeyScale(bf16_dot ? p.scale : 1.0f);
+      walk.Next();
     }
     if constexpr (T == DType::kBFloat16) {
       if (bf16_dot) {
@@ -194,37 +213,60 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
       default: DotKeys<2>(s.q, R, D, krows, f, scaled, s.s + j); break;
     }
   }
+  return j;
+}
 #endif
-  for (; j < k1 - k0; ++j, cur.next()) {
-    advance();
-    const int64_t e = cur.k_elem();
-    PrefetchRow(vbase + e + v_delta, row_bytes);
-    float f = 1.0f;
-    if constexpr (T == DType::kInt8) f = kv.k_scales[cur.scale_index()];
-    if constexpr (T == DType::kFp8E4M3) f = kv.k_scale;
-    DotAllRows(s.q, R, D, kbase + e, f, s.s + j);
-  }
 
-  // Softmax per row; row r sees [max(k0, lo), min(k1, pos + 1)).
-  for (int32_t r = 0; r < R; ++r) {
+// s[r, j] = score of row r and key k0 + j. Each key row is loaded once for all rows of the tile.
+template <DType T>
+HWY_INLINE void RowDotScores(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                             KernelScratch& s) {
+  const int32_t R = t.rows(p.group), D = p.head_dim;
+  ScoreWalk<T> walk(p, t, k0);
+  int32_t j = 0;
+#if HWY_TARGET == HWY_AVX3
+  j = RowDotScoreBlocks<T>(p, R, k1 - k0, walk, s);
+#endif
+  for (; j < k1 - k0; ++j, walk.Next()) {
+    const auto* k = walk.Visit();
+    DotAllRows(s.q, R, D, k, walk.KeyScale(1.0f), s.s + j);
+  }
+}
+
+// Softmax per row in place; row r sees [max(k0, lo), min(k1, pos + 1)).
+HWY_INLINE void RowDotSoftmax(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                              KernelScratch& s, float* m, float* l) {
+  const int32_t G = p.group;
+  for (int32_t r = 0; r < t.rows(G); ++r) {
     const int32_t pos = t.first_pos + r / G;
     const int32_t c_lo = std::max(k0, VisibleLo(p, pos)) - k0;
     const int32_t c_hi = std::min(k1, pos + 1) - k0;
     SoftmaxRow(p, s.s + int64_t{r} * kChunk, k1 - k0, c_lo, c_hi, m + r, l + r);
   }
+}
 
-  // Quantized V: fold the per-slot (int8) or per-tensor (fp8) scale into P.
-  if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
-    ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
-      const float* sc = kv.v_scales != nullptr ? kv.v_scales + kv.scale_index(slot, h) : nullptr;
-      for (int32_t i = 0; i < len; ++i) {
-        const float f = SlotScale<T>(kv, false, sc, i, st.scale);
-        for (int32_t r = 0; r < R; ++r) s.s[int64_t{r} * kChunk + j0 + i] *= f;
-      }
-    });
-  }
+// Quantized V: folds the per-slot (int8) or per-tensor (fp8) scale into P.
+template <DType T>
+HWY_INLINE void FoldVScales(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                            KernelScratch& s) {
+  const PagedKVView& kv = p.kv;
+  const KVStrides& st = p.st;
+  const int32_t R = t.rows(p.group), h = t.kv_head;
+  ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
+    const float* sc = T == DType::kInt8 ? kv.v_scales + st.scale_index(slot, h) : nullptr;
+    for (int32_t i = 0; i < len; ++i) {
+      const float f = SlotScale<T>(kv, false, sc, i, st.scale_slot_stride);
+      for (int32_t r = 0; r < R; ++r) s.s[int64_t{r} * kChunk + j0 + i] *= f;
+    }
+  });
+}
 
-  // P.V in groups of 4 rows over the keys any row of the group sees.
+// acc = P.V in groups of 4 rows over the keys any row of the group sees.
+template <DType T>
+HWY_INLINE void RowDotPv(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                         const KernelScratch& s, float* acc) {
+  using E = typename ElemOf<T>::type;
+  const int32_t G = p.group, D = p.head_dim, R = t.rows(G);
   for (int32_t r0 = 0; r0 < R; r0 += 4) {
     const int32_t nr = std::min(4, R - r0);
     const int32_t a = std::max(k0, VisibleLo(p, t.first_pos + r0 / G));
@@ -242,6 +284,18 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
       default: PvRowGroup<1, E>(p, t, prob, k0, a, b, out); break;
     }
   }
+}
+
+// One chunk of a row-dot tile: scores, softmax, V scales, P.V (state layout in kernels.h).
+template <DType T>
+void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+                 KernelScratch& s) {
+  const auto [k0, k1] = RangeOf(t, chunk);
+  const int32_t R = t.rows(p.group);
+  RowDotScores<T>(p, t, k0, k1, s);
+  RowDotSoftmax(p, t, k0, k1, s, state, state + R);
+  if constexpr (dtype_is_quantized(T)) FoldVScales<T>(p, t, k0, k1, s);
+  RowDotPv<T>(p, t, k0, k1, s, state + 2 * R);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,60 +333,60 @@ HWY_INLINE ChunkRange RowsRange(const KernelParams& p, const TileDesc& t, int32_
   return {std::max(k0, VisibleLo(p, first)), std::min(k1, last + 1)};
 }
 
+// Key row j of the chunk as floats, for keys [k0, k1): s.krow[j] / s.vrow[j] point into the
+// cache itself for float32, else at rows dequantized into s.kf / s.vf.
 template <DType T>
-void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
-               KernelScratch& s) {
+HWY_INLINE void GemmLoadKV(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                           KernelScratch& s) {
   using E = typename ElemOf<T>::type;
   const DF df;
-  const DI di;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
   const PagedKVView& kv = p.kv;
-  const int32_t G = p.group, D = p.head_dim, R = t.rows(G), Rp = PaddedRows(R), h = t.kv_head;
-  const auto [k0, k1] = RangeOf(t, chunk);
-  const int32_t n = k1 - k0;
-  const KvStrides st = Strides(kv);
-  float* m = state;
-  float* l = state + R;
-  float* acc = state + 2 * R;
-
-  // K and V rows as float: the cache itself for float32, else dequantized into scratch.
+  const KVStrides& st = p.st;
+  const int32_t D = p.head_dim, h = t.kv_head;
   const E* kbase = static_cast<const E*>(kv.k_data);
   const E* vbase = static_cast<const E*>(kv.v_base());
   ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
-    const E* kp = kbase + kv.k_elem(slot, h);
-    const E* vp = vbase + kv.v_elem(slot, h);
+    const E* kp = kbase + st.k_elem(slot, h);
+    const E* vp = vbase + st.v_elem(slot, h);
     if constexpr (T == DType::kFloat32) {
       for (int32_t i = 0; i < len; ++i) {
-        s.krow[j0 + i] = kp + i * st.row;
-        s.vrow[j0 + i] = vp + i * st.row;
+        s.krow[j0 + i] = kp + i * st.slot_stride;
+        s.vrow[j0 + i] = vp + i * st.slot_stride;
       }
-    } else {
-      const int64_t si = kv.k_scales != nullptr ? kv.scale_index(slot, h) : 0;
-      for (int32_t i = 0; i < len; ++i) {
-        float* kd = s.kf + int64_t{j0 + i} * D;
-        float* vd = s.vf + int64_t{j0 + i} * D;
-        const E* ks = kp + i * st.row;
-        const E* vs = vp + i * st.row;
-        if constexpr (T == DType::kInt8 || T == DType::kFp8E4M3) {
-          const VF fk = hn::Set(df, SlotScale<T>(kv, true, kv.k_scales + si, i, st.scale));
-          const VF fv = hn::Set(df, SlotScale<T>(kv, false, kv.v_scales + si, i, st.scale));
-          for (int32_t d = 0; d < D; d += N) {
-            hn::StoreU(hn::Mul(LoadF(df, ks + d), fk), df, kd + d);
-            hn::StoreU(hn::Mul(LoadF(df, vs + d), fv), df, vd + d);
-          }
-        } else {
-          for (int32_t d = 0; d < D; d += N) {
-            hn::StoreU(LoadF(df, ks + d), df, kd + d);
-            hn::StoreU(LoadF(df, vs + d), df, vd + d);
-          }
+      return;
+    }
+    const int64_t si = T == DType::kInt8 ? st.scale_index(slot, h) : 0;
+    for (int32_t i = 0; i < len; ++i) {
+      float* kd = s.kf + int64_t{j0 + i} * D;
+      float* vd = s.vf + int64_t{j0 + i} * D;
+      const E* ks = kp + i * st.slot_stride;
+      const E* vs = vp + i * st.slot_stride;
+      if constexpr (dtype_is_quantized(T)) {
+        const int64_t ss = st.scale_slot_stride;
+        const VF fk = hn::Set(df, SlotScale<T>(kv, true, kv.k_scales + si, i, ss));
+        const VF fv = hn::Set(df, SlotScale<T>(kv, false, kv.v_scales + si, i, ss));
+        for (int32_t d = 0; d < D; d += N) {
+          hn::StoreU(hn::Mul(LoadF(df, ks + d), fk), df, kd + d);
+          hn::StoreU(hn::Mul(LoadF(df, vs + d), fv), df, vd + d);
         }
-        s.krow[j0 + i] = kd;
-        s.vrow[j0 + i] = vd;
+      } else {
+        for (int32_t d = 0; d < D; d += N) {
+          hn::StoreU(LoadF(df, ks + d), df, kd + d);
+          hn::StoreU(LoadF(df, vs + d), df, vd + d);
+        }
       }
+      s.krow[j0 + i] = kd;
+      s.vrow[j0 + i] = vd;
     }
   });
+}
 
-  // S^T = K . Q^T over key blocks x lane blocks that some row sees.
+// S^T = K . Q^T over key blocks x lane blocks that some row sees.
+HWY_INLINE void GemmScores(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                           KernelScratch& s) {
+  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
+  const int32_t D = p.head_dim, R = t.rows(p.group), Rp = PaddedRows(R), n = k1 - k0;
   for (int32_t j = 0; j < n; j += kMR) {
     const int32_t nj = std::min(kMR, n - j);
     for (int32_t r = 0; r < R; r += 2 * N) {
@@ -346,49 +400,63 @@ void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* s
       }
     }
   }
+}
 
-  // Softmax across query lanes. A lane block handles the keys of its enclosing row group of
-  // max(N, kMR) rows so that every P value the P.V blocks read is written.
+// The query lanes (positions `pos`, window floor `pos_lo`) that see key `key`:
+// pos_lo < key <= pos. The one causal / sliding-window mask of the gemm shape.
+HWY_INLINE hn::Mask<DF> KeyVisible(int32_t key, hn::Vec<DI> pos, hn::Vec<DI> pos_lo) {
+  const DF df;
+  const auto kv_pos = hn::Set(DI(), key);
+  return hn::RebindMask(df, hn::And(hn::Not(hn::Gt(kv_pos, pos)), hn::Gt(kv_pos, pos_lo)));
+}
+
+// Softmax of the lane block of rows [r, r + N) over the keys of its enclosing row group of
+// max(N, kMR) rows, so that every P value the P.V blocks read is written.
+HWY_INLINE void GemmSoftmaxLanes(const KernelParams& p, const TileDesc& t, int32_t r,
+                                 int32_t k0, int32_t k1, KernelScratch& s, float* m, float* l) {
+  const DF df;
+  const DI di;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  const int32_t R = t.rows(p.group), Rp = PaddedRows(R);
   const int32_t group_rows = std::max(N, kMR);
+  const int32_t g0 = r / group_rows * group_rows;
+  const ChunkRange vis = RowsRange(p, t, g0, g0 + group_rows, k0, k1);
   const bool cap = p.soft_cap > 0.0f;
   const VF vcap = hn::Set(df, p.soft_cap), inv_cap = hn::Set(df, 1.0f / p.soft_cap);
   const VF neg_inf = hn::Set(df, kNegInf);
-  float lane_m[16], lane_l[16];
-  for (int32_t r = 0; r < R; r += N) {
-    const int32_t g0 = r / group_rows * group_rows;
-    const ChunkRange vis = RowsRange(p, t, g0, g0 + group_rows, k0, k1);
-    const auto pos = hn::LoadU(di, s.row_pos + r);
-    const auto pos_lo = hn::Sub(pos, hn::Set(di, p.window > 0 ? p.window : (1 << 30)));
-    VF vmax = neg_inf;
-    for (int32_t key = vis.k0; key < vis.k1; ++key) {
-      float* row = s.s + int64_t{key - k0} * Rp + r;
-      VF x = hn::LoadU(df, row);
-      if (cap) {
-        x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, inv_cap)));
-        hn::StoreU(x, df, row);
-      }
-      const auto kv_pos = hn::Set(di, key);
-      const auto mask = hn::RebindMask(df, hn::And(hn::Not(hn::Gt(kv_pos, pos)), hn::Gt(kv_pos, pos_lo)));
-      vmax = hn::Max(vmax, hn::IfThenElse(mask, x, neg_inf));
+  const auto pos = hn::LoadU(di, s.row_pos + r);
+  const auto pos_lo = hn::Sub(pos, hn::Set(di, p.window > 0 ? p.window : (1 << 30)));
+  VF vmax = neg_inf;
+  for (int32_t key = vis.k0; key < vis.k1; ++key) {
+    float* row = s.s + int64_t{key - k0} * Rp + r;
+    VF x = hn::LoadU(df, row);
+    if (cap) {
+      x = hn::Mul(vcap, hn::Tanh(df, hn::Mul(x, inv_cap)));
+      hn::StoreU(x, df, row);
     }
-    VF vsum = hn::Zero(df);
-    for (int32_t key = vis.k0; key < vis.k1; ++key) {
-      float* row = s.s + int64_t{key - k0} * Rp + r;
-      const auto kv_pos = hn::Set(di, key);
-      const auto mask = hn::RebindMask(df, hn::And(hn::Not(hn::Gt(kv_pos, pos)), hn::Gt(kv_pos, pos_lo)));
-      const VF e = hn::IfThenElseZero(mask, hn::Exp(df, hn::Sub(hn::LoadU(df, row), vmax)));
-      vsum = hn::Add(vsum, e);
-      hn::StoreU(e, df, row);
-    }
-    hn::StoreU(vmax, df, lane_m);
-    hn::StoreU(vsum, df, lane_l);
-    for (int32_t i = 0; i < N && r + i < R; ++i) {
-      m[r + i] = lane_m[i];
-      l[r + i] = lane_l[i];
-    }
+    vmax = hn::Max(vmax, hn::IfThenElse(KeyVisible(key, pos, pos_lo), x, neg_inf));
   }
+  VF vsum = hn::Zero(df);
+  for (int32_t key = vis.k0; key < vis.k1; ++key) {
+    float* row = s.s + int64_t{key - k0} * Rp + r;
+    const VF e = hn::IfThenElseZero(KeyVisible(key, pos, pos_lo),
+                                    hn::Exp(df, hn::Sub(hn::LoadU(df, row), vmax)));
+    vsum = hn::Add(vsum, e);
+    hn::StoreU(e, df, row);
+  }
+  float lane_m[16], lane_l[16];
+  hn::StoreU(vmax, df, lane_m);
+  hn::StoreU(vsum, df, lane_l);
+  for (int32_t i = 0; i < N && r + i < R; ++i) {
+    m[r + i] = lane_m[i];
+    l[r + i] = lane_l[i];
+  }
+}
 
-  // O = P . V per block of kMR rows over the keys the block sees.
+// O = P . V per block of kMR rows over the keys the block sees.
+HWY_INLINE void GemmPv(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
+                       const KernelScratch& s, float* acc) {
+  const int32_t D = p.head_dim, R = t.rows(p.group), Rp = PaddedRows(R);
   for (int32_t r = 0; r < R; r += kMR) {
     const int32_t nr = std::min(kMR, R - r);
     const ChunkRange vis = RowsRange(p, t, r, r + nr, k0, k1);
@@ -406,6 +474,19 @@ void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* s
       default: PvRowsGemm<1>(pt, Rp, s.vrow, a, b, out, D); break;
     }
   }
+}
+
+// One chunk of a gemm tile: K/V as floats, S^T, softmax across query lanes, P.V.
+template <DType T>
+void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* state,
+               KernelScratch& s) {
+  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
+  const auto [k0, k1] = RangeOf(t, chunk);
+  const int32_t R = t.rows(p.group);
+  GemmLoadKV<T>(p, t, k0, k1, s);
+  GemmScores(p, t, k0, k1, s);
+  for (int32_t r = 0; r < R; r += N) GemmSoftmaxLanes(p, t, r, k0, k1, s, state, state + R);
+  GemmPv(p, t, k0, k1, s, state + 2 * R);
 }
 
 // ---------------------------------------------------------------------------------------------

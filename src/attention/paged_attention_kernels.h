@@ -32,6 +32,7 @@ inline constexpr int32_t kMaxHeadDim = 1024;
 // One call's inputs.
 struct KernelParams {
   PagedKVView kv;
+  KVStrides st;                 // kv.strides(), computed once per call
   const void* query = nullptr;  // [num_tokens, num_q_heads, head_dim] f32 or bf16
   bool query_bf16 = false;
   int32_t num_q_heads = 0;

@@ -86,15 +86,6 @@ HWY_INLINE void ForEachRun(const PagedKVView& kv, const int32_t* pages, int32_t 
   }
 }
 
-struct KvStrides {
-  int64_t row;    // elements between the vectors of consecutive slots of one head
-  int64_t scale;  // int8 scales between consecutive slots of one head
-};
-HWY_INLINE KvStrides Strides(const PagedKVView& kv) {
-  if (kv.layout == KVLayout::kHND) return {kv.head_dim, 1};
-  return {int64_t{2} * kv.num_kv_heads * kv.head_dim, kv.num_kv_heads};
-}
-
 // Per-slot dequantization factor for K (is_k) or V.
 template <DType T>
 HWY_INLINE float SlotScale(const PagedKVView& kv, bool is_k, const float* scales, int64_t i,
@@ -107,26 +98,23 @@ HWY_INLINE float SlotScale(const PagedKVView& kv, bool is_k, const float* scales
 
 // Walks a head's keys in position order, tracking (page, offset) without divisions.
 struct KeyCursor {
-  const PagedKVView& kv;
+  KVStrides st;
   const int32_t* pages;
-  int32_t head, page_idx, off;
+  int32_t page_size, head, page_idx, off;
 
-  KeyCursor(const PagedKVView& v, const int32_t* p, int32_t h, int32_t key)
-      : kv(v), pages(p), head(h), page_idx(key / v.page_size), off(key % v.page_size) {}
-  int64_t slot() const { return int64_t{pages[page_idx]} * kv.page_size + off; }
-  // Element offset of the K vector (V: same offset in v_data for kHND, + head_dim for kNHD).
-  int64_t k_elem() const {
-    if (kv.layout == KVLayout::kHND)
-      return ((int64_t{head} * kv.num_pages + pages[page_idx]) * kv.page_size + off) * kv.head_dim;
-    return (slot() * 2 * kv.num_kv_heads + 2 * int64_t{head}) * kv.head_dim;
-  }
-  int64_t scale_index() const {
-    if (kv.layout == KVLayout::kHND)
-      return (int64_t{head} * kv.num_pages + pages[page_idx]) * kv.page_size + off;
-    return slot() * kv.num_kv_heads + head;
-  }
+  KeyCursor(const KernelParams& p, const int32_t* pg, int32_t h, int32_t key)
+      : st(p.st),
+        pages(pg),
+        page_size(p.kv.page_size),
+        head(h),
+        page_idx(key / p.kv.page_size),
+        off(key % p.kv.page_size) {}
+  int64_t slot() const { return int64_t{pages[page_idx]} * page_size + off; }
+  // Element offset of the K vector (V: + st.v_offset in v_base()).
+  int64_t k_elem() const { return st.k_elem(slot(), head); }
+  int64_t scale_index() const { return st.scale_index(slot(), head); }
   void next() {
-    if (++off == kv.page_size) {
+    if (++off == page_size) {
       off = 0;
       ++page_idx;
     }
@@ -343,15 +331,15 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
   const DF df;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
   const PagedKVView& kv = p.kv;
-  const KvStrides st = Strides(kv);
+  const KVStrides& st = p.st;
   const E* vbase = static_cast<const E*>(kv.v_base());
   VF sum[NR][NV];
   for (int i = 0; i < NR; ++i)
     for (int v = 0; v < NV; ++v) sum[i][v] = hn::Zero(df);
   ForEachRun(kv, t.pages, a, b, [&](int32_t j0, int32_t len, int64_t slot) {
-    const E* vp = vbase + kv.v_elem(slot, t.kv_head) + d0;
+    const E* vp = vbase + st.v_elem(slot, t.kv_head) + d0;
     const float* pc = prob + (a - k0) + j0;
-    for (int32_t i = 0; i < len; ++i, vp += st.row, ++pc) {
+    for (int32_t i = 0; i < len; ++i, vp += st.slot_stride, ++pc) {
       VF x[NV];
       for (int v = 0; v < NV; ++v) x[v] = LoadF(df, vp + v * N);
       for (int r = 0; r < NR; ++r) {

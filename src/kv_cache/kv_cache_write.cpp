@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cmath>
 #include <cstring>
 
 #include <immintrin.h>
@@ -100,9 +99,8 @@ inline void copy_row(void* dst, const void* src, size_t n) {
   }
 }
 
-// Everything a write needs, resolved once per call. Offsets are affine in (slot, head) for
-// both layouts (kHND: page * page_size + offset == slot), so no division per row:
-//   element(slot, h) = slot * slot_stride + h * head_stride (+ head_dim for V in kNHD).
+// Everything a write needs, resolved once per call. Offsets come from the view's strides,
+// affine in (slot, head) for both layouts, so there is no division per row.
 struct Plan {
   const char* key;
   const char* value;
@@ -112,11 +110,7 @@ struct Plan {
   float* v_scales;
   size_t in_row_bytes;  // bytes of one input head row
   size_t cache_esize;
-  int64_t slot_stride;  // elements
-  int64_t head_stride;  // elements
-  int64_t v_shift;      // elements from a K row to its V row within v_base
-  int64_t scale_slot_stride;
-  int64_t scale_head_stride;
+  KVStrides st;
   int32_t heads;
   int32_t dim;
   float k_scale;
@@ -127,9 +121,9 @@ struct Plan {
     const size_t in_off =
         (static_cast<size_t>(token) * static_cast<size_t>(heads) + static_cast<size_t>(h)) *
         in_row_bytes;
-    const int64_t elem = slot * slot_stride + h * head_stride;
+    const int64_t elem = st.k_elem(slot, h);
     char* kd = k_base + static_cast<size_t>(elem) * cache_esize;
-    char* vd = v_base + static_cast<size_t>(elem + v_shift) * cache_esize;
+    char* vd = v_base + static_cast<size_t>(elem + st.v_offset) * cache_esize;
     if (fn == nullptr) {
       copy_row(kd, key + in_off, in_row_bytes);
       copy_row(vd, value + in_off, in_row_bytes);
@@ -138,7 +132,7 @@ struct Plan {
     float* ks = nullptr;
     float* vs = nullptr;
     if (k_scales != nullptr) {
-      const int64_t si = slot * scale_slot_stride + h * scale_head_stride;
+      const int64_t si = st.scale_index(slot, h);
       ks = k_scales + si;
       vs = v_scales + si;
     }
@@ -153,22 +147,9 @@ Plan make_plan(const PagedKVView& v, const ConstTokenTensor& key, const ConstTok
   p.value = static_cast<const char*>(value.data);
   p.k_base = static_cast<char*>(v.k_data);
   p.v_base = static_cast<char*>(v.v_base());
-  p.in_row_bytes = static_cast<size_t>(key.dim) * dtype_size(key.dtype);
+  p.in_row_bytes = static_cast<size_t>(key.dim) * dtype_size(key.dtype);  // one head
   p.cache_esize = dtype_size(v.dtype);
-  if (v.layout ==
-      KVLayout::kHND) {  // [heads, pages, page_size, dim]; scales [heads, pages, page_size]
-    p.slot_stride = v.head_dim;
-    p.head_stride = v.num_slots() * v.head_dim;
-    p.v_shift = 0;
-    p.scale_slot_stride = 1;
-    p.scale_head_stride = v.num_slots();
-  } else {  // [slots, 2 * heads, dim]; scales [slots, heads]
-    p.slot_stride = int64_t{2} * v.num_kv_heads * v.head_dim;
-    p.head_stride = int64_t{2} * v.head_dim;
-    p.v_shift = v.head_dim;
-    p.scale_slot_stride = v.num_kv_heads;
-    p.scale_head_stride = 1;
-  }
+  p.st = v.strides();
   p.heads = v.num_kv_heads;
   p.dim = v.head_dim;
   p.k_scales = v.dtype == DType::kInt8 ? v.k_scales : nullptr;
@@ -251,7 +232,7 @@ void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of
   const RunCopyFn copy_run = p.fn == nullptr ? pick_run_copy() : nullptr;
   const size_t row = p.in_row_bytes;
   const size_t src_stride = static_cast<size_t>(p.heads) * row;
-  const size_t plane_bytes = static_cast<size_t>(p.head_stride) * p.cache_esize;
+  const size_t plane_bytes = static_cast<size_t>(p.st.head_stride) * p.cache_esize;
   const int64_t chunk =
       std::max<int64_t>(16, static_cast<int64_t>(kRunInputBytes / (2 * src_stride)));
   int64_t t = 0;
@@ -290,50 +271,29 @@ void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of
   }
 }
 
-void check_inputs(const PagedKVView& v, const ConstTokenTensor& key,
-                  const ConstTokenTensor& value) {
-  validate_view(v);
+}  // namespace
+
+void check_write_inputs(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value) {
+  v.validate();
+  key.check("key");
+  value.check("value");
   for (const auto* t : {&key, &value}) {
     const char* name = t == &key ? "key" : "value";
     PAGEDKV_CHECK_ARG(
         t->dtype == DType::kFloat32 || t->dtype == DType::kFloat16 || t->dtype == DType::kBFloat16,
         "{} dtype must be float32, float16 or bfloat16, got {}", name, dtype_name(t->dtype));
-    PAGEDKV_CHECK_ARG(t->rows >= 0, "{} rows must be >= 0, got {}", name, t->rows);
     PAGEDKV_CHECK_ARG(t->heads == v.num_kv_heads && t->dim == v.head_dim,
                       "{} is [{}, {}, {}], the cache needs [*, num_kv_heads {}, head_dim {}]", name,
                       t->rows, t->heads, t->dim, v.num_kv_heads, v.head_dim);
-    PAGEDKV_CHECK_ARG(t->rows == 0 || t->data != nullptr, "{} has {} rows but no data", name,
-                      t->rows);
   }
   PAGEDKV_CHECK_ARG(key.dtype == value.dtype, "key dtype {} != value dtype {}",
                     dtype_name(key.dtype), dtype_name(value.dtype));
   PAGEDKV_CHECK_ARG(key.rows == value.rows, "key has {} tokens, value {}", key.rows, value.rows);
 }
 
-}  // namespace
-
-void validate_view(const PagedKVView& v) {
-  dtype_size(v.dtype);
-  PAGEDKV_CHECK_ARG(v.layout == KVLayout::kHND || v.layout == KVLayout::kNHD,
-                    "unknown kv layout code {}", static_cast<int>(v.layout));
-  PAGEDKV_CHECK_ARG(v.num_pages > 0 && v.page_size > 0 && v.num_kv_heads > 0 && v.head_dim > 0,
-                    "view counts must be > 0: pages {}, page_size {}, kv heads {}, head_dim {}",
-                    v.num_pages, v.page_size, v.num_kv_heads, v.head_dim);
-  PAGEDKV_CHECK_ARG(v.k_data != nullptr, "view has no {} array",
-                    v.layout == KVLayout::kHND ? "key" : "combined K/V");
-  PAGEDKV_CHECK_ARG(v.layout == KVLayout::kNHD || v.v_data != nullptr,
-                    "HND view has no value "
-                    "array");
-  PAGEDKV_CHECK_ARG(v.dtype != DType::kInt8 || (v.k_scales != nullptr && v.v_scales != nullptr),
-                    "int8 view lacks its k_scales / v_scales arrays");
-  PAGEDKV_CHECK_ARG(
-      std::isfinite(v.k_scale) && v.k_scale > 0.0f && std::isfinite(v.v_scale) && v.v_scale > 0.0f,
-      "view k_scale {} / v_scale {} must be finite and > 0", v.k_scale, v.v_scale);
-}
-
 void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
                  std::span<const int64_t> slot_mapping) {
-  check_inputs(v, key, value);
+  check_write_inputs(v, key, value);
   PAGEDKV_CHECK_ARG(static_cast<int64_t>(slot_mapping.size()) == key.rows,
                     "slot_mapping has {} entries, key/value have {} tokens", slot_mapping.size(),
                     key.rows);
@@ -346,62 +306,6 @@ void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor va
   const Plan p = make_plan(v, key, value);
   const int64_t* slots = slot_mapping.data();
   write_tokens(p, v, key.rows, [slots](int64_t t) { return slots[t]; });
-}
-
-void write_prefill_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& md) {
-  check_inputs(v, key, value);
-  PAGEDKV_CHECK_ARG(md.has_prefill(), "write_prefill_to_cache: the metadata has no prefill");
-  PAGEDKV_CHECK_ARG(static_cast<size_t>(key.rows) == md.prefill_position().size(),
-                    "key/value have {} tokens, prefill_position has {} (padded prompt length)",
-                    key.rows, md.prefill_position().size());
-  const int64_t len = md.prefill_length();
-  const int64_t ps = v.page_size;
-  const auto& table = md.prefill_page_table();
-  const int64_t pages_needed = cdiv(len, ps);
-  PAGEDKV_CHECK_RANGE(pages_needed <= static_cast<int64_t>(table.size()),
-                      "prefill of {} tokens needs {} pages of {}, prefill_page_table has {}", len,
-                      pages_needed, ps, table.size());
-  for (int64_t i = 0; i < pages_needed; ++i) {
-    PAGEDKV_CHECK_RANGE(
-        table[static_cast<size_t>(i)] >= 0 && table[static_cast<size_t>(i)] < v.num_pages,
-        "prefill_page_table[{}] = {} outside [0, {})", i, table[static_cast<size_t>(i)],
-        v.num_pages);
-  }
-  const Plan p = make_plan(v, key, value);
-  const PageId* pages = table.data();
-  write_tokens(p, v, len, [pages, ps](int64_t t) { return int64_t{pages[t / ps]} * ps + t % ps; });
-}
-
-void write_decodes_to_cache(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& md) {
-  check_inputs(v, key, value);
-  PAGEDKV_CHECK_ARG(md.has_decodes(), "write_decodes_to_cache: the metadata has no decodes");
-  PAGEDKV_CHECK_ARG(key.rows == md.decodes_batch_size(),
-                    "key/value have {} tokens, decodes_position has {} (batch)", key.rows,
-                    md.decodes_batch_size());
-  const int64_t ps = v.page_size;
-  const int32_t cols = md.decodes_pages_per_sequence();
-  const auto& pos = md.decodes_position();
-  for (int32_t b = 0; b < md.decodes_batch_size(); ++b) {
-    const int64_t p = pos[static_cast<size_t>(b)];
-    if (p < 0) continue;
-    PAGEDKV_CHECK_RANGE(p / ps < cols,
-                        "decodes_position[{}] = {} needs logical page {}, decodes_page_table has "
-                        "{} columns",
-                        b, p, p / ps, cols);
-    const PageId page = md.decodes_page(b, static_cast<int32_t>(p / ps));
-    PAGEDKV_CHECK_RANGE(page >= 0 && page < v.num_pages,
-                        "decodes_page_table[{}, {}] = {} outside [0, {})", b, p / ps, page,
-                        v.num_pages);
-  }
-  const Plan plan = make_plan(v, key, value);
-  write_tokens(plan, v, key.rows, [&md, &pos, ps](int64_t b) -> int64_t {
-    const int64_t p = pos[static_cast<size_t>(b)];
-    if (p < 0) return -1;
-    return int64_t{md.decodes_page(static_cast<int32_t>(b), static_cast<int32_t>(p / ps))} * ps +
-           p % ps;
-  });
 }
 
 }  // namespace pagedkv

@@ -1,66 +1,35 @@
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 
-#include <sys/mman.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/memory/mapped_region.h"
 
 namespace pagedkv {
 
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kHugePage = size_t{2} << 20;
 constexpr size_t kKeys = 0, kValues = 1, kKScales = 2, kVScales = 3, kNumArrays = 4;
 
 size_t round_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-// One anonymous mapping per layer: the kernel hands out zero pages on first touch, which is
-// the lazy calloc the cache needs (aligned_alloc + memset would touch every byte up front).
+// One lazily mapped region per layer (memory/mapped_region.h): zero pages on first touch, huge
+// pages for large layers. The layer's arrays are carved from it, each 64-byte aligned.
 struct PagedKVCache::Layer {
-  void* base = nullptr;
-  size_t bytes = 0;
+  MappedRegion region;
   void* arrays[kNumArrays] = {nullptr, nullptr, nullptr, nullptr};
 
-  Layer(size_t total, const size_t (&sizes)[kNumArrays]) {
-    // Large layers start on a 2 MiB boundary and ask for transparent huge pages: scattered
-    // per-token writes and page reads then miss the TLB far less often. Untouched 2 MiB
-    // regions still cost nothing.
-    const bool huge = total >= 2 * kHugePage;
-    const size_t span = huge ? total + kHugePage : total;
-    void* p = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    PAGEDKV_CHECK_CAPACITY(p != MAP_FAILED, "cannot map {} bytes for a KV-cache layer: {}", total,
-                           std::strerror(errno));
-    if (huge) {
-      const auto start = reinterpret_cast<uintptr_t>(p);
-      const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
-      if (aligned > start) munmap(p, aligned - start);
-      const uintptr_t end = start + span, want_end = aligned + total;
-      if (end > want_end) munmap(reinterpret_cast<void*>(want_end), end - want_end);
-      p = reinterpret_cast<void*>(aligned);
-#ifdef MADV_HUGEPAGE
-      madvise(p, total, MADV_HUGEPAGE);  // a hint: failure only costs speed
-#endif
-    }
-    base = p;
-    bytes = total;
+  Layer(size_t total, const size_t (&sizes)[kNumArrays]) : region(total) {
     size_t off = 0;
     for (size_t i = 0; i < kNumArrays; ++i) {
       if (sizes[i] == 0) continue;
-      arrays[i] = static_cast<char*>(base) + off;
+      arrays[i] = static_cast<char*>(region.data()) + off;
       off += round_up(sizes[i]);
     }
   }
-  ~Layer() {
-    if (base != nullptr) munmap(base, bytes);
-  }
-  Layer(const Layer&) = delete;
-  Layer& operator=(const Layer&) = delete;
 };
 
 PagedKVCache::PagedKVCache(const PagedKVCacheMetadata& metadata) : metadata_(metadata) {
@@ -99,7 +68,7 @@ int64_t PagedKVCache::scales_per_array() const {
 
 int64_t PagedKVCache::mapped_bytes() const {
   int64_t total = 0;
-  for (const auto& layer : layers_) total += static_cast<int64_t>(layer->bytes);
+  for (const auto& layer : layers_) total += static_cast<int64_t>(layer->region.size());
   return total;
 }
 
@@ -184,7 +153,8 @@ void PagedKVCache::verify() const {
                       round_up(static_cast<size_t>(scales_per_array()) * sizeof(float)) * 2;
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = *layers_[l];
-    PAGEDKV_ASSERT(layer.bytes >= need, "layer {} maps {} bytes, needs {}", l, layer.bytes, need);
+    PAGEDKV_ASSERT(layer.region.size() >= need, "layer {} maps {} bytes, needs {}", l,
+                   layer.region.size(), need);
     const bool present[kNumArrays] = {true, hnd, int8, int8};
     for (size_t a = 0; a < kNumArrays; ++a) {
       PAGEDKV_ASSERT((layer.arrays[a] != nullptr) == present[a], "layer {} array {} presence", l,
@@ -192,6 +162,7 @@ void PagedKVCache::verify() const {
       PAGEDKV_ASSERT(reinterpret_cast<uintptr_t>(layer.arrays[a]) % kAlign == 0,
                      "layer {} array {} is not {}-byte aligned", l, a, kAlign);
     }
+    view(static_cast<int32_t>(l)).validate();
   }
   PAGEDKV_ASSERT(std::isfinite(k_scale_) && k_scale_ > 0.0f, "k_scale {}", k_scale_);
   PAGEDKV_ASSERT(std::isfinite(v_scale_) && v_scale_ > 0.0f, "v_scale {}", v_scale_);

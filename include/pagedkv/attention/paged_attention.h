@@ -13,11 +13,14 @@
 //   std::vector<int32_t> table = {4, 9, 2,   5, 0, 0,   8, 0, 0};     // [3, 3]
 //   pagedkv::AttentionBatch batch{qsl, lens, pagedkv::PageTableRef::dense(table, 3)};
 //   pagedkv::AttentionOptions opt{.scale = 1.0f / std::sqrt(128.0f)};
-//   pagedkv::paged_attention(kv, pagedkv::AttentionQuery::f32(q.data(), 5, 32, 128),
+//   pagedkv::paged_attention(kv, pagedkv::ConstTokenTensor::f32(q.data(), 5, 32, 128),
 //                            batch, opt, out);                    // out [5, 32, 128]
 //
 // Contract
-//   query  [num_tokens, num_q_heads, head_dim]   float32 or bfloat16
+//   kv     a PagedKVView meeting its contract (kv_layout.h: kv.validate(), the same checks
+//          every cache write makes), any layout and dtype
+//   query  [num_tokens, num_q_heads, head_dim]   float32 or bfloat16 (a ConstTokenTensor:
+//                                                rows = num_tokens, heads = num_q_heads)
 //   out    [num_tokens, num_q_heads, head_dim]   float32 (every element written)
 //   query_start_loc [B + 1] | 0 first, non-decreasing, last == num_tokens
 //   seq_lens        [B]     | q_len_b <= seq_lens[b]
@@ -54,27 +57,12 @@
 
 #include "pagedkv/common/dtype.h"
 #include "pagedkv/kv_cache/kv_layout.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv {
 
 // Keys per softmax chunk (positions [c * kAttentionKvChunk, (c + 1) * kAttentionKvChunk)).
 inline constexpr int32_t kAttentionKvChunk = 256;
-
-// The queries of one call (non-owning).
-struct AttentionQuery {
-  const void* data = nullptr;     // [num_tokens, num_q_heads, head_dim]
-  DType dtype = DType::kFloat32;  // kFloat32 or kBFloat16 (bf16 bit patterns as uint16_t)
-  int64_t num_tokens = 0;
-  int32_t num_q_heads = 0;
-  int32_t head_dim = 0;
-
-  static AttentionQuery f32(const float* q, int64_t tokens, int32_t heads, int32_t dim) {
-    return {q, DType::kFloat32, tokens, heads, dim};
-  }
-  static AttentionQuery bf16(const uint16_t* q, int64_t tokens, int32_t heads, int32_t dim) {
-    return {q, DType::kBFloat16, tokens, heads, dim};
-  }
-};
 
 // Which cache pages each request reads: a dense table or FlashInfer's CSR (indptr/indices).
 struct PageTableRef {
@@ -126,12 +114,12 @@ class AttentionWorkspace {
 // Attention of every query token of `batch`; writes out [num_tokens, num_q_heads, head_dim].
 // Throws InvalidArgument (shapes, dtypes, options, seq_lens < q_len, too few page entries) or
 // OutOfRange (a page id read outside [0, kv.num_pages)); `out` is untouched on error.
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
                      const AttentionBatch& batch, const AttentionOptions& options,
                      std::span<float> out, AttentionWorkspace& workspace);
 
 // Same, with a workspace owned by the calling thread (allocated once per thread).
-void paged_attention(const PagedKVView& kv, const AttentionQuery& query,
+void paged_attention(const PagedKVView& kv, const ConstTokenTensor& query,
                      const AttentionBatch& batch, const AttentionOptions& options,
                      std::span<float> out);
 

@@ -1,28 +1,21 @@
 // pagedkv/kv_cache/kv_cache_write.h - writing new keys/values of one layer into its paged cache
 // (PagedKVView from kv_layout.h), for every layout and cache dtype, quantizing on the way in.
+// (The seed-004 writes through PagedAttentionMetadata are in compat/metadata_write.h.)
 //
 // Example:
 //   pagedkv::PagedKVView v = cache.view(layer);
 //   // key, value: [tokens, num_kv_heads, head_dim] float32 / float16 / bfloat16
 //   pagedkv::write_slots(v, key, value, slot_mapping);                  // vLLM-style
-//   pagedkv::write_prefill_to_cache(v, key, value, attn_metadata);      // seed 004
-//   pagedkv::write_decodes_to_cache(v, key, value, attn_metadata);      // seed 004
 //
 // Contracts:
 //   key, value    [tokens, num_kv_heads, head_dim] float32, float16 or bfloat16 (dense);
 //                 heads and head_dim equal the view's
 //   slot_mapping  [tokens] int64 | slot = page_id * page_size + offset < view.num_slots();
 //                 a negative slot is a padding token and is skipped
-//   prefill       key/value [padded_len, ...] with padded_len == prefill_position.size();
-//                 token i < prefill_length goes to position i, i.e. page
-//                 prefill_page_table[i / page_size], offset i % page_size; tokens at index >=
-//                 prefill_length (padding) are not written
-//   decodes       key/value [batch, ...] with batch == decodes_position.size(); row b goes to
-//                 position p = decodes_position[b] through row b of decodes_page_table; a row
-//                 with p < 0 is padding and is skipped
-// Every index, page id and shape is checked before the first byte is written (strong
-// guarantee): InvalidArgument (shape, dtype, missing prefill/decode part) or OutOfRange (slot,
-// position or page id past its limit), naming the value and the limit.
+// Every index and shape is checked before the first byte is written (strong guarantee): the
+// view by view.validate() (kv_layout.h), key and value by check_write_inputs, then
+// InvalidArgument (slot_mapping size) or OutOfRange (a slot past the cache), naming the value
+// and the limit.
 // Storage conversion: to the cache dtype with round-to-nearest-even; int8 and fp8_e4m3 follow
 // the quantization scheme documented in paged_kv_cache.h (int8 writes the per-(slot, head)
 // scales; fp8 divides by view.k_scale / view.v_scale). A slot written twice in one call keeps
@@ -33,23 +26,17 @@
 #include <cstdint>
 #include <span>
 
-#include "pagedkv/kv_cache/kv_cache_update.h"
 #include "pagedkv/kv_cache/kv_layout.h"
-#include "pagedkv/kv_cache/paged_attention_metadata.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv {
 
 void write_slots(const PagedKVView& view, ConstTokenTensor key, ConstTokenTensor value,
                  std::span<const int64_t> slot_mapping);
 
-void write_prefill_to_cache(const PagedKVView& view, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& metadata);
-
-void write_decodes_to_cache(const PagedKVView& view, ConstTokenTensor key, ConstTokenTensor value,
-                            const PagedAttentionMetadata& metadata);
-
-// Checks that a view is usable (positive counts, arrays present for its layout and dtype,
-// fp8 scales finite and > 0); throws InvalidArgument otherwise. Every write calls it.
-void validate_view(const PagedKVView& view);
+// The checks every write makes before its own: view.validate(), key and value check(), input
+// dtypes float32 / float16 / bfloat16 and equal, [rows, num_kv_heads, head_dim] with equal
+// rows. Throws InvalidArgument naming the tensor, the value and the limit.
+void check_write_inputs(const PagedKVView& view, ConstTokenTensor key, ConstTokenTensor value);
 
 }  // namespace pagedkv

@@ -8,10 +8,10 @@
 //   pagedkv::PagedKVView v = cache.view(/*layer=*/3);     // hand to writes and attention
 //   pagedkv::write_slots(v, key, value, slot_mapping);     // kv_cache_write.h
 //
-// Storage: one anonymous mapping per layer (64-byte aligned, zero-filled by the OS on first
-// touch), so a cache sized to most of the machine's memory costs nothing until written.
-// Layers of 4 MiB or more start on a 2 MiB boundary and are advised to use transparent huge
-// pages (fewer TLB misses for scattered writes and page reads; a no-op where THP is off).
+// Storage: one MappedRegion per layer (memory/mapped_region.h: zero-filled by the OS on first
+// touch, so a cache sized to most of the machine's memory costs nothing until written; layers
+// of 4 MiB or more are 2 MiB aligned and advised to use transparent huge pages), carved into
+// 64-byte aligned arrays:
 //   kHND: key pages and value pages [num_kv_heads, num_pages, page_size, head_dim] each.
 //   kNHD: one array [num_pages * page_size, 2 * num_kv_heads, head_dim], K/V interleaved.
 //

@@ -40,7 +40,7 @@ TEST(AttentionAllocation, SteadyStateCallsDoNotAllocate) {
     int32_t mp = 0;
     const std::vector<int32_t> table = tb->dense_table(&mp);
     const AttentionBatch batch{tb->query_start_loc, tb->seq_lens, PageTableRef::dense(table, mp)};
-    const AttentionQuery q = AttentionQuery::f32(tb->query.data(), tb->num_tokens(), 8, 64);
+    const ConstTokenTensor q = ConstTokenTensor::f32(tb->query.data(), tb->num_tokens(), 8, 64);
     std::vector<float> out(tb->query.size());
     const AttentionOptions opt{.scale = 0.125f, .sliding_window = 500};
     for (int threads : {1, 2}) {

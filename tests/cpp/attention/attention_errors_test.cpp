@@ -24,7 +24,7 @@ class AttentionErrors : public ::testing::Test {
     kv_ = cache_.view();
     qsl_ = tb_.query_start_loc;
     lens_ = tb_.seq_lens;
-    query_ = AttentionQuery::f32(tb_.query.data(), tb_.num_tokens(), 8, 64);
+    query_ = ConstTokenTensor::f32(tb_.query.data(), tb_.num_tokens(), 8, 64);
     out_.assign(tb_.query.size(), kSentinel);
   }
 
@@ -49,7 +49,7 @@ class AttentionErrors : public ::testing::Test {
   TestCache cache_;
   TestBatch tb_;
   PagedKVView kv_;
-  AttentionQuery query_;
+  ConstTokenTensor query_;
   std::vector<int32_t> qsl_, lens_, table_, indptr_, indices_;
   int32_t max_pages_ = 0;
   bool use_csr_ = false;
@@ -80,24 +80,31 @@ TEST_F(AttentionErrors, NegativeWindowOrSoftCapIsInvalid) {
 }
 
 TEST_F(AttentionErrors, QueryHeadsNotAMultipleOfKvHeadsIsInvalid) {
-  query_.num_q_heads = 7;
-  expect_error<InvalidArgument>("num_q_heads (7)");
+  query_.heads = 7;
+  expect_error<InvalidArgument>("query heads (7)");
 }
 
 TEST_F(AttentionErrors, QueryHeadDimMismatchIsInvalid) {
-  query_.head_dim = 128;
+  query_.dim = 128;
   expect_error<InvalidArgument>("query head_dim 128 != cache head_dim 64");
 }
 
 TEST_F(AttentionErrors, HeadDimNotAMultipleOf16IsInvalid) {
   kv_.head_dim = 40;
-  query_.head_dim = 40;
+  query_.dim = 40;
   expect_error<InvalidArgument>("got 40");
 }
 
 TEST_F(AttentionErrors, UnsupportedQueryDtypeIsInvalid) {
   query_.dtype = DType::kInt8;
   expect_error<InvalidArgument>("query dtype");
+}
+
+TEST_F(AttentionErrors, QueryTensorInvariantsNameTheBrokenField) {
+  query_.heads = 0;
+  expect_error<InvalidArgument>("query.heads must be > 0, got 0");
+  query_ = ConstTokenTensor::f32(nullptr, tb_.num_tokens(), 8, 64);
+  expect_error<InvalidArgument>("query has 4 rows but its data is null");
 }
 
 TEST_F(AttentionErrors, OutputOfTheWrongSizeIsInvalid) {
@@ -114,7 +121,7 @@ TEST_F(AttentionErrors, QueryStartLocMustStartAtZeroAndEndAtNumTokens) {
 }
 
 TEST_F(AttentionErrors, DecreasingQueryStartLocIsInvalid) {
-  query_.num_tokens = 4;
+  query_.rows = 4;
   qsl_ = {0, 3, 2, 4};
   lens_ = {40, 20, 20};
   table_.resize(3 * max_pages_, 1);
@@ -191,7 +198,7 @@ TEST_F(AttentionErrors, HndViewWithoutValueDataIsInvalid) {
 TEST_F(AttentionErrors, Fp8ScaleMustBePositive) {
   kv_.dtype = DType::kFp8E4M3;
   kv_.k_scale = 0.0f;
-  expect_error<InvalidArgument>("k_scale 0");
+  expect_error<InvalidArgument>("k_scale = 0");
 }
 
 }  // namespace

@@ -51,10 +51,10 @@ std::vector<float> run_subset(const TestCache& cache, const TestBatch& tb,
     table.insert(table.end(), r.begin(), r.end());
   }
   std::vector<float> out(query.size());
-  const AttentionQuery q =
+  const ConstTokenTensor q =
       bf16_query
-          ? AttentionQuery::bf16(query_bf16.data(), qsl.back(), tb.num_q_heads, tb.head_dim)
-          : AttentionQuery::f32(query.data(), qsl.back(), tb.num_q_heads, tb.head_dim);
+          ? ConstTokenTensor::bf16(query_bf16.data(), qsl.back(), tb.num_q_heads, tb.head_dim)
+          : ConstTokenTensor::f32(query.data(), qsl.back(), tb.num_q_heads, tb.head_dim);
   paged_attention(cache.view(), q, {qsl, lens, PageTableRef::dense(table, mp)}, opt, out);
   const int32_t n = tb.query_start_loc[target + 1] - tb.query_start_loc[target];
   return {out.begin() + target_begin * row, out.begin() + (target_begin + n) * row};
@@ -144,14 +144,14 @@ TEST(AttentionInvariance, ReusedWorkspaceGivesTheSameBitsAsAFreshOne) {
   int32_t mp = 0;
   const std::vector<int32_t> table = a.dense_table(&mp);
   const AttentionBatch batch{a.query_start_loc, a.seq_lens, PageTableRef::dense(table, mp)};
-  const AttentionQuery q = AttentionQuery::f32(a.query.data(), a.num_tokens(), 4, 64);
+  const ConstTokenTensor q = ConstTokenTensor::f32(a.query.data(), a.num_tokens(), 4, 64);
   AttentionWorkspace ws;
   std::vector<float> first(a.query.size()), again(a.query.size());
   paged_attention(small.view(), q, batch, opt, first, ws);
   int32_t mp_b = 0;
   const std::vector<int32_t> table_b = b.dense_table(&mp_b);
   std::vector<float> out_b(b.query.size());
-  paged_attention(big.view(), AttentionQuery::f32(b.query.data(), b.num_tokens(), 16, 256),
+  paged_attention(big.view(), ConstTokenTensor::f32(b.query.data(), b.num_tokens(), 16, 256),
                   {b.query_start_loc, b.seq_lens, PageTableRef::dense(table_b, mp_b)}, opt, out_b,
                   ws);
   paged_attention(small.view(), q, batch, opt, again, ws);

@@ -186,7 +186,7 @@ TEST(AttentionReference, AnEmptyBatchWritesNothing) {
   TestCache cache(KVLayout::kHND, DType::kFloat32, 4, 16, 1, 64);
   const std::vector<int32_t> qsl = {0}, lens, table;
   std::vector<float> out;
-  paged_attention(cache.view(), AttentionQuery::f32(nullptr, 0, 1, 64),
+  paged_attention(cache.view(), ConstTokenTensor::f32(nullptr, 0, 1, 64),
                   {qsl, lens, PageTableRef::dense(table, 1)}, {.scale = 1.0f}, out);
   EXPECT_TRUE(out.empty());
 }

@@ -312,10 +312,10 @@ inline std::vector<float> run_attention(const TestCache& cache, const TestBatch&
   AttentionBatch batch{tb.query_start_loc, tb.seq_lens,
                        csr ? PageTableRef::csr(indptr, indices)
                            : PageTableRef::dense(table, max_pages)};
-  const AttentionQuery q =
-      bf16_query ? AttentionQuery::bf16(tb.query_bf16.data(), tb.num_tokens(), tb.num_q_heads,
+  const ConstTokenTensor q =
+      bf16_query ? ConstTokenTensor::bf16(tb.query_bf16.data(), tb.num_tokens(), tb.num_q_heads,
                                         tb.head_dim)
-                 : AttentionQuery::f32(tb.query.data(), tb.num_tokens(), tb.num_q_heads,
+                 : ConstTokenTensor::f32(tb.query.data(), tb.num_tokens(), tb.num_q_heads,
                                        tb.head_dim);
   std::vector<float> out(static_cast<size_t>(tb.num_tokens()) * tb.num_q_heads * tb.head_dim,
                          std::numeric_limits<float>::quiet_NaN());

@@ -109,7 +109,7 @@ TEST_P(WriteThenAttention, EqualsDenseAttentionOverTheWrittenKeysAndValues) {
   std::vector<float> out(q.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(kDim));
   AttentionBatch batch{qsl, seq_lens, PageTableRef::dense(table, max_pages)};
-  paged_attention(view, AttentionQuery::f32(q.data(), tokens, kQHeads, kDim), batch,
+  paged_attention(view, ConstTokenTensor::f32(q.data(), tokens, kQHeads, kDim), batch,
                   AttentionOptions{.scale = scale}, out);
 
   double worst = 0.0;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "pagedkv/common/dtype.h"
-#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace pagedkv::testing {

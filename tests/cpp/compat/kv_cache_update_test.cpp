@@ -1,4 +1,4 @@
-#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/compat/kv_cache_update.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "pagedkv/kv_cache/paged_attention_metadata.h"
+#include "pagedkv/compat/paged_attention_metadata.h"
 
 #include <utility>
 

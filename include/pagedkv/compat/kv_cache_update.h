@@ -1,4 +1,4 @@
-// pagedkv/kv_cache/kv_cache_update.h - the ragged paged KV-cache update of seed 003 (kv_cache_update):
+// pagedkv/compat/kv_cache_update.h - the ragged paged KV-cache update of seed 003 (kv_cache_update):
 // copy runs of new K/V token rows into a flat [slots, combined_heads, dim] cache, one run per
 // page slice, in place; and the helper that cuts a batch's new tokens into such slices.
 //
@@ -28,26 +28,10 @@
 #include <span>
 #include <vector>
 
-#include "pagedkv/common/dtype.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv {
-
-// A dense row-major [rows, heads, dim] tensor of one dtype, not owned.
-struct ConstTokenTensor {
-  const void* data = nullptr;
-  DType dtype = DType::kFloat32;
-  int64_t rows = 0;
-  int32_t heads = 0;
-  int32_t dim = 0;
-};
-struct TokenTensor {
-  void* data = nullptr;
-  DType dtype = DType::kFloat32;
-  int64_t rows = 0;
-  int32_t heads = 0;
-  int32_t dim = 0;
-};
 
 // Applies the slices (contract above). Throws InvalidArgument (shape/dtype mismatch, len >
 // page_size, a slice crossing a page, total_update_slices outside [0, num_slices]) or

@@ -1,4 +1,4 @@
-#include "pagedkv/kv_cache/kv_cache_update.h"
+#include "pagedkv/compat/kv_cache_update.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,23 +8,10 @@
 
 namespace pagedkv {
 
-namespace {
-
-void check_tensor(const char* name, const void* data, DType dtype, int64_t rows, int32_t heads,
-                  int32_t dim) {
-  dtype_size(dtype);  // throws on an unknown code
-  PAGEDKV_CHECK_ARG(rows >= 0, "{} rows must be >= 0, got {}", name, rows);
-  PAGEDKV_CHECK_ARG(heads > 0 && dim > 0, "{} heads and dim must be > 0, got {} x {}", name, heads,
-                    dim);
-  PAGEDKV_CHECK_ARG(rows == 0 || data != nullptr, "{} has {} rows but no data", name, rows);
-}
-
-}  // namespace
-
 void kv_cache_update(ConstTokenTensor src, std::span<const int32_t> slice_indices,
                      TokenTensor cache, int64_t total_update_slices, int32_t page_size) {
-  check_tensor("new_kv_tokens", src.data, src.dtype, src.rows, src.heads, src.dim);
-  check_tensor("kv_cache_pages", cache.data, cache.dtype, cache.rows, cache.heads, cache.dim);
+  src.check("new_kv_tokens");
+  cache.check("kv_cache_pages");
   PAGEDKV_CHECK_ARG(src.dtype == cache.dtype, "new_kv_tokens dtype {} != kv_cache_pages dtype {}",
                     dtype_name(src.dtype), dtype_name(cache.dtype));
   PAGEDKV_CHECK_ARG(src.heads == cache.heads && src.dim == cache.dim,
@@ -59,8 +46,7 @@ void kv_cache_update(ConstTokenTensor src, std::span<const int32_t> slice_indice
                         src.rows);
   }
   // Both arrays are row-major with the same row size, so a slice is one contiguous run.
-  const auto row_bytes =
-      static_cast<size_t>(src.heads) * static_cast<size_t>(src.dim) * dtype_size(src.dtype);
+  const size_t row_bytes = src.row_bytes();
   const auto* from = static_cast<const char*>(src.data);
   auto* to = static_cast<char*>(cache.data);
   for (int64_t i = 0; i < total_update_slices; ++i) {

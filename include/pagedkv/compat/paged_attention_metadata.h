@@ -1,4 +1,4 @@
-// pagedkv/kv_cache/paged_attention_metadata.h - the per-step inputs of a paged attention forward pass
+// pagedkv/compat/paged_attention_metadata.h - the per-step inputs of a paged attention forward pass
 // (seed 004's PagedAttentionMetadata): one prefill sequence and/or a batch of decodes, with
 // the page tables that map their logical pages to physical cache pages.
 //
