@@ -11,6 +11,7 @@
 #include <string>
 
 #include "bindings.h"
+#include "int_sequence.h"
 #include "numpy_arrays.h"
 #include "pagedkv/common/errors.h"
 #include "pagedkv/attention/paged_attention.h"
@@ -22,7 +23,6 @@ namespace pagedkv::python {
 
 namespace {
 
-using I32 = py::array_t<int32_t, py::array::c_style>;
 using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 void require_contiguous(const py::array& a, const char* name) {
@@ -134,32 +134,28 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
   PAGEDKV_CHECK_ARG((qk == 'f' && qs == 4) || (qk == 'u' && qs == 2),
                     "query must be float32 or uint16 (bfloat16 bits)");
   const py::array q = py::array::ensure(query, py::array::c_style);
-  const I32 qsl = int_array<int32_t>(query_start_loc, "query_start_loc"),
-            lens = int_array<int32_t>(seq_lens, "seq_lens");
-  const I32 table = int_array<int32_t>(page_table, "page_table");
-  PAGEDKV_CHECK_ARG(qsl && lens && table, "query_start_loc, seq_lens and page_table must be int arrays");
+  const IntSequence<int32_t> qsl(query_start_loc, "query_start_loc");
+  const IntSequence<int32_t> lens(seq_lens, "seq_lens");
+  const IntSequence<int32_t> table(page_table, "page_table");
   PAGEDKV_CHECK_ARG(qsl.ndim() == 1 && lens.ndim() == 1,
                     "query_start_loc and seq_lens must be 1-D");
-  I32 indptr;
+  std::optional<IntSequence<int32_t>> indptr;
   PageTableRef pages;
   if (page_indptr) {
-    indptr = int_array<int32_t>(*page_indptr, "page_indptr");
-    PAGEDKV_CHECK_ARG(indptr && indptr.ndim() == 1 && table.ndim() == 1,
+    indptr.emplace(*page_indptr, "page_indptr");
+    PAGEDKV_CHECK_ARG(indptr->ndim() == 1 && table.ndim() == 1,
                       "with page_indptr, page_table holds the 1-D page indices");
-    pages = PageTableRef::csr({indptr.data(), static_cast<size_t>(indptr.size())},
-                              {table.data(), static_cast<size_t>(table.size())});
+    pages = PageTableRef::csr(indptr->span(), table.span());
   } else {
     PAGEDKV_CHECK_ARG(table.ndim() == 2, "page_table must be 2-D [num_seqs, max_pages], got {} dims",
                       table.ndim());
-    pages = PageTableRef::dense({table.data(), static_cast<size_t>(table.size())},
-                                static_cast<int32_t>(table.shape(1)));
+    pages = PageTableRef::dense(table.span(), static_cast<int32_t>(table.shape()[1]));
   }
 
   const ConstTokenTensor aq{q.data(), qk == 'f' ? DType::kFloat32 : DType::kBFloat16,
                           static_cast<int64_t>(q.shape(0)), static_cast<int32_t>(q.shape(1)),
                           static_cast<int32_t>(q.shape(2))};
-  const AttentionBatch batch{{qsl.data(), static_cast<size_t>(qsl.size())},
-                             {lens.data(), static_cast<size_t>(lens.size())}, pages};
+  const AttentionBatch batch{qsl.span(), lens.span(), pages};
   AttentionOptions opt;
   opt.scale = scale;
   opt.sliding_window = sliding_window.value_or(0);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "int_sequence.h"
 #include "numpy_arrays.h"
 #include "pagedkv/common/errors.h"
 #include "pagedkv/kv_cache/kv_cache_write.h"
@@ -100,8 +101,10 @@ void bind_metadata(py::module_& m) {
                   "page over all layers); memory_budget_bytes=0 uses the physical memory.")
       .def_static("physical_memory_bytes", &MD::physical_memory_bytes)
       .def_static("from_json", [](const std::string& s) { return MD::from_json(s); })
-      .def("to_json", &MD::to_json)
-      .def("validate", &MD::validate)
+      .def("to_json", &MD::to_json,
+           "to_json() -> str: every field as JSON; from_json(to_json()) round-trips exactly.")
+      .def("validate", &MD::validate,
+           "validate() -> None: ValueError naming the first bad field.")
       .def_readonly("batch_size", &MD::batch_size)
       .def_readonly("num_hidden_layers", &MD::num_hidden_layers)
       .def_readonly("num_pages_per_layer", &MD::num_pages_per_layer)
@@ -116,8 +119,11 @@ void bind_metadata(py::module_& m) {
                              [](const MD& md) { return std::string(dtype_name(md.dtype)); })
       .def_property_readonly("layout",
                              [](const MD& md) { return std::string(kv_layout_name(md.layout)); })
-      .def("bytes_per_page_per_layer", &MD::bytes_per_page_per_layer)
-      .def("total_bytes", &MD::total_bytes)
+      .def("bytes_per_page_per_layer", &MD::bytes_per_page_per_layer,
+           "bytes_per_page_per_layer() -> int: K and V bytes of one page of one layer (scales "
+           "included).")
+      .def("total_bytes", &MD::total_bytes,
+           "total_bytes() -> int: the cache's bytes over every layer.")
       .def(py::self == py::self)
       .def("__repr__", [](const MD& md) { return "PagedKVCacheMetadata(" + md.to_json() + ")"; });
 }
@@ -133,9 +139,13 @@ void bind_cache(py::module_& m) {
       .def_property_readonly("num_slots", &PagedKVCache::num_slots)
       .def_property_readonly("k_scale", &PagedKVCache::k_scale)
       .def_property_readonly("v_scale", &PagedKVCache::v_scale)
-      .def("set_fp8_scales", &PagedKVCache::set_fp8_scales, py::arg("k_scale"), py::arg("v_scale"))
-      .def("mapped_bytes", &PagedKVCache::mapped_bytes)
-      .def("verify", &PagedKVCache::verify)
+      .def("set_fp8_scales", &PagedKVCache::set_fp8_scales, py::arg("k_scale"), py::arg("v_scale"),
+           "set_fp8_scales(k_scale: float, v_scale: float) -> None: the per-tensor scales of an "
+           "fp8_e4m3 cache (finite, > 0).")
+      .def("mapped_bytes", &PagedKVCache::mapped_bytes,
+           "mapped_bytes() -> int: bytes of memory the cache reserved (mapped lazily).")
+      .def("verify", &PagedKVCache::verify,
+           "verify() -> None: checks the cache's invariants (AssertionError).")
       .def(
           "key_pages", [](py::object self, int32_t layer) { return hnd_pages(self, layer, true); },
           py::arg("layer"), "[num_kv_heads, num_pages, page_size, head_dim] (HND caches)")
@@ -155,15 +165,13 @@ void bind_cache(py::module_& m) {
 
 void write_slots_py(const PagedKVCache& cache, int32_t layer, py::array key, py::array value,
                     py::object slot_mapping_obj) {
-  const auto slot_mapping = int_array<int64_t>(slot_mapping_obj, "slot_mapping");
+  const IntSequence<int64_t> slot_mapping(slot_mapping_obj, "slot_mapping");
   const PagedKVView v = cache.view(layer);
   const ConstTokenTensor k = input_tensor(key, "key");
   const ConstTokenTensor vv = input_tensor(value, "value");
   PAGEDKV_CHECK_ARG(slot_mapping.ndim() == 1, "slot_mapping must be 1-D");
   py::gil_scoped_release release;
-  write_slots(v, k, vv,
-              std::span<const int64_t>(slot_mapping.data(),
-                                       static_cast<size_t>(slot_mapping.size())));
+  write_slots(v, k, vv, slot_mapping.span());
 }
 
 void bind_writes(py::module_& m) {

@@ -1,4 +1,4 @@
-// PagePool, KVEvent and HBMPageManager. Registration only: every check lives in the C++
+// PagePool and KVEvent. Registration only: every check lives in the C++
 // library. Page hashes cross the boundary as their digest bytes, as long as the pool's hash
 // algorithm makes them (16 for xxh3_128, 32 for sha256), the same bytes
 // pagedkv.Request.page_hashes() gives. Page-id results are PageIds (list-like, zero-copy).
@@ -12,7 +12,6 @@
 #include "bindings.h"
 #include "int_sequence.h"
 #include "page_ids.h"
-#include "pagedkv/compat/hbm_page_manager.h"
 #include "pagedkv/hash/request.h"
 #include "pagedkv/pool/kv_events.h"
 #include "pagedkv/pool/page_pool.h"
@@ -194,28 +193,6 @@ void bind_pool(py::module_& m) {
                ", free=" + std::to_string(pool.get_num_free_pages()) +
                ", cached=" + std::to_string(pool.num_cached_pages()) + ")";
       });
-
-  py::class_<HBMPageManager>(m, "HBMPageManager",
-                             "Plain HBM page allocator (no prefix caching); page 0 is the "
-                             "dummy page.")
-      .def(py::init<int32_t, int32_t>(), py::arg("num_pages"), py::arg("page_size"))
-      .def_property_readonly("page_size", &HBMPageManager::page_size)
-      .def_property_readonly("current_page_index", &HBMPageManager::current_page_index)
-      .def_property_readonly("num_pages", &HBMPageManager::num_pages)
-      .def_property_readonly("num_free_pages", &HBMPageManager::num_free_pages)
-      .def("alloc_prefill_hbm_pages", &HBMPageManager::alloc_prefill_hbm_pages,
-           py::arg("prompt_len"),
-           "alloc_prefill_hbm_pages(prompt_len: int) -> list[int]: cdiv(prompt_len, page_size) "
-           "pages.")
-      .def("alloc_hbm_pages", &HBMPageManager::alloc_hbm_pages, py::arg("n"),
-           "alloc_hbm_pages(n: int) -> list[int]")
-      .def(
-          "free_hbm_pages",
-          [](HBMPageManager& mgr, py::handle pages) {
-            mgr.free_hbm_pages(page_ids_arg(pages, "pages"));
-          },
-          py::arg("pages"), "free_hbm_pages(pages: Sequence[int]) -> None")
-      .def("verify", &HBMPageManager::verify, "verify() -> None");
 }
 
 }  // namespace pagedkv::python

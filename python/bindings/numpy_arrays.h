@@ -1,6 +1,7 @@
 // NumPy helpers shared by the binding files that take or return arrays: the DType mapping of
 // cache arrays (bfloat16 travels as uint16 bit patterns and fp8_e4m3 as uint8 codes, NumPy has
-// neither), checked conversion of integer index arrays, and token tensors over 3-D inputs.
+// neither) and token tensors over 3-D inputs. Integer index arrays go through IntSequence
+// (int_sequence.h).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -42,35 +43,6 @@ inline DType dtype_of(const pybind11::array& a, const char* name) {
                     name,
                     pybind11::str(static_cast<const pybind11::handle&>(d)).cast<std::string>());
   return DType::kFloat32;
-}
-
-// An integer array (any integer dtype, any shape, any strides; lists too) as a C-contiguous
-// array of T, without a copy when it already is one. Values outside T's range raise ValueError
-// and non-integer dtypes TypeError: indices are never silently wrapped or truncated.
-template <typename T>
-pybind11::array_t<T, pybind11::array::c_style> int_array(pybind11::handle obj, const char* name) {
-  namespace py = pybind11;
-  py::array any = py::array::ensure(obj);
-  if (!any) throw py::type_error(std::string(name) + " must be an array of integers");
-  if (any.size() == 0) return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
-  const char kind = any.dtype().kind();
-  if (kind != 'i' && kind != 'u') {
-    throw py::type_error(std::string(name) + " must hold integers, got dtype " +
-                         py::str(static_cast<const py::handle&>(any.dtype())).cast<std::string>());
-  }
-  if (!any.dtype().is(py::dtype::of<T>())) {
-    const auto wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(any);
-    const int64_t* w = wide.data();
-    for (py::ssize_t i = 0; i < wide.size(); ++i) {
-      if (w[i] < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-          w[i] > static_cast<int64_t>(std::numeric_limits<T>::max())) {
-        throw py::value_error(std::string(name) + " holds " + std::to_string(w[i]) +
-                              ", outside the range of its " + std::to_string(8 * sizeof(T)) +
-                              "-bit type");
-      }
-    }
-  }
-  return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(any);
 }
 
 // A 3-D [rows, heads, dim] input as a ConstTokenTensor over its data; a non-contiguous `a` is

@@ -170,11 +170,11 @@ def test_index_arrays_with_any_strides_are_read_in_logical_order():
 def test_index_values_that_do_not_fit_int32_raise_instead_of_wrapping():
     cache = np.zeros((64, 2, 4), dtype=np.float32)
     new_kv = np.ones((20, 2, 4), dtype=np.float32)
-    with pytest.raises(ValueError, match="range"):
+    with pytest.raises(OverflowError, match=r"slice_indices\[0\] = 4294967296 .* int32"):
         pagedkv.kv_cache_update(new_kv, np.array([[2**32], [0], [4]]), cache, 1, page_size=16)
     with pytest.raises(TypeError):
         pagedkv.kv_cache_update(new_kv, np.array([[0.5], [0], [4]]), cache, 1, page_size=16)
-    with pytest.raises(ValueError, match="range"):
+    with pytest.raises(OverflowError, match="decodes_position.*range"):
         pagedkv.PagedAttentionMetadata(decodes_position=np.array([2**31]),
                                        decodes_page_table=np.array([[1]]))
     assert not cache.any()
