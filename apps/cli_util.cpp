@@ -41,7 +41,7 @@ std::string grouped(int64_t v) {
 std::string percent(double rate) { return fmt::format("{:.2f} %", 100.0 * rate); }
 
 void print_table(const std::vector<std::string>& head,
-                 const std::vector<std::vector<std::string>>& rows) {
+                 const std::vector<std::vector<std::string>>& rows, bool left_align_first) {
   std::vector<size_t> width(head.size());
   for (size_t c = 0; c < head.size(); ++c) {
     width[c] = head[c].size();
@@ -50,7 +50,9 @@ void print_table(const std::vector<std::string>& head,
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (size_t c = 0; c < cells.size(); ++c) {
-      out += fmt::format("{}{:>{}}", c ? "  " : "", cells[c], width[c]);
+      const bool left = c == 0 && left_align_first;
+      out += left ? fmt::format("{}{:<{}}", c ? "  " : "", cells[c], width[c])
+                  : fmt::format("{}{:>{}}", c ? "  " : "", cells[c], width[c]);
     }
     fmt::print("{}\n", out);
   };

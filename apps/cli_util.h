@@ -40,10 +40,10 @@ std::string grouped(int64_t v);
 // 0.0564 -> "5.64 %".
 std::string percent(double rate);
 
-// Columns right-aligned to their widest cell, two spaces apart; every row has head.size()
-// cells.
+// Columns right-aligned to their widest cell (the first one left-aligned when asked), two
+// spaces apart; every row has head.size() cells.
 void print_table(const std::vector<std::string>& head,
-                 const std::vector<std::vector<std::string>>& rows);
+                 const std::vector<std::vector<std::string>>& rows, bool left_align_first = false);
 
 // A one-line bar on stderr, redrawn at most every 100 ms (always at done == total).
 class ProgressBar {

@@ -3,6 +3,7 @@
 //
 //   pagedkv replay                                  built-in workload, a few capacities, table
 //   pagedkv replay --trace conversation_trace.jsonl --num-pages 65536,262144,1048576 --json
+//   pagedkv simulate --trace conversation_trace.jsonl --num-pages 262144 --policy priority
 //   pagedkv version
 //
 // Exit codes: 0 success (and --help), 2 bad arguments or an unusable trace (one-line message
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   CLI::App* version = app.add_subcommand("version", "Print the version and the active SIMD ISA.");
   cli::ReplayArgs replay_args;
   CLI::App* replay = cli::add_replay_command(app, replay_args);
+  cli::SimulateArgs simulate_args;
+  CLI::App* simulate = cli::add_simulate_command(app, simulate_args);
 
   try {
     app.parse(argc, argv);
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (replay->parsed()) return cli::run_replay(replay_args);
+    if (simulate->parsed()) return cli::run_simulate(simulate_args);
     return 2;  // unreachable: require_subcommand(1)
   } catch (const InternalError& e) {
     fmt::print(stderr, "pagedkv: internal error: {}\n", e.what());
