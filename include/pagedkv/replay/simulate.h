@@ -9,9 +9,9 @@
 //
 // The loop (clock = simulated seconds, starting at 0):
 //   1. every trace request with timestamp <= clock is added (Scheduler::add_request, arrival
-//      time = its timestamp, priority 0, SamplingParams{max_tokens = its output length,
-//      ignore_eos}); a prompt >= max_model_len or one the pool can never hold (CapacityError,
-//      rule 29) is counted as rejected instead;
+//      time = its timestamp, priority 0 - traces carry none, so PRIORITY orders by arrival -,
+//      SamplingParams{max_tokens = its output length, ignore_eos}); a prompt >= max_model_len
+//      or one the pool can never hold (CapacityError, rule 29) is counted as rejected instead;
 //   2. nothing live: the clock jumps to the next arrival;
 //   3. schedule(); the step's duration is the cost model's price of what it scheduled; the
 //      clock advances by it; each request that completed its tokens gets one synthesised output
@@ -99,7 +99,7 @@ struct SimulateResult {
   int64_t truncated = 0;  // finished with fewer outputs than their output length
   // Work.
   int64_t steps = 0;              // steps that scheduled tokens (one model step each)
-  double simulated_seconds = 0.0; // the clock when the last request finished
+  double simulated_seconds = 0.0; // the final clock: the last finish (or a later rejection)
   int64_t prompt_tokens = 0;      // sum of the added requests' prompt lengths
   int64_t prefill_tokens = 0;     // computed prefill tokens (recomputation included)
   int64_t output_tokens = 0;      // output tokens produced
