@@ -1,0 +1,55 @@
+// apps/commands.h - the `pagedkv` subcommands. Each registers its options on the CLI11 app
+// (filling an Args struct) and runs from that struct; all policy lives in the library.
+//
+// Example (what main does):
+//   ReplayArgs args;
+//   CLI::App* cmd = add_replay_command(app, args);
+//   app.parse(argc, argv);
+//   if (cmd->parsed()) return run_replay(args);
+//
+// run_* throw pagedkv errors for bad input (main maps them to exit code 2).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cli_util.h"
+
+namespace pagedkv::cli {
+
+struct ReplayArgs {
+  TraceArgs trace;
+  int32_t page_size = 16;
+  std::vector<int32_t> num_pages;  // empty: the defaults of the footer
+  bool json = false;
+  int64_t limit = -1;
+  bool progress = false;
+  bool quiet = false;
+};
+
+struct SimulateArgs {
+  TraceArgs trace;
+  int32_t page_size = 16;
+  std::vector<int32_t> num_pages;
+  int32_t max_num_seqs = 256;
+  int32_t max_num_batched_tokens = 8192;
+  int32_t max_model_len = 0;  // 0: from the trace
+  std::string policy = "fcfs";
+  int32_t default_output_tokens = 256;
+  double step_ms = 0, prefill_ms_per_1k_tokens = 0, decode_ms_per_request = 0,
+         kv_ms_per_1k_tokens = 0;  // set from CostModel's defaults when registered
+  bool json = false;
+  int64_t limit = -1;
+  bool progress = false;
+  bool quiet = false;
+};
+
+CLI::App* add_replay_command(CLI::App& app, ReplayArgs& args);
+int run_replay(const ReplayArgs& args);
+
+CLI::App* add_simulate_command(CLI::App& app, SimulateArgs& args);
+int run_simulate(const SimulateArgs& args);
+
+}  // namespace pagedkv::cli
