@@ -40,4 +40,7 @@
 #include "pagedkv/replay/default_workload.h"
 #include "pagedkv/replay/replay.h"
 #include "pagedkv/replay/trace.h"
+#include "pagedkv/compat/active_sequence_batch.h"
 #include "pagedkv/compat/hbm_page_manager.h"
+#include "pagedkv/compat/inference_scheduler.h"
+#include "pagedkv/compat/inference_types.h"
