@@ -16,5 +16,6 @@ void bind_replay(pybind11::module_& m);      // trace loading and replay
 void bind_kv_cache(pybind11::module_& m);    // metadata, PagedKVCache, writes
 void bind_attention(pybind11::module_& m);   // paged attention
 void bind_scheduler(pybind11::module_& m);   // Scheduler, its config, outputs and sequences
+void bind_seed_scheduler(pybind11::module_& m);  // seed-002 InferenceScheduler and its types
 
 }  // namespace pagedkv::python

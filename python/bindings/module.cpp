@@ -54,4 +54,5 @@ PYBIND11_MODULE(_pagedkv, m) {
   bind_kv_cache(m);
   bind_attention(m);
   bind_scheduler(m);
+  bind_seed_scheduler(m);
 }
