@@ -18,5 +18,6 @@ void bind_attention(pybind11::module_& m);   // paged attention
 void bind_scheduler(pybind11::module_& m);   // Scheduler, its config, outputs and sequences
 void bind_compat(pybind11::module_& m);      // seed-shaped APIs: HBMPageManager,
                                              // kv_cache_update, PagedAttentionMetadata
+void bind_seed_scheduler(pybind11::module_& m);  // seed-002 InferenceScheduler and its types
 
 }  // namespace pagedkv::python

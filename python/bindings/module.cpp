@@ -55,4 +55,5 @@ PYBIND11_MODULE(_pagedkv, m) {
   bind_attention(m);
   bind_scheduler(m);
   bind_compat(m);
+  bind_seed_scheduler(m);
 }
