@@ -73,12 +73,21 @@ void Request::append_output_token_ids(std::span<const TokenId> ids) {
                     "request '{}' would exceed {} tokens ({} + {})", id_,
                     std::numeric_limits<int32_t>::max(), num_tokens(), ids.size());
   // Reserve first so that a failed allocation leaves the request unchanged.
-  for (TrackedHashes& t : tracked_) {
-    t.hashes.reserve(static_cast<size_t>((num_tokens() + static_cast<int64_t>(ids.size())) /
-                                         t.page_size));
-  }
+  const int64_t after = num_tokens() + static_cast<int64_t>(ids.size());
+  for (TrackedHashes& t : tracked_) reserve_hashes(t, after / t.page_size);
   tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-  for (TrackedHashes& t : tracked_) extend_hashes(t);
+  for (TrackedHashes& t : tracked_) {
+    // Most appends (a decode token) fill no page: nothing to hash.
+    if (static_cast<int64_t>(t.hashes.size()) < after / t.page_size) extend_hashes(t);
+  }
+}
+
+// Room for `num_pages` hashes, growing geometrically: a decode fills one page at a time, and
+// growing to the exact size moved every hash each time.
+void Request::reserve_hashes(TrackedHashes& t, int64_t num_pages) {
+  const size_t cap = t.hashes.capacity();
+  if (static_cast<size_t>(num_pages) <= cap) return;
+  t.hashes.reserve(std::max(static_cast<size_t>(num_pages), 2 * cap));
 }
 
 void Request::set_num_computed_tokens(int32_t n) {
@@ -122,7 +131,7 @@ void Request::extend_hashes(TrackedHashes& t) const {
   const int64_t full = num_tokens() / ps;
   PageExtraKeys keys;  // reused: its vector keeps its capacity across pages
   // Room for every full page at once: growing one page at a time moved the hashes ~log(n) times.
-  if (full > static_cast<int64_t>(t.hashes.capacity())) t.hashes.reserve(static_cast<size_t>(full));
+  reserve_hashes(t, full);
   for (int64_t i = static_cast<int64_t>(t.hashes.size()); i < full; ++i) {
     const int64_t start = i * ps;
     fill_extra_keys(options_, i, start, start + ps, keys);

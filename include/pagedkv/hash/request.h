@@ -83,6 +83,7 @@ class Request {
     int32_t page_size;
     std::vector<PageHash> hashes;
   };
+  static void reserve_hashes(TrackedHashes& t, int64_t num_pages);
   void extend_hashes(TrackedHashes& t) const;
 
   std::string id_;
