@@ -268,7 +268,8 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
   const int32_t slot = find_slot(request.request_id());
   check_counts(request, alloc);
-  check_held_pages(request, slot, check_hit_pages(request, alloc));
+  const bool has_hits = alloc.new_computed_pages != nullptr && check_hit_pages(request, alloc);
+  check_held_pages(request, slot, has_hits);
   plan_groups(request, alloc, slot, plan);
   PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
                          "request '{}' needs {} pages for {} tokens but the pool has only {} "
@@ -316,20 +317,29 @@ void KVCacheManager::check_plan(const AllocationPlan& plan) const {
 
 void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
   check_plan(plan);
+  new_pages.resize(groups_.size());  // before anything changes: it may allocate
+  for (std::vector<PageId>& pages : new_pages) pages.clear();
   const int32_t slot = plan.slot_ >= 0 ? plan.slot_ : acquire_slot(plan.request_->request_id());
   ++generation_;
   // Each step for every group before the next (single_type_manager.h says why): window drops
   // first, as the pages they free may be taken as new pages; hits leave the free queue before
-  // any group takes new pages; caching last, when every group's table is complete.
-  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->drop_pages(slot, plan.groups[g]);
-  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->touch_hits(slot, plan.groups[g]);
-  new_pages.resize(groups_.size());
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    new_pages[g].clear();
-    groups_[g]->take_new_pages(slot, plan.groups[g], new_pages[g]);
+  // any group takes new pages; caching last, when every group's table is complete. Most decode
+  // steps fit in the pages held and fill none: every step is then empty, and not called.
+  const size_t num_groups = groups_.size();
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (!plan.groups[g].dropped_pages.empty()) groups_[g]->drop_pages(slot, plan.groups[g]);
   }
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    groups_[g]->cache_full_pages(slot, plan.groups[g], *plan.request_);
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (!plan.groups[g].hit_pages.empty()) groups_[g]->touch_hits(slot, plan.groups[g]);
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (plan.groups[g].num_new_pages > 0) {
+      groups_[g]->take_new_pages(slot, plan.groups[g], new_pages[g]);
+    }
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    const GroupPlan& gp = plan.groups[g];
+    if (gp.cache_end > gp.cache_begin) groups_[g]->cache_full_pages(slot, gp, *plan.request_);
   }
 }
 
