@@ -16,6 +16,9 @@ struct KVCacheManager::State {
   // no std::string. A hand-written open-addressing table measured within 10% of it on the
   // decode step, not enough to keep its code (bench/slot_index_bench.cpp).
   absl::flat_hash_map<std::string, int32_t> slot_of;
+  // Slot -> request id (empty: a free slot), the inverse of slot_of: a slot hint is the
+  // request's slot exactly when this names the request's id.
+  std::vector<std::string> slot_ids;
   // Reused buffers of the hot path.
   AllocationPlan plan;              // allocate_slots' plan
   std::vector<PageId> reversed;     // pages of a freed request, in the order they go back
@@ -62,13 +65,31 @@ int32_t KVCacheManager::find_slot(std::string_view request_id) const {
   return it == state_->slot_of.end() ? -1 : it->second;
 }
 
+int32_t KVCacheManager::resolve_slot(const Request& request, int32_t hint) const {
+  const std::vector<std::string>& ids = state_->slot_ids;
+  // A negative hint wraps to a huge index and fails the range check.
+  if (static_cast<size_t>(static_cast<uint32_t>(hint)) < ids.size() &&
+      equal_ids(ids[static_cast<size_t>(hint)], request.request_id())) {
+    return hint;
+  }
+  return find_slot(request.request_id());
+}
+
 int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
   const bool reuse = !free_slots_.empty();
   const int32_t slot = reuse ? free_slots_.back() : groups_.front()->num_slots();
   if (!reuse) {
     for (auto& group : groups_) group->resize_slots(slot + 1);
+    state_->slot_ids.resize(static_cast<size_t>(slot) + 1);
   }
-  state_->slot_of.emplace(request_id, slot);
+  std::string& id = state_->slot_ids[static_cast<size_t>(slot)];
+  id = request_id;
+  try {
+    state_->slot_of.emplace(request_id, slot);
+  } catch (...) {
+    id.clear();
+    throw;
+  }
   if (reuse) free_slots_.pop_back();
   return slot;
 }
@@ -266,7 +287,7 @@ void KVCacheManager::plan_groups(const Request& request, const AllocationRequest
 void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
                                      AllocationPlan& plan) const {
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
-  const int32_t slot = find_slot(request.request_id());
+  const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
   const bool has_hits = alloc.new_computed_pages != nullptr && check_hit_pages(request, alloc);
   check_held_pages(request, slot, has_hits);
@@ -379,6 +400,7 @@ void KVCacheManager::free(const std::string& request_id) {
   pool_->free_pages(reversed);
   ++generation_;
   for (auto& group : groups_) group->clear_slot(slot);
+  state_->slot_ids[static_cast<size_t>(slot)].clear();
   state_->slot_of.erase(it);
   free_slots_.push_back(slot);
 }
@@ -446,17 +468,25 @@ void KVCacheManager::verify() const {
     PAGEDKV_ASSERT(group->num_slots() == num_slots, "group {} has {} slots, group 0 has {}",
                    group->group_id(), group->num_slots(), num_slots);
   }
+  PAGEDKV_ASSERT(state_->slot_ids.size() == static_cast<size_t>(num_slots),
+                 "{} slot ids for {} slots", state_->slot_ids.size(), num_slots);
   std::vector<uint8_t> slot_used(static_cast<size_t>(num_slots), 0);
   for (const auto& [id, slot] : state_->slot_of) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "request '{}' maps to slot {} (of {}) that is invalid or shared", id, slot,
                    num_slots);
+    PAGEDKV_ASSERT(state_->slot_ids[static_cast<size_t>(slot)] == id,
+                   "slot {} of request '{}' names request '{}'", slot, id,
+                   state_->slot_ids[static_cast<size_t>(slot)]);
     slot_used[static_cast<size_t>(slot)] = 1;
   }
   for (int32_t slot : free_slots_) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "free slot {} (of {}) is invalid, listed twice or in use", slot, num_slots);
     slot_used[static_cast<size_t>(slot)] = 2;
+    PAGEDKV_ASSERT(state_->slot_ids[static_cast<size_t>(slot)].empty(),
+                   "free slot {} names request '{}'", slot,
+                   state_->slot_ids[static_cast<size_t>(slot)]);
     for (const auto& group : groups_) {
       PAGEDKV_ASSERT(group->pages(slot).empty(), "free slot {} still holds {} pages in group {}",
                      slot, group->pages(slot).size(), group->group_id());

@@ -18,10 +18,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagedkv/hash/page_hash.h"
@@ -35,6 +37,25 @@ struct RequestOptions {
   std::vector<MultiModalInput> mm_inputs;  // sorted by offset, non-overlapping, inside the prompt
   HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;
 };
+
+// Whether two request ids are equal, compared inline: ids are short, and the hot paths that
+// check an id (a manager slot hint, a scheduler output) would spend more on a library call.
+inline bool equal_ids(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  size_t n = a.size();
+  for (; n >= 8; n -= 8, x += 8, y += 8) {
+    uint64_t u, v;
+    std::memcpy(&u, x, 8);
+    std::memcpy(&v, y, 8);
+    if (u != v) return false;
+  }
+  for (; n > 0; --n, ++x, ++y) {
+    if (*x != *y) return false;
+  }
+  return true;
+}
 
 class Request {
  public:
