@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <random>
 #include <string>
@@ -37,6 +38,45 @@ std::string state_error_of(Fn&& call) {
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// ---- Slot hints ----
+
+TEST(AllocationPlan, SlotHintThatIsNotTheRequestsIsIgnored) {
+  KVCacheManager m(16, 4, 64);
+  Request a("a", iota_tokens(8));
+  Request b("b", iota_tokens(8, 100));
+  ASSERT_EQ(admit(m, a), 0);
+  ASSERT_EQ(admit(m, b), 0);
+  const int32_t slot_a = m.slot_of("a");
+  const int32_t slot_b = m.slot_of("b");
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+  ASSERT_NE(slot_a, slot_b);
+  EXPECT_EQ(m.slot_of("unknown"), -1);
+  const GroupPages pages_a = m.get_page_ids("a");
+  // b decodes one token per hint (a new page at tokens 9 and 13): whatever the hint, the
+  // pages are b's and a's list does not change.
+  int32_t page_count = 2;
+  for (int32_t hint : {slot_a, slot_b, -1, -7, 99}) {
+    const TokenId t[1] = {1};
+    b.append_output_token_ids(t);
+    const int32_t n = b.num_tokens() - b.num_computed_tokens();
+    ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = n, .slot_hint = hint}));
+    b.set_num_computed_tokens(b.num_tokens());
+    page_count = cdiv(b.num_tokens(), 4);
+    EXPECT_EQ(m.get_page_ids("b")[0].size(), static_cast<size_t>(page_count)) << hint;
+    EXPECT_EQ(m.get_page_ids("a"), pages_a) << hint;
+    m.verify();
+  }
+  EXPECT_EQ(page_count, 4);
+  m.free(a);
+  EXPECT_EQ(m.slot_of("a"), -1);
+  // A's freed slot, reused by c, is c's hint now and no longer a's.
+  Request c("c", iota_tokens(4, 200));
+  ASSERT_EQ(admit(m, c), 0);
+  EXPECT_EQ(m.slot_of("c"), slot_a);
+  m.verify();
 }
 
 // ---- A plan is pure ----
@@ -403,12 +443,18 @@ class TwinDriver {
                 int32_t num_new, int32_t lookahead) {
     plan_something_else();
     const int32_t hit_tokens = hit_p ? hit_p->num_computed_tokens : 0;
+    // The planned twin gets a slot hint that is right, absent, or any slot (another request's,
+    // a free one, out of range); the direct twin none: hints must not change anything.
+    const std::array hints = {planned_.slot_of(e.req.request_id()), -1, pick(10) - 2};
+    const int32_t hint = hints[static_cast<size_t>(pick(3))];
     const AllocationRequest ap{.num_new_tokens = num_new,
                                .num_new_computed_tokens = hit_tokens,
                                .new_computed_pages = hit_p ? &hit_p->pages : nullptr,
-                               .num_lookahead_tokens = lookahead};
+                               .num_lookahead_tokens = lookahead,
+                               .slot_hint = hint};
     AllocationRequest ad = ap;
     ad.new_computed_pages = hit_d ? &hit_d->pages : nullptr;
+    ad.slot_hint = -1;
     std::optional<AllocationPlan> plan;
     std::optional<GroupPages> got;
     bool planned_threw = false, direct_threw = false;
