@@ -168,7 +168,8 @@ class Scheduler {
     Sequence* seq = nullptr;
     int32_t num_tokens = 0;
     EntryKind kind = EntryKind::kRunning;
-    GroupPages new_pages;  // kRunning: pages added in this step
+    bool has_new_pages = false;  // kRunning: the step added pages, listed in new_pages
+    GroupPages new_pages;        // meaningful only when has_new_pages
   };
 
   // ---- schedule() phases, in order ----
