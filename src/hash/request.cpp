@@ -72,13 +72,23 @@ void Request::append_output_token_ids(std::span<const TokenId> ids) {
                                                       num_tokens()),
                     "request '{}' would exceed {} tokens ({} + {})", id_,
                     std::numeric_limits<int32_t>::max(), num_tokens(), ids.size());
-  // Reserve first so that a failed allocation leaves the request unchanged.
+  // Reserve first so that a failed allocation leaves the request unchanged. A page fills when
+  // the tokens reach the end of the page after the hashed ones: checked by a multiplication,
+  // as most appends (a decode token) fill none and a 64-bit division costs more than the rest.
   const int64_t after = num_tokens() + static_cast<int64_t>(ids.size());
-  for (TrackedHashes& t : tracked_) reserve_hashes(t, after / t.page_size);
-  tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+  auto fills_a_page = [](const TrackedHashes& t, int64_t num_tokens) {
+    return num_tokens >= (static_cast<int64_t>(t.hashes.size()) + 1) * t.page_size;
+  };
   for (TrackedHashes& t : tracked_) {
-    // Most appends (a decode token) fill no page: nothing to hash.
-    if (static_cast<int64_t>(t.hashes.size()) < after / t.page_size) extend_hashes(t);
+    if (fills_a_page(t, after)) reserve_hashes(t, after / t.page_size);
+  }
+  if (ids.size() == 1) {
+    tokens_.push_back(ids[0]);
+  } else {
+    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+  }
+  for (TrackedHashes& t : tracked_) {
+    if (fills_a_page(t, after)) extend_hashes(t);
   }
 }
 
