@@ -52,7 +52,7 @@ KVCacheManager::~KVCacheManager() = default;
 KVCacheManager::KVCacheManager(KVCacheManager&&) noexcept = default;
 KVCacheManager& KVCacheManager::operator=(KVCacheManager&&) noexcept = default;
 
-void KVCacheManager::check_request(const Request& request) const {
+inline void KVCacheManager::check_request(const Request& request) const {
   PAGEDKV_CHECK_ARG(!config_.enable_caching ||
                         request.options().hash_algorithm == config_.hash_algorithm,
                     "request '{}' hashes with {} but the cache uses {}", request.request_id(),
@@ -65,7 +65,7 @@ int32_t KVCacheManager::find_slot(std::string_view request_id) const {
   return it == state_->slot_of.end() ? -1 : it->second;
 }
 
-int32_t KVCacheManager::resolve_slot(const Request& request, int32_t hint) const {
+inline int32_t KVCacheManager::resolve_slot(const Request& request, int32_t hint) const {
   const std::vector<std::string>& ids = state_->slot_ids;
   // A negative hint wraps to a huge index and fails the range check.
   if (static_cast<size_t>(static_cast<uint32_t>(hint)) < ids.size() &&
@@ -173,7 +173,7 @@ std::string_view AllocationPlan::request_id() const {
   return request_ != nullptr ? std::string_view(request_->request_id()) : std::string_view();
 }
 
-void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
+inline void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
   const std::string& id = request.request_id();
   check_request(request);
   PAGEDKV_CHECK_ARG(alloc.num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}",
@@ -231,7 +231,7 @@ bool KVCacheManager::check_hit_pages(const Request& request,
   return has_hits;
 }
 
-void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
+inline void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
                                       bool has_hits) const {
   const std::string& id = request.request_id();
   const int32_t computed = request.num_computed_tokens();
@@ -253,8 +253,9 @@ void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
 }
 
 // Every group's plan and the totals that decide (rules 18, 19, 23).
-void KVCacheManager::plan_groups(const Request& request, const AllocationRequest& alloc,
-                                 int32_t slot, AllocationPlan& plan) const {
+inline GroupDemand KVCacheManager::plan_demand(const Request& request,
+                                               const AllocationRequest& alloc,
+                                               AllocationPlan& plan) const {
   const int64_t total = int64_t{request.num_computed_tokens()} +
                         alloc.num_new_computed_tokens + alloc.num_new_tokens;
   plan.num_tokens_need_slot = static_cast<int32_t>(
@@ -264,9 +265,35 @@ void KVCacheManager::plan_groups(const Request& request, const AllocationRequest
       config_.enable_caching
           ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
           : 0;
-  const GroupDemand demand{.num_computed_tokens = request.num_computed_tokens(),
-                           .num_tokens_need_slot = plan.num_tokens_need_slot,
-                           .num_tokens_to_cache = plan.num_tokens_to_cache};
+  return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
+                     .num_tokens_need_slot = plan.num_tokens_need_slot,
+                     .num_tokens_to_cache = plan.num_tokens_to_cache};
+}
+
+// The decode fast path: a running request without hit pages whose step every group meets with
+// the pages it holds, filling none (SingleTypeManager::plan_unchanged) - 15 of 16 decode tokens
+// at page size 16. Fills `plan` as check_held_pages and plan_groups would and returns true;
+// returns false, deciding nothing, in any other case. The held-pages checks hold here: every
+// group's pages cover num_tokens_need_slot, which is at least the computed tokens.
+inline bool KVCacheManager::plan_in_place(const Request& request, const AllocationRequest& alloc,
+                                          int32_t slot, AllocationPlan& plan) const {
+  if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
+  const GroupDemand demand = plan_demand(request, alloc, plan);
+  plan.groups.resize(groups_.size());
+  int64_t held_after = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g]->plan_unchanged(slot, demand, plan.groups[g])) return false;
+    held_after += plan.groups[g].num_pages_held_after;
+  }
+  plan.num_free_pages_needed = plan.num_evictable_hit_pages = 0;
+  plan.num_pages_held_after = held_after;
+  plan.num_free_pages_available = pool_->get_num_free_pages();
+  return true;
+}
+
+inline void KVCacheManager::plan_groups(const Request& request, const AllocationRequest& alloc,
+                                        int32_t slot, AllocationPlan& plan) const {
+  const GroupDemand demand = plan_demand(request, alloc, plan);
   plan.groups.resize(groups_.size());
   plan.num_free_pages_needed = plan.num_evictable_hit_pages = plan.num_pages_held_after = 0;
   int64_t freed_by_skip = 0;
@@ -289,9 +316,12 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
   const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
-  const bool has_hits = alloc.new_computed_pages != nullptr && check_hit_pages(request, alloc);
-  check_held_pages(request, slot, has_hits);
-  plan_groups(request, alloc, slot, plan);
+  plan.in_place_ = plan_in_place(request, alloc, slot, plan);
+  if (!plan.in_place_) {
+    const bool has_hits = alloc.new_computed_pages != nullptr && check_hit_pages(request, alloc);
+    check_held_pages(request, slot, has_hits);
+    plan_groups(request, alloc, slot, plan);
+  }
   PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
                          "request '{}' needs {} pages for {} tokens but the pool has only {} "
                          "usable pages: it can never fit", request.request_id(),
@@ -315,7 +345,7 @@ AllocationPlan KVCacheManager::plan_allocation(const Request& request,
   return plan;
 }
 
-void KVCacheManager::check_plan(const AllocationPlan& plan) const {
+inline void KVCacheManager::check_plan(const AllocationPlan& plan) const {
   PAGEDKV_CHECK_STATE(plan.manager_ == this,
                       "the plan was not made by this manager's plan_allocation");
   const std::string& id = plan.request_->request_id();
@@ -342,10 +372,11 @@ void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
   for (std::vector<PageId>& pages : new_pages) pages.clear();
   const int32_t slot = plan.slot_ >= 0 ? plan.slot_ : acquire_slot(plan.request_->request_id());
   ++generation_;
+  if (plan.in_place_) return;  // a decode step in the pages held: no page changes hands
   // Each step for every group before the next (single_type_manager.h says why): window drops
   // first, as the pages they free may be taken as new pages; hits leave the free queue before
-  // any group takes new pages; caching last, when every group's table is complete. Most decode
-  // steps fit in the pages held and fill none: every step is then empty, and not called.
+  // any group takes new pages; caching last, when every group's table is complete. A step
+  // with nothing to do for a group is not called.
   const size_t num_groups = groups_.size();
   for (size_t g = 0; g < num_groups; ++g) {
     if (!plan.groups[g].dropped_pages.empty()) groups_[g]->drop_pages(slot, plan.groups[g]);

@@ -151,6 +151,7 @@ struct AllocationPlan {
   int32_t slot_ = -1;                 // the request's slot; -1: it holds nothing yet
   int32_t request_num_tokens_ = 0;    // the request as planned for
   int32_t request_num_computed_tokens_ = 0;
+  bool in_place_ = false;  // no group drops, touches, takes or caches a page (plan_in_place)
 };
 
 class KVCacheManager {
@@ -287,6 +288,12 @@ class KVCacheManager {
   void check_held_pages(const Request& request, int32_t slot, bool has_hits) const;
   void plan_groups(const Request& request, const AllocationRequest& alloc, int32_t slot,
                    AllocationPlan& plan) const;
+  // The token counts every group must meet (set in `plan` as well).
+  GroupDemand plan_demand(const Request& request, const AllocationRequest& alloc,
+                          AllocationPlan& plan) const;
+  // The decode fast path of check_held_pages + plan_groups; false when it does not apply.
+  bool plan_in_place(const Request& request, const AllocationRequest& alloc, int32_t slot,
+                     AllocationPlan& plan) const;
   void check_plan(const AllocationPlan& plan) const;
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
   int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -77,6 +78,54 @@ TEST(AllocationPlan, SlotHintThatIsNotTheRequestsIsIgnored) {
   ASSERT_EQ(admit(m, c), 0);
   EXPECT_EQ(m.slot_of("c"), slot_a);
   m.verify();
+}
+
+// ---- The decode fast path ----
+
+// SingleTypeManager::plan_unchanged, where it applies, makes exactly plan()'s plan; it applies
+// to full attention only, and not when a page is needed or fills.
+TEST(AllocationPlan, DecodeFastPathPlansWhatPlanDoes) {
+  auto fields = [](const GroupPlan& p) {
+    return std::tuple(p.hit_pages, p.num_evictable_hits, p.num_new_pages, p.dropped_pages,
+                      p.num_pages_freed_by_skip, p.num_skipped_pages, p.num_pages_held_after,
+                      p.cache_begin, p.cache_end);
+  };
+  for (const KVCacheGroupSpec& spec : {KVCacheGroupSpec::full_attention(4),
+                                       KVCacheGroupSpec::sliding_window_attention(4, 6)}) {
+    KVCacheConfig config = KVCacheConfig::single_group(16, 4, 64);
+    config.groups = {spec};
+    KVCacheManager m(config);
+    Request a("a", iota_tokens(10));
+    ASSERT_EQ(admit(m, a), 0);  // 3 pages, 2 of them full and cached
+    const SingleTypeManager& group = m.group_manager(0);
+    const int32_t slot = m.slot_of("a");
+    int num_fast = 0, num_slow = 0;
+    for (int32_t computed = 0; computed <= 12; ++computed) {
+      for (int32_t need = computed; need <= 17; ++need) {
+        for (int32_t cache = 0; cache <= need; ++cache) {
+          const GroupDemand demand{.num_computed_tokens = computed,
+                                   .num_tokens_need_slot = need,
+                                   .num_tokens_to_cache = cache};
+          GroupPlan fast;
+          fast.num_new_pages = -1;  // must stay untouched when the fast path does not apply
+          if (!group.plan_unchanged(slot, demand, fast)) {
+            EXPECT_EQ(fast.num_new_pages, -1);
+            ++num_slow;
+            continue;
+          }
+          ++num_fast;
+          EXPECT_EQ(fields(fast), fields(group.plan(slot, demand, {})))
+              << computed << " " << need << " " << cache;
+        }
+      }
+    }
+    if (spec.kind == AttentionKind::kFullAttention) {
+      EXPECT_GT(num_fast, 0);
+      EXPECT_GT(num_slow, 0);
+    } else {
+      EXPECT_EQ(num_fast, 0);
+    }
+  }
 }
 
 // ---- A plan is pure ----
