@@ -52,10 +52,12 @@ bool produces_token(const Sequence& seq) {
   return seq.status() == SequenceStatus::kRunning && seq.num_computed_tokens() >= seq.num_tokens();
 }
 
+[[gnu::noinline]] void copy_id(std::string& dst, const std::string& id) { dst = id; }
+
 // Writes a request id into a reused output string. The output usually lists the same requests
 // in the same places step after step, so the id is most often there already.
-void set_id(std::string& dst, const std::string& id) {
-  if (!equal_ids(dst, id)) dst = id;
+inline void set_id(std::string& dst, const std::string& id) {
+  if (!equal_ids(dst, id)) copy_id(dst, id);
 }
 
 bool any_pages(const GroupPages& pages) {
@@ -191,7 +193,11 @@ void Scheduler::schedule_running(int32_t& budget) {
       ++i;
       continue;
     }
-    if (!allocate_or_preempt(seq, n, i, budget)) break;  // it preempted itself
+    const AllocationRequest alloc{.num_new_tokens = n, .slot_hint = seq.kv_slot()};
+    if (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc) &&
+        !preempt_until_allocated(seq, alloc, i, budget)) {
+      break;  // it preempted itself
+    }
     StepEntry& e = add_entry(seq, n, EntryKind::kRunning);
     // Most decode steps add no page: new_pages_ then stays the manager's (warm) buffer.
     e.has_new_pages = any_pages(new_pages_);
@@ -201,13 +207,12 @@ void Scheduler::schedule_running(int32_t& budget) {
   }
 }
 
-// Allocates n tokens for the running request at running_[index] into new_pages_, preempting
-// victims until that succeeds (true) or the request itself was preempted (false). Keeps
-// `index` on the request and gives the budget back for victims scheduled earlier.
-bool Scheduler::allocate_or_preempt(Sequence& seq, int32_t num_tokens, size_t& index,
-                                    int32_t& budget) {
-  const AllocationRequest alloc{.num_new_tokens = num_tokens, .slot_hint = seq.kv_slot()};
-  while (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc)) {
+// After the allocation for the running request at running_[index] failed: preempts victims
+// until it succeeds (true; pages in new_pages_) or the request itself was preempted (false).
+// Keeps `index` on the request and gives the budget back for victims scheduled earlier.
+bool Scheduler::preempt_until_allocated(Sequence& seq, const AllocationRequest& alloc,
+                                        size_t& index, int32_t& budget) {
+  do {
     const size_t v = victim_index();
     Sequence& victim = *running_[v];
     running_.erase(running_.begin() + static_cast<ptrdiff_t>(v));
@@ -217,7 +222,7 @@ bool Scheduler::allocate_or_preempt(Sequence& seq, int32_t num_tokens, size_t& i
     }
     preempt(victim);
     if (&victim == &seq) return false;
-  }
+  } while (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc));
   return true;
 }
 
@@ -310,7 +315,8 @@ bool Scheduler::allocate_admission(Sequence& seq, int32_t num_tokens) {
   return true;
 }
 
-Scheduler::StepEntry& Scheduler::add_entry(Sequence& seq, int32_t num_tokens, EntryKind kind) {
+inline Scheduler::StepEntry& Scheduler::add_entry(Sequence& seq, int32_t num_tokens,
+                                                  EntryKind kind) {
   if (static_cast<size_t>(num_entries_) == entries_.size()) entries_.emplace_back();
   StepEntry& e = entries_[static_cast<size_t>(num_entries_++)];
   e.seq = &seq;

@@ -41,18 +41,26 @@ struct RequestOptions {
 // Whether two request ids are equal, compared inline: ids are short, and the hot paths that
 // check an id (a manager slot hint, a scheduler output) would spend more on a library call.
 inline bool equal_ids(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
+  const size_t n = a.size();
+  if (n != b.size()) return false;
   const char* x = a.data();
   const char* y = b.data();
-  size_t n = a.size();
-  for (; n >= 8; n -= 8, x += 8, y += 8) {
-    uint64_t u, v;
-    std::memcpy(&u, x, 8);
-    std::memcpy(&v, y, 8);
-    if (u != v) return false;
+  auto load = [](const char* p, auto word) {
+    std::memcpy(&word, p, sizeof(word));
+    return word;
+  };
+  if (n >= 8) {  // 8-byte words, the last one overlapping the one before
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (load(x + i, uint64_t{}) != load(y + i, uint64_t{})) return false;
+    }
+    return load(x + n - 8, uint64_t{}) == load(y + n - 8, uint64_t{});
   }
-  for (; n > 0; --n, ++x, ++y) {
-    if (*x != *y) return false;
+  if (n >= 4) {  // two overlapping 4-byte words
+    return load(x, uint32_t{}) == load(y, uint32_t{}) &&
+           load(x + n - 4, uint32_t{}) == load(y + n - 4, uint32_t{});
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] != y[i]) return false;
   }
   return true;
 }
