@@ -10,7 +10,9 @@ namespace pagedkv {
 namespace {
 
 void check_token_ids(std::span<const TokenId> ids, std::string_view what) {
-  // A branch-free OR of the sign bits vectorizes; the index is searched for only on error.
+  // A branch-free OR of the sign bits vectorizes; the index is searched for only on error. A
+  // single token (a decode step) skips the vector loop's setup.
+  if (ids.size() == 1 && ids[0] >= 0) return;
   uint32_t signs = 0;
   for (const TokenId id : ids) signs |= static_cast<uint32_t>(id);
   if ((signs >> 31) == 0) return;
@@ -72,13 +74,32 @@ void Request::append_output_token_ids(std::span<const TokenId> ids) {
                                                       num_tokens()),
                     "request '{}' would exceed {} tokens ({} + {})", id_,
                     std::numeric_limits<int32_t>::max(), num_tokens(), ids.size());
-  // Reserve first so that a failed allocation leaves the request unchanged.
+  // Reserve first so that a failed allocation leaves the request unchanged. A page fills when
+  // the tokens reach the end of the page after the hashed ones: checked by a multiplication,
+  // as most appends (a decode token) fill none and a 64-bit division costs more than the rest.
+  const int64_t after = num_tokens() + static_cast<int64_t>(ids.size());
+  auto fills_a_page = [](const TrackedHashes& t, int64_t num_tokens) {
+    return num_tokens >= (static_cast<int64_t>(t.hashes.size()) + 1) * t.page_size;
+  };
   for (TrackedHashes& t : tracked_) {
-    t.hashes.reserve(static_cast<size_t>((num_tokens() + static_cast<int64_t>(ids.size())) /
-                                         t.page_size));
+    if (fills_a_page(t, after)) reserve_hashes(t, after / t.page_size);
   }
-  tokens_.insert(tokens_.end(), ids.begin(), ids.end());
-  for (TrackedHashes& t : tracked_) extend_hashes(t);
+  if (ids.size() == 1) {
+    tokens_.push_back(ids[0]);
+  } else {
+    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+  }
+  for (TrackedHashes& t : tracked_) {
+    if (fills_a_page(t, after)) extend_hashes(t);
+  }
+}
+
+// Room for `num_pages` hashes, growing geometrically: a decode fills one page at a time, and
+// growing to the exact size moved every hash each time.
+void Request::reserve_hashes(TrackedHashes& t, int64_t num_pages) {
+  const size_t cap = t.hashes.capacity();
+  if (static_cast<size_t>(num_pages) <= cap) return;
+  t.hashes.reserve(std::max(static_cast<size_t>(num_pages), 2 * cap));
 }
 
 void Request::set_num_computed_tokens(int32_t n) {
@@ -122,7 +143,7 @@ void Request::extend_hashes(TrackedHashes& t) const {
   const int64_t full = num_tokens() / ps;
   PageExtraKeys keys;  // reused: its vector keeps its capacity across pages
   // Room for every full page at once: growing one page at a time moved the hashes ~log(n) times.
-  if (full > static_cast<int64_t>(t.hashes.capacity())) t.hashes.reserve(static_cast<size_t>(full));
+  reserve_hashes(t, full);
   for (int64_t i = static_cast<int64_t>(t.hashes.size()); i < full; ++i) {
     const int64_t start = i * ps;
     fill_extra_keys(options_, i, start, start + ps, keys);

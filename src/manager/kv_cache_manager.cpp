@@ -16,6 +16,9 @@ struct KVCacheManager::State {
   // no std::string. A hand-written open-addressing table measured within 10% of it on the
   // decode step, not enough to keep its code (bench/slot_index_bench.cpp).
   absl::flat_hash_map<std::string, int32_t> slot_of;
+  // Slot -> request id (empty: a free slot), the inverse of slot_of: a slot hint is the
+  // request's slot exactly when this names the request's id.
+  std::vector<std::string> slot_ids;
   // Reused buffers of the hot path.
   AllocationPlan plan;              // allocate_slots' plan
   std::vector<PageId> reversed;     // pages of a freed request, in the order they go back
@@ -49,7 +52,7 @@ KVCacheManager::~KVCacheManager() = default;
 KVCacheManager::KVCacheManager(KVCacheManager&&) noexcept = default;
 KVCacheManager& KVCacheManager::operator=(KVCacheManager&&) noexcept = default;
 
-void KVCacheManager::check_request(const Request& request) const {
+inline void KVCacheManager::check_request(const Request& request) const {
   PAGEDKV_CHECK_ARG(!config_.enable_caching ||
                         request.options().hash_algorithm == config_.hash_algorithm,
                     "request '{}' hashes with {} but the cache uses {}", request.request_id(),
@@ -62,13 +65,31 @@ int32_t KVCacheManager::find_slot(std::string_view request_id) const {
   return it == state_->slot_of.end() ? -1 : it->second;
 }
 
+inline int32_t KVCacheManager::resolve_slot(const Request& request, int32_t hint) const {
+  const std::vector<std::string>& ids = state_->slot_ids;
+  // A negative hint wraps to a huge index and fails the range check.
+  if (static_cast<size_t>(static_cast<uint32_t>(hint)) < ids.size() &&
+      equal_ids(ids[static_cast<size_t>(hint)], request.request_id())) {
+    return hint;
+  }
+  return find_slot(request.request_id());
+}
+
 int32_t KVCacheManager::acquire_slot(const std::string& request_id) {
   const bool reuse = !free_slots_.empty();
   const int32_t slot = reuse ? free_slots_.back() : groups_.front()->num_slots();
   if (!reuse) {
     for (auto& group : groups_) group->resize_slots(slot + 1);
+    state_->slot_ids.resize(static_cast<size_t>(slot) + 1);
   }
-  state_->slot_of.emplace(request_id, slot);
+  std::string& id = state_->slot_ids[static_cast<size_t>(slot)];
+  id = request_id;
+  try {
+    state_->slot_of.emplace(request_id, slot);
+  } catch (...) {
+    id.clear();
+    throw;
+  }
   if (reuse) free_slots_.pop_back();
   return slot;
 }
@@ -152,7 +173,7 @@ std::string_view AllocationPlan::request_id() const {
   return request_ != nullptr ? std::string_view(request_->request_id()) : std::string_view();
 }
 
-void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
+inline void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
   const std::string& id = request.request_id();
   check_request(request);
   PAGEDKV_CHECK_ARG(alloc.num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}",
@@ -210,7 +231,7 @@ bool KVCacheManager::check_hit_pages(const Request& request,
   return has_hits;
 }
 
-void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
+inline void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
                                       bool has_hits) const {
   const std::string& id = request.request_id();
   const int32_t computed = request.num_computed_tokens();
@@ -232,8 +253,9 @@ void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
 }
 
 // Every group's plan and the totals that decide (rules 18, 19, 23).
-void KVCacheManager::plan_groups(const Request& request, const AllocationRequest& alloc,
-                                 int32_t slot, AllocationPlan& plan) const {
+inline GroupDemand KVCacheManager::plan_demand(const Request& request,
+                                               const AllocationRequest& alloc,
+                                               AllocationPlan& plan) const {
   const int64_t total = int64_t{request.num_computed_tokens()} +
                         alloc.num_new_computed_tokens + alloc.num_new_tokens;
   plan.num_tokens_need_slot = static_cast<int32_t>(
@@ -243,9 +265,35 @@ void KVCacheManager::plan_groups(const Request& request, const AllocationRequest
       config_.enable_caching
           ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
           : 0;
-  const GroupDemand demand{.num_computed_tokens = request.num_computed_tokens(),
-                           .num_tokens_need_slot = plan.num_tokens_need_slot,
-                           .num_tokens_to_cache = plan.num_tokens_to_cache};
+  return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
+                     .num_tokens_need_slot = plan.num_tokens_need_slot,
+                     .num_tokens_to_cache = plan.num_tokens_to_cache};
+}
+
+// The decode fast path: a running request without hit pages whose step every group meets with
+// the pages it holds, filling none (SingleTypeManager::plan_unchanged) - 15 of 16 decode tokens
+// at page size 16. Fills `plan` as check_held_pages and plan_groups would and returns true;
+// returns false, deciding nothing, in any other case. The held-pages checks hold here: every
+// group's pages cover num_tokens_need_slot, which is at least the computed tokens.
+inline bool KVCacheManager::plan_in_place(const Request& request, const AllocationRequest& alloc,
+                                          int32_t slot, AllocationPlan& plan) const {
+  if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
+  const GroupDemand demand = plan_demand(request, alloc, plan);
+  plan.groups.resize(groups_.size());
+  int64_t held_after = 0;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    if (!groups_[g]->plan_unchanged(slot, demand, plan.groups[g])) return false;
+    held_after += plan.groups[g].num_pages_held_after;
+  }
+  plan.num_free_pages_needed = plan.num_evictable_hit_pages = 0;
+  plan.num_pages_held_after = held_after;
+  plan.num_free_pages_available = pool_->get_num_free_pages();
+  return true;
+}
+
+inline void KVCacheManager::plan_groups(const Request& request, const AllocationRequest& alloc,
+                                        int32_t slot, AllocationPlan& plan) const {
+  const GroupDemand demand = plan_demand(request, alloc, plan);
   plan.groups.resize(groups_.size());
   plan.num_free_pages_needed = plan.num_evictable_hit_pages = plan.num_pages_held_after = 0;
   int64_t freed_by_skip = 0;
@@ -266,10 +314,14 @@ void KVCacheManager::plan_groups(const Request& request, const AllocationRequest
 void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
                                      AllocationPlan& plan) const {
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
-  const int32_t slot = find_slot(request.request_id());
+  const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
-  check_held_pages(request, slot, check_hit_pages(request, alloc));
-  plan_groups(request, alloc, slot, plan);
+  plan.in_place_ = plan_in_place(request, alloc, slot, plan);
+  if (!plan.in_place_) {
+    const bool has_hits = alloc.new_computed_pages != nullptr && check_hit_pages(request, alloc);
+    check_held_pages(request, slot, has_hits);
+    plan_groups(request, alloc, slot, plan);
+  }
   PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
                          "request '{}' needs {} pages for {} tokens but the pool has only {} "
                          "usable pages: it can never fit", request.request_id(),
@@ -293,7 +345,7 @@ AllocationPlan KVCacheManager::plan_allocation(const Request& request,
   return plan;
 }
 
-void KVCacheManager::check_plan(const AllocationPlan& plan) const {
+inline void KVCacheManager::check_plan(const AllocationPlan& plan) const {
   PAGEDKV_CHECK_STATE(plan.manager_ == this,
                       "the plan was not made by this manager's plan_allocation");
   const std::string& id = plan.request_->request_id();
@@ -316,20 +368,30 @@ void KVCacheManager::check_plan(const AllocationPlan& plan) const {
 
 void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
   check_plan(plan);
+  new_pages.resize(groups_.size());  // before anything changes: it may allocate
+  for (std::vector<PageId>& pages : new_pages) pages.clear();
   const int32_t slot = plan.slot_ >= 0 ? plan.slot_ : acquire_slot(plan.request_->request_id());
   ++generation_;
+  if (plan.in_place_) return;  // a decode step in the pages held: no page changes hands
   // Each step for every group before the next (single_type_manager.h says why): window drops
   // first, as the pages they free may be taken as new pages; hits leave the free queue before
-  // any group takes new pages; caching last, when every group's table is complete.
-  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->drop_pages(slot, plan.groups[g]);
-  for (size_t g = 0; g < groups_.size(); ++g) groups_[g]->touch_hits(slot, plan.groups[g]);
-  new_pages.resize(groups_.size());
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    new_pages[g].clear();
-    groups_[g]->take_new_pages(slot, plan.groups[g], new_pages[g]);
+  // any group takes new pages; caching last, when every group's table is complete. A step
+  // with nothing to do for a group is not called.
+  const size_t num_groups = groups_.size();
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (!plan.groups[g].dropped_pages.empty()) groups_[g]->drop_pages(slot, plan.groups[g]);
   }
-  for (size_t g = 0; g < groups_.size(); ++g) {
-    groups_[g]->cache_full_pages(slot, plan.groups[g], *plan.request_);
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (!plan.groups[g].hit_pages.empty()) groups_[g]->touch_hits(slot, plan.groups[g]);
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    if (plan.groups[g].num_new_pages > 0) {
+      groups_[g]->take_new_pages(slot, plan.groups[g], new_pages[g]);
+    }
+  }
+  for (size_t g = 0; g < num_groups; ++g) {
+    const GroupPlan& gp = plan.groups[g];
+    if (gp.cache_end > gp.cache_begin) groups_[g]->cache_full_pages(slot, gp, *plan.request_);
   }
 }
 
@@ -369,6 +431,7 @@ void KVCacheManager::free(const std::string& request_id) {
   pool_->free_pages(reversed);
   ++generation_;
   for (auto& group : groups_) group->clear_slot(slot);
+  state_->slot_ids[static_cast<size_t>(slot)].clear();
   state_->slot_of.erase(it);
   free_slots_.push_back(slot);
 }
@@ -436,17 +499,25 @@ void KVCacheManager::verify() const {
     PAGEDKV_ASSERT(group->num_slots() == num_slots, "group {} has {} slots, group 0 has {}",
                    group->group_id(), group->num_slots(), num_slots);
   }
+  PAGEDKV_ASSERT(state_->slot_ids.size() == static_cast<size_t>(num_slots),
+                 "{} slot ids for {} slots", state_->slot_ids.size(), num_slots);
   std::vector<uint8_t> slot_used(static_cast<size_t>(num_slots), 0);
   for (const auto& [id, slot] : state_->slot_of) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "request '{}' maps to slot {} (of {}) that is invalid or shared", id, slot,
                    num_slots);
+    PAGEDKV_ASSERT(state_->slot_ids[static_cast<size_t>(slot)] == id,
+                   "slot {} of request '{}' names request '{}'", slot, id,
+                   state_->slot_ids[static_cast<size_t>(slot)]);
     slot_used[static_cast<size_t>(slot)] = 1;
   }
   for (int32_t slot : free_slots_) {
     PAGEDKV_ASSERT(slot >= 0 && slot < num_slots && !slot_used[slot],
                    "free slot {} (of {}) is invalid, listed twice or in use", slot, num_slots);
     slot_used[static_cast<size_t>(slot)] = 2;
+    PAGEDKV_ASSERT(state_->slot_ids[static_cast<size_t>(slot)].empty(),
+                   "free slot {} names request '{}'", slot,
+                   state_->slot_ids[static_cast<size_t>(slot)]);
     for (const auto& group : groups_) {
       PAGEDKV_ASSERT(group->pages(slot).empty(), "free slot {} still holds {} pages in group {}",
                      slot, group->pages(slot).size(), group->group_id());

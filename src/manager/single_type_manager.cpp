@@ -117,14 +117,18 @@ void SingleTypeManager::plan(int32_t slot, const GroupDemand& demand,
   const int32_t num_hits = static_cast<int32_t>(new_computed.size());
 
   // Pages wholly outside the window become null; those only this request holds are freed
-  // (rule 23). Right to left, so the page nearest the window stays cached longest.
-  const int32_t skipped = std::min(held, num_skipped_tokens(demand.num_computed_tokens) / ps);
-  p.num_skipped_pages = std::max(s.num_null, skipped);
+  // (rule 23). Right to left, so the page nearest the window stays cached longest. Full
+  // attention skips nothing (num_skipped_tokens is 0), so it does not ask.
   p.dropped_pages.clear();
   p.num_pages_freed_by_skip = 0;
-  for (int32_t i = p.num_skipped_pages - 1; i >= s.num_null; --i) {
-    p.dropped_pages.push_back(s.pages[i]);
-    if (pool_->ref_count_unchecked(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
+  p.num_skipped_pages = s.num_null;
+  if (spec_.kind == AttentionKind::kSlidingWindow) {
+    const int32_t skipped = std::min(held, num_skipped_tokens(demand.num_computed_tokens) / ps);
+    p.num_skipped_pages = std::max(s.num_null, skipped);
+    for (int32_t i = p.num_skipped_pages - 1; i >= s.num_null; --i) {
+      p.dropped_pages.push_back(s.pages[i]);
+      if (pool_->ref_count_unchecked(s.pages[i]) == 1) ++p.num_pages_freed_by_skip;
+    }
   }
 
   // A hit page with ref count 0 sits in the free queue: touching it takes it out (rule 18).
@@ -138,16 +142,23 @@ void SingleTypeManager::plan(int32_t slot, const GroupDemand& demand,
     if (pool_->ref_count_unchecked(page) == 0) ++p.num_evictable_hits;
   }
 
-  const int32_t required = cdiv(demand.num_tokens_need_slot, ps);
-  p.num_new_pages = std::max(0, required - held - num_hits);
+  // cdiv(need, ps) - held - hits pages, or none. A decode step mostly fits in the pages held:
+  // the comparison saves the division then.
+  const int64_t covered = int64_t{held + num_hits} * ps;
+  p.num_new_pages = demand.num_tokens_need_slot <= covered
+                        ? 0
+                        : cdiv(demand.num_tokens_need_slot, ps) - held - num_hits;
   p.num_pages_held_after = (held - p.num_skipped_pages) + non_null_hits + p.num_new_pages;
 
   // Hit pages are cached already; the full pages after them (or after the pages cached by
-  // earlier steps) are cached now, even before their K/V is computed (rule 19).
+  // earlier steps) are cached now, even before their K/V is computed (rule 19). Nothing is
+  // unless a page past cache_begin is full (again no division in the common case).
   const int32_t size_after = held + num_hits + p.num_new_pages;
   p.cache_begin = num_hits > 0 ? num_hits : s.num_cached;
-  p.cache_end =
-      std::max(p.cache_begin, std::min(demand.num_tokens_to_cache / ps, size_after));
+  p.cache_end = p.cache_begin;
+  if (demand.num_tokens_to_cache >= int64_t{p.cache_begin + 1} * ps) {
+    p.cache_end = std::max(p.cache_begin, std::min(demand.num_tokens_to_cache / ps, size_after));
+  }
 }
 
 GroupPlan SingleTypeManager::plan(int32_t slot, const GroupDemand& demand,

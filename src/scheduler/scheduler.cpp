@@ -52,6 +52,19 @@ bool produces_token(const Sequence& seq) {
   return seq.status() == SequenceStatus::kRunning && seq.num_computed_tokens() >= seq.num_tokens();
 }
 
+[[gnu::noinline]] void copy_id(std::string& dst, const std::string& id) { dst = id; }
+
+// Writes a request id into a reused output string. The output usually lists the same requests
+// in the same places step after step, so the id is most often there already.
+inline void set_id(std::string& dst, const std::string& id) {
+  if (!equal_ids(dst, id)) copy_id(dst, id);
+}
+
+bool any_pages(const GroupPages& pages) {
+  return std::any_of(pages.begin(), pages.end(),
+                     [](const std::vector<PageId>& g) { return !g.empty(); });
+}
+
 }  // namespace
 
 Scheduler::Scheduler(SchedulerConfig config, KVCacheManager& manager)
@@ -180,21 +193,26 @@ void Scheduler::schedule_running(int32_t& budget) {
       ++i;
       continue;
     }
-    if (!allocate_or_preempt(seq, n, i, budget)) break;  // it preempted itself
+    const AllocationRequest alloc{.num_new_tokens = n, .slot_hint = seq.kv_slot()};
+    if (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc) &&
+        !preempt_until_allocated(seq, alloc, i, budget)) {
+      break;  // it preempted itself
+    }
     StepEntry& e = add_entry(seq, n, EntryKind::kRunning);
-    std::swap(e.new_pages, new_pages_);
+    // Most decode steps add no page: new_pages_ then stays the manager's (warm) buffer.
+    e.has_new_pages = any_pages(new_pages_);
+    if (e.has_new_pages) std::swap(e.new_pages, new_pages_);
     budget -= n;
     ++i;
   }
 }
 
-// Allocates n tokens for the running request at running_[index] into new_pages_, preempting
-// victims until that succeeds (true) or the request itself was preempted (false). Keeps
-// `index` on the request and gives the budget back for victims scheduled earlier.
-bool Scheduler::allocate_or_preempt(Sequence& seq, int32_t num_tokens, size_t& index,
-                                    int32_t& budget) {
-  const AllocationRequest alloc{.num_new_tokens = num_tokens};
-  while (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc)) {
+// After the allocation for the running request at running_[index] failed: preempts victims
+// until it succeeds (true; pages in new_pages_) or the request itself was preempted (false).
+// Keeps `index` on the request and gives the budget back for victims scheduled earlier.
+bool Scheduler::preempt_until_allocated(Sequence& seq, const AllocationRequest& alloc,
+                                        size_t& index, int32_t& budget) {
+  do {
     const size_t v = victim_index();
     Sequence& victim = *running_[v];
     running_.erase(running_.begin() + static_cast<ptrdiff_t>(v));
@@ -204,7 +222,7 @@ bool Scheduler::allocate_or_preempt(Sequence& seq, int32_t num_tokens, size_t& i
     }
     preempt(victim);
     if (&victim == &seq) return false;
-  }
+  } while (!manager_->allocate_slots_into(new_pages_, seq.request(), alloc));
   return true;
 }
 
@@ -263,7 +281,8 @@ void Scheduler::schedule_waiting(int32_t& budget) {
     waiting_.pop_head();
     running_.push_back(&seq);
     const bool resumed = seq.status() == SequenceStatus::kPreempted;
-    seq.admit(hit, manager_->get_page_ids(seq.request_id()));
+    const std::string& id = seq.request_id();
+    seq.admit(hit, manager_->get_page_ids(id), manager_->slot_of(id));
     if (manager_->config().enable_caching) {  // rule 46: admitted requests only
       prefix_cache_stats_.record(seq.num_tokens(), hit, seq.num_preemptions() > 0);
     }
@@ -296,16 +315,19 @@ bool Scheduler::allocate_admission(Sequence& seq, int32_t num_tokens) {
   return true;
 }
 
-Scheduler::StepEntry& Scheduler::add_entry(Sequence& seq, int32_t num_tokens, EntryKind kind) {
+inline Scheduler::StepEntry& Scheduler::add_entry(Sequence& seq, int32_t num_tokens,
+                                                  EntryKind kind) {
   if (static_cast<size_t>(num_entries_) == entries_.size()) entries_.emplace_back();
   StepEntry& e = entries_[static_cast<size_t>(num_entries_++)];
   e.seq = &seq;
   e.num_tokens = num_tokens;
   e.kind = kind;
+  e.has_new_pages = false;
   return e;
 }
 
-// Rule 41: the output (token counts as before the step), then computed += n.
+// Rule 41: the output (token counts as before the step), then computed += n. A request is
+// scheduled once per step, so each can advance as soon as its entry is written.
 void Scheduler::commit_step(SchedulerOutput& out) {
   const size_t num = static_cast<size_t>(num_entries_);
   size_t num_new = 0;
@@ -318,7 +340,7 @@ void Scheduler::commit_step(SchedulerOutput& out) {
   size_t next_new = 0, next_cached = 0;
   for (size_t i = 0; i < num; ++i) {
     StepEntry& e = entries_[i];
-    out.num_scheduled_tokens[i].first = e.seq->request_id();
+    set_id(out.num_scheduled_tokens[i].first, e.seq->request_id());
     out.num_scheduled_tokens[i].second = e.num_tokens;
     out.total_num_scheduled_tokens += e.num_tokens;
     if (e.kind == EntryKind::kNew) {
@@ -326,8 +348,8 @@ void Scheduler::commit_step(SchedulerOutput& out) {
     } else {
       write_cached_request(e, out.scheduled_cached_reqs, next_cached++);
     }
+    e.seq->advance(e.num_tokens);
   }
-  for (size_t i = 0; i < num; ++i) entries_[i].seq->advance(entries_[i].num_tokens);
 
   out.preempted_req_ids.resize(step_preempted_.size());
   for (size_t i = 0; i < step_preempted_.size(); ++i) {
@@ -346,7 +368,7 @@ void Scheduler::resize_cached(CachedRequestData& cached, size_t size) {
 
 // A new request lists its prompt and all its pages (rule 40).
 void Scheduler::write_new_request(const Sequence& seq, NewRequestData& d) {
-  d.request_id = seq.request_id();
+  set_id(d.request_id, seq.request_id());
   const std::span<const TokenId> prompt = seq.request().prompt_token_ids();
   d.prompt_token_ids.assign(prompt.begin(), prompt.end());
   d.page_ids = seq.page_ids();
@@ -360,15 +382,11 @@ void Scheduler::write_new_request(const Sequence& seq, NewRequestData& d) {
 // the rest of its step.
 void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index) {
   Sequence& seq = *e.seq;
-  cached.request_ids[index] = seq.request_id();
+  set_id(cached.request_ids[index], seq.request_id());
   cached.resumed[index] = e.kind == EntryKind::kResumed;
   cached.num_computed_tokens[index] = seq.num_computed_tokens();
   std::optional<GroupPages>& pages = cached.new_page_ids[index];
-  const bool has_new_pages =
-      e.kind == EntryKind::kRunning &&
-      std::any_of(e.new_pages.begin(), e.new_pages.end(),
-                  [](const std::vector<PageId>& g) { return !g.empty(); });
-  if (e.kind == EntryKind::kRunning && !has_new_pages) {
+  if (e.kind == EntryKind::kRunning && !e.has_new_pages) {
     if (pages) spare_pages_.push_back(std::move(*pages));  // keep its buffers for later steps
     pages.reset();
     return;
@@ -431,7 +449,7 @@ void Scheduler::update_from_output(const SchedulerOutput& out,
     const std::optional<FinishReason> reason = seq.append_output_token(token, max_num_tokens_);
     if (num_results == results.size()) results.emplace_back();
     RequestOutput& r = results[num_results++];
-    r.request_id = seq.request_id();
+    set_id(r.request_id, seq.request_id());
     r.new_token_ids.assign(1, token);
     r.finished = reason.has_value();
     r.finish_reason = reason;
@@ -458,7 +476,7 @@ void Scheduler::check_sampled(const SchedulerOutput& out,
                     sampled_token_ids.size());
   for (size_t i = 0; i < static_cast<size_t>(num_entries_); ++i) {
     const Sequence& seq = *entries_[i].seq;
-    PAGEDKV_CHECK_ARG(out.num_scheduled_tokens[i].first == seq.request_id(),
+    PAGEDKV_CHECK_ARG(equal_ids(out.num_scheduled_tokens[i].first, seq.request_id()),
                       "output entry {} names '{}' but step {} scheduled '{}' there", i,
                       out.num_scheduled_tokens[i].first, step_, seq.request_id());
     if (!produces_token(seq)) continue;  // whatever was sampled for it is ignored
@@ -515,6 +533,9 @@ void Scheduler::verify() const {
     PAGEDKV_ASSERT(seq->status() == SequenceStatus::kRunning, "request '{}' is running with "
                    "status {}", id, sequence_status_name(seq->status()));
     seq->verify();
+    PAGEDKV_ASSERT(seq->kv_slot() == manager_->slot_of(id),
+                   "running request '{}' keeps manager slot {}, it holds slot {}", id,
+                   seq->kv_slot(), manager_->slot_of(id));
     for (GroupId g = 0; g < manager_->num_groups(); ++g) {
       const std::span<const PageId> held = manager_->request_pages(id, g);
       const std::vector<PageId>& told = seq->page_ids()[static_cast<size_t>(g)];

@@ -67,11 +67,12 @@ Sequence::Sequence(Request request, SamplingParams params, std::optional<TokenId
       priority_(priority),
       arrival_time_(arrival_time) {}
 
-void Sequence::admit(int32_t num_computed_tokens, GroupPages page_ids) {
+void Sequence::admit(int32_t num_computed_tokens, GroupPages page_ids, int32_t kv_slot) {
   PAGEDKV_ASSERT(status_ == SequenceStatus::kWaiting || status_ == SequenceStatus::kPreempted,
                  "request '{}' admitted while {}", request_id(), sequence_status_name(status_));
   request_.set_num_computed_tokens(num_computed_tokens);
   page_ids_ = std::move(page_ids);
+  kv_slot_ = kv_slot;
   status_ = SequenceStatus::kRunning;
 }
 
@@ -80,6 +81,7 @@ void Sequence::preempt() {
                  request_id(), sequence_status_name(status_));
   request_.set_num_computed_tokens(0);
   page_ids_.clear();
+  kv_slot_ = -1;
   ++num_preemptions_;
   status_ = SequenceStatus::kPreempted;
 }
@@ -145,6 +147,7 @@ void Sequence::finish(FinishReason reason) {
   }
   finish_reason_ = reason;
   page_ids_.clear();
+  kv_slot_ = -1;
 }
 
 void Sequence::verify() const {

@@ -21,6 +21,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace pagedkv {
 
@@ -67,6 +68,35 @@ namespace detail {
 [[noreturn]] void throw_state_error(const std::string& msg);
 [[noreturn]] void throw_capacity_error(const std::string& msg);
 [[noreturn]] void throw_internal_error(const char* file, int line, const std::string& msg);
+
+// A failed check formats its message here, out of line and marked cold: the function making
+// the check keeps only a compare, a branch and a call, not the formatting code, its stack
+// frame and its register pressure. Arguments are passed by reference and formatted as given.
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_invalid_argument(
+    fmt::format_string<Args...> format, Args&&... args) {
+  throw_invalid_argument(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_out_of_range(fmt::format_string<Args...> format,
+                                                              Args&&... args) {
+  throw_out_of_range(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_state_error(fmt::format_string<Args...> format,
+                                                             Args&&... args) {
+  throw_state_error(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_capacity_error(
+    fmt::format_string<Args...> format, Args&&... args) {
+  throw_capacity_error(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_internal_error(
+    const char* file, int line, fmt::format_string<Args...> format, Args&&... args) {
+  throw_internal_error(file, line, fmt::format(format, std::forward<Args>(args)...));
+}
 }  // namespace detail
 
 }  // namespace pagedkv
@@ -74,32 +104,31 @@ namespace detail {
 #define PAGEDKV_CHECK_ARG(cond, ...)                                              \
   do {                                                                            \
     if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::throw_invalid_argument(fmt::format(__VA_ARGS__));        \
+      ::pagedkv::detail::fail_invalid_argument(__VA_ARGS__);                      \
   } while (0)
 
 #define PAGEDKV_CHECK_RANGE(cond, ...)                                            \
   do {                                                                            \
     if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::throw_out_of_range(fmt::format(__VA_ARGS__));            \
+      ::pagedkv::detail::fail_out_of_range(__VA_ARGS__);                          \
   } while (0)
 
 #define PAGEDKV_CHECK_STATE(cond, ...)                                            \
   do {                                                                            \
     if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::throw_state_error(fmt::format(__VA_ARGS__));             \
+      ::pagedkv::detail::fail_state_error(__VA_ARGS__);                           \
   } while (0)
 
 #define PAGEDKV_CHECK_CAPACITY(cond, ...)                                         \
   do {                                                                            \
     if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::throw_capacity_error(fmt::format(__VA_ARGS__));          \
+      ::pagedkv::detail::fail_capacity_error(__VA_ARGS__);                        \
   } while (0)
 
 #define PAGEDKV_ASSERT(cond, ...)                                                 \
   do {                                                                            \
     if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::throw_internal_error(__FILE__, __LINE__,                 \
-                                              fmt::format(__VA_ARGS__));          \
+      ::pagedkv::detail::fail_internal_error(__FILE__, __LINE__, __VA_ARGS__);    \
   } while (0)
 
 #ifdef NDEBUG

@@ -18,10 +18,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pagedkv/hash/page_hash.h"
@@ -35,6 +37,33 @@ struct RequestOptions {
   std::vector<MultiModalInput> mm_inputs;  // sorted by offset, non-overlapping, inside the prompt
   HashAlgorithm hash_algorithm = HashAlgorithm::kXxh3_128;
 };
+
+// Whether two request ids are equal, compared inline: ids are short, and the hot paths that
+// check an id (a manager slot hint, a scheduler output) would spend more on a library call.
+inline bool equal_ids(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* x = a.data();
+  const char* y = b.data();
+  auto load = [](const char* p, auto word) {
+    std::memcpy(&word, p, sizeof(word));
+    return word;
+  };
+  if (n >= 8) {  // 8-byte words, the last one overlapping the one before
+    for (size_t i = 0; i + 8 < n; i += 8) {
+      if (load(x + i, uint64_t{}) != load(y + i, uint64_t{})) return false;
+    }
+    return load(x + n - 8, uint64_t{}) == load(y + n - 8, uint64_t{});
+  }
+  if (n >= 4) {  // two overlapping 4-byte words
+    return load(x, uint32_t{}) == load(y, uint32_t{}) &&
+           load(x + n - 4, uint32_t{}) == load(y + n - 4, uint32_t{});
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return true;
+}
 
 class Request {
  public:
@@ -83,6 +112,7 @@ class Request {
     int32_t page_size;
     std::vector<PageHash> hashes;
   };
+  static void reserve_hashes(TrackedHashes& t, int64_t num_pages);
   void extend_hashes(TrackedHashes& t) const;
 
   std::string id_;

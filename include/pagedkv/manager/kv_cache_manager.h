@@ -113,6 +113,11 @@ struct AllocationRequest {
   const GroupPages* new_computed_pages = nullptr;
   // Speculative (draft) slots after the new tokens: allocated, never cached (rule 19).
   int32_t num_lookahead_tokens = 0;
+  // The request's slot (KVCacheManager::slot_of), or -1: a caller that allocates for the same
+  // request every step keeps it to save the id lookup. Only a hint: a slot that is not this
+  // request's (out of range, freed, reused by another request) is ignored and the id is
+  // looked up, so a stale hint never changes the result.
+  int32_t slot_hint = -1;
 };
 
 // What allocating for one request would do, computed by plan_allocation without changing
@@ -146,6 +151,7 @@ struct AllocationPlan {
   int32_t slot_ = -1;                 // the request's slot; -1: it holds nothing yet
   int32_t request_num_tokens_ = 0;    // the request as planned for
   int32_t request_num_computed_tokens_ = 0;
+  bool in_place_ = false;  // no group drops, touches, takes or caches a page (plan_in_place)
 };
 
 class KVCacheManager {
@@ -241,6 +247,9 @@ class KVCacheManager {
   std::span<const PageId> request_pages(const std::string& request_id, GroupId group) const;
   bool has_request(const std::string& request_id) const;
   int32_t num_requests() const;
+  // The slot of a request holding pages, for AllocationRequest::slot_hint; -1 if unknown. A
+  // slot stays the request's until it is freed (then it may go to another request).
+  int32_t slot_of(const std::string& request_id) const { return find_slot(request_id); }
 
   // Per group: leading pages of `request` shared by all num_running_requests running requests
   // (for cascade attention); 0 for sliding-window groups and unknown requests.
@@ -269,6 +278,8 @@ class KVCacheManager {
   // The request-id table and the hot path's reused buffers, kept out of this header.
   struct State;
   int32_t find_slot(std::string_view request_id) const;  // -1 if unknown
+  // The slot of `request`: `hint` when it is the request's slot, else find_slot.
+  int32_t resolve_slot(const Request& request, int32_t hint) const;
   int32_t acquire_slot(const std::string& request_id);
   void check_request(const Request& request) const;
   // Allocation phases, in order: check (throws, nothing changed), plan (pure), apply.
@@ -277,6 +288,12 @@ class KVCacheManager {
   void check_held_pages(const Request& request, int32_t slot, bool has_hits) const;
   void plan_groups(const Request& request, const AllocationRequest& alloc, int32_t slot,
                    AllocationPlan& plan) const;
+  // The token counts every group must meet (set in `plan` as well).
+  GroupDemand plan_demand(const Request& request, const AllocationRequest& alloc,
+                          AllocationPlan& plan) const;
+  // The decode fast path of check_held_pages + plan_groups; false when it does not apply.
+  bool plan_in_place(const Request& request, const AllocationRequest& alloc, int32_t slot,
+                     AllocationPlan& plan) const;
   void check_plan(const AllocationPlan& plan) const;
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
   int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);

@@ -117,6 +117,29 @@ class SingleTypeManager {
             GroupPlan& out) const;
   GroupPlan plan(int32_t slot, const GroupDemand& demand,
                  std::span<const PageId> new_computed) const;
+  // The decode fast path: when a full-attention slot needs no new page and fills none (15 of
+  // 16 decode tokens at page size 16), fills `out` exactly as plan(slot, demand, {}) would
+  // (nothing to drop, touch, take or cache) and returns true; otherwise returns false and
+  // leaves `out` alone. slot >= 0.
+  bool plan_unchanged(int32_t slot, const GroupDemand& demand, GroupPlan& out) const {
+    const Slot& s = slots_[slot];
+    const int32_t held = static_cast<int32_t>(s.pages.size());
+    const int64_t ps = spec_.page_size;
+    if (spec_.kind != AttentionKind::kFullAttention || demand.num_tokens_need_slot > held * ps ||
+        demand.num_tokens_to_cache >= (s.num_cached + 1) * ps) {
+      return false;
+    }
+    out.hit_pages.clear();
+    out.num_evictable_hits = 0;
+    out.num_new_pages = 0;
+    out.dropped_pages.clear();
+    out.num_pages_freed_by_skip = 0;
+    out.num_skipped_pages = s.num_null;
+    out.num_pages_held_after = held - s.num_null;
+    out.cache_begin = s.num_cached;
+    out.cache_end = s.num_cached;
+    return true;
+  }
   // Carrying out a plan whose free pages are available: four steps, each done for every group
   // before the next, because pages move between groups through the free queue - pages the
   // window drops may be taken as new pages, and every group's hit pages must leave the queue

@@ -168,7 +168,8 @@ class Scheduler {
     Sequence* seq = nullptr;
     int32_t num_tokens = 0;
     EntryKind kind = EntryKind::kRunning;
-    GroupPages new_pages;  // kRunning: pages added in this step
+    bool has_new_pages = false;  // kRunning: the step added pages, listed in new_pages
+    GroupPages new_pages;        // meaningful only when has_new_pages
   };
 
   // ---- schedule() phases, in order ----
@@ -177,7 +178,8 @@ class Scheduler {
   void schedule_waiting(int32_t& budget);                     // rules 37-40
   void commit_step(SchedulerOutput& out);                     // rule 41
   // Running pass helpers.
-  bool allocate_or_preempt(Sequence& seq, int32_t num_tokens, size_t& index, int32_t& budget);
+  bool preempt_until_allocated(Sequence& seq, const AllocationRequest& alloc, size_t& index,
+                               int32_t& budget);
   size_t victim_index() const;
   int32_t unschedule(const Sequence& seq);  // the tokens it had in this step (0 if none)
   void preempt(Sequence& victim);           // rule 36

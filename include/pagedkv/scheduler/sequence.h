@@ -6,7 +6,8 @@
 // Example (what the Scheduler does with it; callers only read sequences):
 //   Sequence seq(Request("r1", prompt), params, /*eos_token_id=*/2, /*priority=*/0,
 //                /*arrival_time=*/0.0);                     // kWaiting
-//   seq.admit(/*num_computed_tokens=*/hit, manager.get_page_ids("r1"));   // kRunning (rule 40)
+//   seq.admit(/*num_computed_tokens=*/hit, manager.get_page_ids("r1"),   // kRunning (rule 40)
+//             manager.slot_of("r1"));
 //   seq.advance(n);                                         // computed += n (rule 41)
 //   if (auto reason = seq.append_output_token(token, max_num_tokens)) {
 //     manager.free(seq.request());                          // finished: status set (rule 44)
@@ -93,11 +94,13 @@ class Sequence {
   // The pages the scheduler's outputs have announced for this request, per group (what the
   // model's page table holds); empty unless running.
   const GroupPages& page_ids() const { return page_ids_; }
+  // The request's KVCacheManager slot while running (AllocationRequest::slot_hint), else -1.
+  int32_t kv_slot() const { return kv_slot_; }
 
   // ---- Transitions (the Scheduler's) ----
-  // kWaiting or kPreempted -> kRunning with `num_computed_tokens` (the prefix hit) and all its
-  // pages (rule 40).
-  void admit(int32_t num_computed_tokens, GroupPages page_ids);
+  // kWaiting or kPreempted -> kRunning with `num_computed_tokens` (the prefix hit), all its
+  // pages (rule 40) and the manager slot holding them.
+  void admit(int32_t num_computed_tokens, GroupPages page_ids, int32_t kv_slot = -1);
   // kRunning -> kPreempted: computed 0, pages forgotten, outputs kept (rule 36).
   void preempt();
   // kRunning: computed += num_tokens (rule 41).
@@ -127,6 +130,7 @@ class Sequence {
   std::optional<TokenId> stop_reason_;
   int32_t num_preemptions_ = 0;
   GroupPages page_ids_;
+  int32_t kv_slot_ = -1;
 };
 
 }  // namespace pagedkv

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -37,6 +39,93 @@ std::string state_error_of(Fn&& call) {
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// ---- Slot hints ----
+
+TEST(AllocationPlan, SlotHintThatIsNotTheRequestsIsIgnored) {
+  KVCacheManager m(16, 4, 64);
+  Request a("a", iota_tokens(8));
+  Request b("b", iota_tokens(8, 100));
+  ASSERT_EQ(admit(m, a), 0);
+  ASSERT_EQ(admit(m, b), 0);
+  const int32_t slot_a = m.slot_of("a");
+  const int32_t slot_b = m.slot_of("b");
+  ASSERT_GE(slot_a, 0);
+  ASSERT_GE(slot_b, 0);
+  ASSERT_NE(slot_a, slot_b);
+  EXPECT_EQ(m.slot_of("unknown"), -1);
+  const GroupPages pages_a = m.get_page_ids("a");
+  // b decodes one token per hint (a new page at tokens 9 and 13): whatever the hint, the
+  // pages are b's and a's list does not change.
+  int32_t page_count = 2;
+  for (int32_t hint : {slot_a, slot_b, -1, -7, 99}) {
+    const TokenId t[1] = {1};
+    b.append_output_token_ids(t);
+    const int32_t n = b.num_tokens() - b.num_computed_tokens();
+    ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = n, .slot_hint = hint}));
+    b.set_num_computed_tokens(b.num_tokens());
+    page_count = cdiv(b.num_tokens(), 4);
+    EXPECT_EQ(m.get_page_ids("b")[0].size(), static_cast<size_t>(page_count)) << hint;
+    EXPECT_EQ(m.get_page_ids("a"), pages_a) << hint;
+    m.verify();
+  }
+  EXPECT_EQ(page_count, 4);
+  m.free(a);
+  EXPECT_EQ(m.slot_of("a"), -1);
+  // A's freed slot, reused by c, is c's hint now and no longer a's.
+  Request c("c", iota_tokens(4, 200));
+  ASSERT_EQ(admit(m, c), 0);
+  EXPECT_EQ(m.slot_of("c"), slot_a);
+  m.verify();
+}
+
+// ---- The decode fast path ----
+
+// SingleTypeManager::plan_unchanged, where it applies, makes exactly plan()'s plan; it applies
+// to full attention only, and not when a page is needed or fills.
+TEST(AllocationPlan, DecodeFastPathPlansWhatPlanDoes) {
+  auto fields = [](const GroupPlan& p) {
+    return std::tuple(p.hit_pages, p.num_evictable_hits, p.num_new_pages, p.dropped_pages,
+                      p.num_pages_freed_by_skip, p.num_skipped_pages, p.num_pages_held_after,
+                      p.cache_begin, p.cache_end);
+  };
+  for (const KVCacheGroupSpec& spec : {KVCacheGroupSpec::full_attention(4),
+                                       KVCacheGroupSpec::sliding_window_attention(4, 6)}) {
+    KVCacheConfig config = KVCacheConfig::single_group(16, 4, 64);
+    config.groups = {spec};
+    KVCacheManager m(config);
+    Request a("a", iota_tokens(10));
+    ASSERT_EQ(admit(m, a), 0);  // 3 pages, 2 of them full and cached
+    const SingleTypeManager& group = m.group_manager(0);
+    const int32_t slot = m.slot_of("a");
+    int num_fast = 0, num_slow = 0;
+    for (int32_t computed = 0; computed <= 12; ++computed) {
+      for (int32_t need = computed; need <= 17; ++need) {
+        for (int32_t cache = 0; cache <= need; ++cache) {
+          const GroupDemand demand{.num_computed_tokens = computed,
+                                   .num_tokens_need_slot = need,
+                                   .num_tokens_to_cache = cache};
+          GroupPlan fast;
+          fast.num_new_pages = -1;  // must stay untouched when the fast path does not apply
+          if (!group.plan_unchanged(slot, demand, fast)) {
+            EXPECT_EQ(fast.num_new_pages, -1);
+            ++num_slow;
+            continue;
+          }
+          ++num_fast;
+          EXPECT_EQ(fields(fast), fields(group.plan(slot, demand, {})))
+              << computed << " " << need << " " << cache;
+        }
+      }
+    }
+    if (spec.kind == AttentionKind::kFullAttention) {
+      EXPECT_GT(num_fast, 0);
+      EXPECT_GT(num_slow, 0);
+    } else {
+      EXPECT_EQ(num_fast, 0);
+    }
+  }
 }
 
 // ---- A plan is pure ----
@@ -403,12 +492,18 @@ class TwinDriver {
                 int32_t num_new, int32_t lookahead) {
     plan_something_else();
     const int32_t hit_tokens = hit_p ? hit_p->num_computed_tokens : 0;
+    // The planned twin gets a slot hint that is right, absent, or any slot (another request's,
+    // a free one, out of range); the direct twin none: hints must not change anything.
+    const std::array hints = {planned_.slot_of(e.req.request_id()), -1, pick(10) - 2};
+    const int32_t hint = hints[static_cast<size_t>(pick(3))];
     const AllocationRequest ap{.num_new_tokens = num_new,
                                .num_new_computed_tokens = hit_tokens,
                                .new_computed_pages = hit_p ? &hit_p->pages : nullptr,
-                               .num_lookahead_tokens = lookahead};
+                               .num_lookahead_tokens = lookahead,
+                               .slot_hint = hint};
     AllocationRequest ad = ap;
     ad.new_computed_pages = hit_d ? &hit_d->pages : nullptr;
+    ad.slot_hint = -1;
     std::optional<AllocationPlan> plan;
     std::optional<GroupPages> got;
     bool planned_threw = false, direct_threw = false;
