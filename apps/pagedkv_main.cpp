@@ -23,9 +23,10 @@
 
 int main(int argc, char** argv) {
   using namespace pagedkv;
-  CLI::App app{"pagedkv: KV-cache paging for LLM inference (page pool with prefix caching, "
-               "KV-cache manager, paged attention).",
-               "pagedkv"};
+  CLI::App app{
+      "pagedkv: KV-cache paging for LLM inference (page pool with prefix caching, "
+      "KV-cache manager, paged attention).",
+      "pagedkv"};
   app.require_subcommand(1);
   app.footer("Run `pagedkv <command> --help` for a command's options.");
 

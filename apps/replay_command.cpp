@@ -11,7 +11,8 @@ namespace pagedkv::cli {
 
 namespace {
 
-constexpr const char* kReplayFooter = R"(Each request, in trace order, is prefilled alone through a KVCacheManager and freed:
+constexpr const char* kReplayFooter =
+    R"(Each request, in trace order, is prefilled alone through a KVCacheManager and freed:
 get_computed_pages -> allocate_slots -> free. Freed pages stay cached until reused (LRU).
 Prompt tokens are synthesised from the trace's per-block hash ids (same id, same tokens).
 
@@ -34,11 +35,10 @@ built-in workload (shared system prompts + multi-turn chats, 3,555 requests).)";
 void print_replay_table(const std::vector<ReplayResult>& results) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : results) {
-    rows.push_back({grouped(r.num_pages),
-                    grouped(static_cast<int64_t>(r.num_pages - 1) * r.page_size),
-                    percent(r.token_hit_rate()), percent(r.ideal.token_hit_rate()),
-                    percent(r.page_hit_rate()), grouped(r.evictions), grouped(r.rejected),
-                    fmt::format("{:.3f}", r.seconds)});
+    rows.push_back(
+        {grouped(r.num_pages), grouped(static_cast<int64_t>(r.num_pages - 1) * r.page_size),
+         percent(r.token_hit_rate()), percent(r.ideal.token_hit_rate()), percent(r.page_hit_rate()),
+         grouped(r.evictions), grouped(r.rejected), fmt::format("{:.3f}", r.seconds)});
   }
   print_table({"num_pages", "capacity (tokens)", "token hit rate", "ideal", "page hit rate",
                "evictions", "rejected", "seconds"},
@@ -58,9 +58,10 @@ void print_replay_summary(const Trace& trace, const ReplayArgs& a, int64_t count
 }  // namespace
 
 CLI::App* add_replay_command(CLI::App& app, ReplayArgs& args) {
-  CLI::App* cmd = app.add_subcommand(
-      "replay", "Replay a request trace through the prefix cache and report hit rates per "
-                "capacity (no arguments: a built-in workload).");
+  CLI::App* cmd =
+      app.add_subcommand("replay",
+                         "Replay a request trace through the prefix cache and report hit rates per "
+                         "capacity (no arguments: a built-in workload).");
   add_trace_options(*cmd, args.trace);
   cmd->add_option("--page-size", args.page_size, "Tokens per page (default 16).")
       ->check(CLI::Range(1, 1 << 20));

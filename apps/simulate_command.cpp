@@ -12,7 +12,8 @@ namespace pagedkv::cli {
 
 namespace {
 
-constexpr const char* kSimulateFooter = R"(Requests arrive at their trace timestamps and are served by the Scheduler (rules 34-46)
+constexpr const char* kSimulateFooter =
+    R"(Requests arrive at their trace timestamps and are served by the Scheduler (rules 34-46)
 over a KVCacheManager; no model runs. Each step's duration comes from a linear cost model:
   step_ms + prefill_ms_per_1k_tokens * prefill tokens / 1000
           + decode_ms_per_request * decoding requests + kv_ms_per_1k_tokens * KV tokens / 1000
@@ -42,14 +43,16 @@ std::string triple(const LatencyPercentiles& p, double scale) {
 void print_simulate_table(const std::vector<SimulateResult>& results) {
   using Cell = std::string (*)(const SimulateResult&);
   const std::vector<std::pair<std::string, Cell>> metrics = {
-      {"capacity (tokens)", [](const SimulateResult& r) {
-         return grouped(static_cast<int64_t>(r.num_pages - 1) * r.page_size); }},
+      {"capacity (tokens)",
+       [](const SimulateResult& r) {
+         return grouped(static_cast<int64_t>(r.num_pages - 1) * r.page_size);
+       }},
       {"finished", [](const SimulateResult& r) { return grouped(r.finished); }},
       {"rejected", [](const SimulateResult& r) { return grouped(r.rejected); }},
       {"truncated", [](const SimulateResult& r) { return grouped(r.truncated); }},
       {"steps", [](const SimulateResult& r) { return grouped(r.steps); }},
-      {"simulated seconds", [](const SimulateResult& r) {
-         return fmt::format("{:.1f}", r.simulated_seconds); }},
+      {"simulated seconds",
+       [](const SimulateResult& r) { return fmt::format("{:.1f}", r.simulated_seconds); }},
       {"prefix hit rate", [](const SimulateResult& r) { return percent(r.prefix_hit_rate()); }},
       {"preemptions", [](const SimulateResult& r) { return grouped(r.preemptions); }},
       {"recomputed tokens", [](const SimulateResult& r) { return grouped(r.recomputed_tokens); }},
@@ -58,8 +61,10 @@ void print_simulate_table(const std::vector<SimulateResult>& results) {
       {"TPOT p50/p90/p99 (ms)", [](const SimulateResult& r) { return triple(r.tpot, 1e3); }},
       {"e2e p50/p90/p99 (s)", [](const SimulateResult& r) { return triple(r.e2e, 1.0); }},
       {"peak KV usage", [](const SimulateResult& r) { return percent(r.peak_kv_usage); }},
-      {"peak running / waiting", [](const SimulateResult& r) {
-         return fmt::format("{} / {}", grouped(r.peak_running), grouped(r.peak_waiting)); }},
+      {"peak running / waiting",
+       [](const SimulateResult& r) {
+         return fmt::format("{} / {}", grouped(r.peak_running), grouped(r.peak_waiting));
+       }},
       {"wall seconds", [](const SimulateResult& r) { return fmt::format("{:.3f}", r.seconds); }},
   };
   std::vector<std::string> head = {"num_pages"};
@@ -72,8 +77,7 @@ void print_simulate_table(const std::vector<SimulateResult>& results) {
   print_table(head, rows, /*left_align_first=*/true);
 }
 
-void print_simulate_summary(const Trace& trace, const SimulateArgs& a,
-                            const SimulateOptions& o) {
+void print_simulate_summary(const Trace& trace, const SimulateArgs& a, const SimulateOptions& o) {
   const auto size = static_cast<int64_t>(trace.requests.size());
   const int64_t count = a.limit < 0 ? size : std::min<int64_t>(a.limit, size);
   int64_t prompt = 0, output = 0;
@@ -82,19 +86,20 @@ void print_simulate_summary(const Trace& trace, const SimulateArgs& a,
     prompt += r.input_length;
     output += r.output_length > 0 ? r.output_length : o.default_output_tokens;
   }
-  fmt::print("trace: {}{}: {} requests over {:.1f} s, {} prompt + {} output tokens\n",
-             trace.source, a.trace.builtin() ? " (built in)" : "", grouped(count),
+  fmt::print("trace: {}{}: {} requests over {:.1f} s, {} prompt + {} output tokens\n", trace.source,
+             a.trace.builtin() ? " (built in)" : "", grouped(count),
              count == 0 ? 0.0 : trace.requests[static_cast<size_t>(count - 1)].timestamp,
              grouped(prompt), grouped(output));
-  fmt::print("scheduler: page size {}, max_num_seqs {}, max_num_batched_tokens {}, "
-             "max_model_len {}, {}, hash {}\n",
-             o.page_size, o.max_num_seqs, o.max_num_batched_tokens,
-             grouped(simulate_max_model_len(trace, o)), scheduling_policy_name(o.policy),
-             a.trace.hash);
-  fmt::print("cost model: {} ms per step + {} ms per 1k prefill tokens + {} ms per decoding "
-             "request + {} ms per 1k KV tokens\n\n",
-             o.cost.step_ms, o.cost.prefill_ms_per_1k_tokens, o.cost.decode_ms_per_request,
-             o.cost.kv_ms_per_1k_tokens);
+  fmt::print(
+      "scheduler: page size {}, max_num_seqs {}, max_num_batched_tokens {}, "
+      "max_model_len {}, {}, hash {}\n",
+      o.page_size, o.max_num_seqs, o.max_num_batched_tokens,
+      grouped(simulate_max_model_len(trace, o)), scheduling_policy_name(o.policy), a.trace.hash);
+  fmt::print(
+      "cost model: {} ms per step + {} ms per 1k prefill tokens + {} ms per decoding "
+      "request + {} ms per 1k KV tokens\n\n",
+      o.cost.step_ms, o.cost.prefill_ms_per_1k_tokens, o.cost.decode_ms_per_request,
+      o.cost.kv_ms_per_1k_tokens);
 }
 
 // Validated before the trace loads, so a bad option fails fast.
@@ -124,8 +129,7 @@ void add_cost_options(CLI::App& cmd, SimulateArgs& args) {
   args.prefill_ms_per_1k_tokens = defaults.prefill_ms_per_1k_tokens;
   args.decode_ms_per_request = defaults.decode_ms_per_request;
   args.kv_ms_per_1k_tokens = defaults.kv_ms_per_1k_tokens;
-  cmd.add_option("--step-ms", args.step_ms, "Cost model: ms per step.")
-      ->capture_default_str();
+  cmd.add_option("--step-ms", args.step_ms, "Cost model: ms per step.")->capture_default_str();
   cmd.add_option("--prefill-ms-per-1k-tokens", args.prefill_ms_per_1k_tokens,
                  "Cost model: ms per 1,000 prefill tokens (recomputation included).")
       ->capture_default_str();
@@ -140,28 +144,35 @@ void add_cost_options(CLI::App& cmd, SimulateArgs& args) {
 }  // namespace
 
 CLI::App* add_simulate_command(CLI::App& app, SimulateArgs& args) {
-  CLI::App* cmd = app.add_subcommand(
-      "simulate", "Serve a request trace with the scheduler and a cost model instead of a "
-                  "model; report latencies, preemptions and hit rates per capacity.");
+  CLI::App* cmd =
+      app.add_subcommand("simulate",
+                         "Serve a request trace with the scheduler and a cost model instead of a "
+                         "model; report latencies, preemptions and hit rates per capacity.");
   add_trace_options(*cmd, args.trace);
   cmd->add_option("--num-pages", args.num_pages,
                   "Pool size(s), null page included; a comma list sweeps capacities.")
-      ->delimiter(',')->check(CLI::Range(2, 2147483647));
+      ->delimiter(',')
+      ->check(CLI::Range(2, 2147483647));
   cmd->add_option("--page-size", args.page_size, "Tokens per page.")
-      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-num-seqs", args.max_num_seqs, "Running requests at most.")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-num-batched-tokens", args.max_num_batched_tokens,
                   "Tokens scheduled per step at most (>= --max-num-seqs).")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-model-len", args.max_model_len,
                   "Tokens per request at most (default: the trace's longest prompt + output).")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--policy", args.policy, "Scheduling policy: fcfs | priority.")
-      ->capture_default_str()->check(CLI::IsMember({"fcfs", "priority"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fcfs", "priority"}));
   cmd->add_option("--default-output-tokens", args.default_output_tokens,
                   "Output length of requests whose trace gives none (0).")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   add_cost_options(*cmd, args);
   cmd->add_flag("--json", args.json,
                 "One JSON object per capacity per line on stdout instead of the table.");

@@ -28,9 +28,9 @@
 #include <thread>
 #include <vector>
 
+#include "pagedkv/attention/paged_attention.h"
 #include "pagedkv/common/cpu_info.h"
 #include "pagedkv/common/dtype.h"
-#include "pagedkv/attention/paged_attention.h"
 #include "pagedkv/memory/mapped_region.h"
 
 namespace pagedkv {
@@ -79,8 +79,8 @@ void fill(uint8_t* p, int64_t bytes, DType dt, uint32_t seed) {
   }
 }
 
-std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t batch,
-                                  int32_t ctx, int32_t q_len) {
+std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t batch, int32_t ctx,
+                                  int32_t q_len) {
   // One setup alive at a time bounds memory; consecutive benchmarks share it.
   static std::shared_ptr<Setup> last;
   if (last && last->model.name == m.name && last->dtype == dt && last->page_size == ps &&
@@ -102,9 +102,14 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   s->v = MappedRegion(static_cast<size_t>(bytes));
   fill(static_cast<uint8_t*>(s->k.data()), bytes, dt, 1);
   fill(static_cast<uint8_t*>(s->v.data()), bytes, dt, 2);
-  s->view = PagedKVView{.layout = KVLayout::kHND, .dtype = dt, .num_pages = num_pages,
-                        .page_size = ps, .num_kv_heads = m.kv_heads, .head_dim = m.head_dim,
-                        .k_data = s->k.data(), .v_data = s->v.data()};
+  s->view = PagedKVView{.layout = KVLayout::kHND,
+                        .dtype = dt,
+                        .num_pages = num_pages,
+                        .page_size = ps,
+                        .num_kv_heads = m.kv_heads,
+                        .head_dim = m.head_dim,
+                        .k_data = s->k.data(),
+                        .v_data = s->v.data()};
   std::vector<int32_t> ids(num_pages - 1);
   std::iota(ids.begin(), ids.end(), 1);
   s->contiguous_table = ids;
@@ -123,19 +128,18 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   for (float& x : s->query) x = uni(rng);
   for (float x : s->query) s->query_bf16.push_back(float_to_bf16(x));
   s->out.resize(s->query.size());
-  s->kv_bytes = 2 * int64_t{batch} * ctx * m.kv_heads * m.head_dim *
-                static_cast<int64_t>(dtype_size(dt));
+  s->kv_bytes =
+      2 * int64_t{batch} * ctx * m.kv_heads * m.head_dim * static_cast<int64_t>(dtype_size(dt));
   last = s;
   return s;
 }
 
 void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
   const auto& table = contiguous ? s.contiguous_table : s.paged_table;
-  const ConstTokenTensor q =
-      bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(), s.model.q_heads,
-                                        s.model.head_dim)
-                 : ConstTokenTensor::f32(s.query.data(), s.qsl.back(), s.model.q_heads,
-                                       s.model.head_dim);
+  const ConstTokenTensor q = bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(),
+                                                                 s.model.q_heads, s.model.head_dim)
+                                        : ConstTokenTensor::f32(s.query.data(), s.qsl.back(),
+                                                                s.model.q_heads, s.model.head_dim);
   paged_attention(s.view, q, {s.qsl, s.lens, PageTableRef::dense(table, s.max_pages)},
                   {.scale = 1.0f / std::sqrt(static_cast<float>(s.model.head_dim))}, s.out, ws);
 }
@@ -153,10 +157,11 @@ void BM_Attention(benchmark::State& state, Model m, DType dt, int32_t ps, int32_
     state.SetBytesProcessed(state.iterations() * s->kv_bytes);
   } else {
     // Causal (query, key) pairs of one request with q_len new tokens at the end of ctx.
-    const double pairs = static_cast<double>(q_len) * (ctx - q_len) +
-                         static_cast<double>(q_len) * (q_len + 1) / 2.0;
+    const double pairs =
+        static_cast<double>(q_len) * (ctx - q_len) + static_cast<double>(q_len) * (q_len + 1) / 2.0;
     const double flops = 4.0 * pairs * m.head_dim * m.q_heads * batch;
-    state.counters["FLOPS"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOPS"] =
+        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   }
   state.counters["threads"] = omp_get_max_threads();
 }
@@ -218,14 +223,14 @@ std::string name_of(const char* kind, const Model& m, DType dt, int32_t ps) {
 }
 
 void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_t ctx) {
-  const std::string base = name_of("decode", m, dt, ps) + "/b" + std::to_string(batch) +
-                           "/ctx" + std::to_string(ctx);
+  const std::string base =
+      name_of("decode", m, dt, ps) + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx);
   benchmark::RegisterBenchmark((base + "/paged").c_str(), BM_Attention, m, dt, ps, batch, ctx, 1,
                                false, false)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark((base + "/contiguous").c_str(), BM_Attention, m, dt, ps, batch,
-                               ctx, 1, true, false)
+  benchmark::RegisterBenchmark((base + "/contiguous").c_str(), BM_Attention, m, dt, ps, batch, ctx,
+                               1, true, false)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
   if (dt == DType::kBFloat16) {
@@ -242,8 +247,8 @@ void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_
 }
 
 void register_prefill(const Model& m, DType dt, int32_t q_len, int32_t ctx) {
-  const std::string name = name_of("prefill", m, dt, 16) + "/q" + std::to_string(q_len) + "/ctx" +
-                           std::to_string(ctx);
+  const std::string name =
+      name_of("prefill", m, dt, 16) + "/q" + std::to_string(q_len) + "/ctx" + std::to_string(ctx);
   benchmark::RegisterBenchmark(name.c_str(), BM_Attention, m, dt, 16, 1, ctx, q_len, false, false)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
@@ -253,8 +258,13 @@ void register_all() {
   // Decode grid, sampled: KV bytes stay <= 1 GiB per case.
   for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
     for (int32_t ps : {16, 128}) {
-      for (auto [b, c] : {std::pair{1, 1024}, {1, 8192}, {1, 32768}, {8, 1024}, {8, 8192},
-                          {64, 1024}, {8, 32768}}) {
+      for (auto [b, c] : {std::pair{1, 1024},
+                          {1, 8192},
+                          {1, 32768},
+                          {8, 1024},
+                          {8, 8192},
+                          {64, 1024},
+                          {8, 32768}}) {
         const int64_t bytes = int64_t{2} * b * c * 8 * 128 * static_cast<int64_t>(dtype_size(dt));
         if (bytes <= (int64_t{1} << 30)) register_decode(kLlama, dt, ps, b, c);
       }

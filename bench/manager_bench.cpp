@@ -27,9 +27,9 @@
 
 #include <fmt/format.h>
 
+#include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_manager.h"
 #include "pagedkv/pool/page_pool.h"
-#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 namespace {
@@ -257,8 +257,8 @@ void BM_DecodeStepPoolDirect(benchmark::State& state) {
       const int32_t c = ++computed[static_cast<size_t>(i)];
       if (std::ssize(table) * kPageSize < c) pool.get_new_pages(1, table);
       if (c % kPageSize == 0) {
-        pool.cache_full_pages(chain_of(*reqs[static_cast<size_t>(i)]), table,
-                              c / kPageSize - 1, c / kPageSize, 0);
+        pool.cache_full_pages(chain_of(*reqs[static_cast<size_t>(i)]), table, c / kPageSize - 1,
+                              c / kPageSize, 0);
       }
     }
     ++step;

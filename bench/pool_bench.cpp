@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pagedkv/pool/page_pool.h"
 #include "pagedkv/hash/request.h"
+#include "pagedkv/pool/page_pool.h"
 
 namespace pagedkv {
 namespace {
@@ -81,7 +81,9 @@ struct KeyHash {
 class BaselinePool {
  public:
   BaselinePool(int32_t n, bool caching)
-      : caching_(caching), ref_(static_cast<size_t>(n), 0), where_(static_cast<size_t>(n)),
+      : caching_(caching),
+        ref_(static_cast<size_t>(n), 0),
+        where_(static_cast<size_t>(n)),
         key_(static_cast<size_t>(n)) {
     for (PageId p = 1; p < n; ++p) where_[static_cast<size_t>(p)] = free_.insert(free_.end(), p);
   }
@@ -120,8 +122,8 @@ class BaselinePool {
     if (it == index_.end()) return std::nullopt;
     return it->second.front();
   }
-  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from,
-                        int32_t to, GroupId g) {
+  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from, int32_t to,
+                        GroupId g) {
     const auto& hashes = req.page_hashes(kPageSize);
     for (int32_t i = from; i < to; ++i) {
       const PageId p = pages[static_cast<size_t>(i)];
@@ -234,8 +236,8 @@ struct Real {
   void get_cached_prefix(std::span<const PageHash> hashes, std::vector<PageId>& out) const {
     pool.get_cached_prefix(hashes, 0, out);
   }
-  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from,
-                        int32_t to, GroupId g) {
+  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from, int32_t to,
+                        GroupId g) {
     const PageChainView chain{.page_hashes = req.page_hashes(kPageSize),
                               .token_ids = req.all_token_ids(),
                               .page_size = kPageSize,
@@ -261,8 +263,8 @@ struct Baseline {
       out.push_back(*p);
     }
   }
-  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from,
-                        int32_t to, GroupId g) {
+  void cache_full_pages(const Request& req, std::span<const PageId> pages, int32_t from, int32_t to,
+                        GroupId g) {
     pool.cache_full_pages(req, pages, from, to, g);
   }
 };

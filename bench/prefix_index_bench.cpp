@@ -67,8 +67,7 @@ class AbslPrefixIndex {
   static constexpr PageId kNoPage = -1;
 
   explicit AbslPrefixIndex(int32_t num_pages)
-      : recs_(checked_size(num_pages)),
-        heads_(0, KeyHash{recs_.data()}, KeyEq{recs_.data()}) {
+      : recs_(checked_size(num_pages)), heads_(0, KeyHash{recs_.data()}, KeyEq{recs_.data()}) {
     heads_.reserve(reserve_for(num_pages));
   }
   // The set's functors point into recs_: a move keeps the buffer, a copy would not.
@@ -82,8 +81,8 @@ class AbslPrefixIndex {
   int64_t num_keys() const { return static_cast<int64_t>(heads_.size()); }
 
   bool contains(PageId page) const {
-    PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages(), "page id {} out of range [0, {})",
-                        page, num_pages());
+    PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages(), "page id {} out of range [0, {})", page,
+                        num_pages());
     return contains_unchecked(page);
   }
   bool contains_unchecked(PageId page) const { return recs_[page].next != kNoPage; }
@@ -128,8 +127,8 @@ class AbslPrefixIndex {
   }
 
   void insert(const PageHash& hash, GroupId group, PageId page) {
-    PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages(), "page id {} out of range [0, {})",
-                        page, num_pages());
+    PAGEDKV_CHECK_RANGE(page >= 0 && page < num_pages(), "page id {} out of range [0, {})", page,
+                        num_pages());
     PAGEDKV_CHECK_ARG(!hash.empty(), "cannot index page {} under the empty hash", page);
     PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
     PAGEDKV_CHECK_STATE(!contains_unchecked(page), "page {} already carries a hash", page);
@@ -147,8 +146,8 @@ class AbslPrefixIndex {
     remove_one(page);
     --num_indexed_;
   }
-  void insert_batch(std::span<const PageHash> hashes, GroupId group,
-                    std::span<const PageId> pages, PageId skip) {
+  void insert_batch(std::span<const PageHash> hashes, GroupId group, std::span<const PageId> pages,
+                    PageId skip) {
     const size_t n = pages.size();
     auto start = [&](size_t i) {
       heads_.prefetch(KeyRef{&hashes[i], group});
@@ -204,8 +203,8 @@ class AbslPrefixIndex {
     for (const PageId head : heads_) {
       PAGEDKV_ASSERT(head >= 0 && head < pages, "the set names invalid page {}", head);
       const PageRec& h = recs_[head];
-      PAGEDKV_ASSERT(!h.hash.empty() && h.group >= 0, "page {} has an empty key or group {}",
-                     head, h.group);
+      PAGEDKV_ASSERT(!h.hash.empty() && h.group >= 0, "page {} has an empty key or group {}", head,
+                     h.group);
       PageId p = head;
       do {
         PAGEDKV_ASSERT(p >= 0 && p < pages, "list of page {} reaches invalid page {}", head, p);
@@ -220,8 +219,7 @@ class AbslPrefixIndex {
         p = r.next;
       } while (p != head);
     }
-    PAGEDKV_ASSERT(listed == num_indexed_, "{} pages listed but size is {}", listed,
-                   num_indexed_);
+    PAGEDKV_ASSERT(listed == num_indexed_, "{} pages listed but size is {}", listed, num_indexed_);
     for (size_t p = 0; p < recs_.size(); ++p) {
       const bool linked = recs_[p].next != kNoPage;
       PAGEDKV_ASSERT(linked == (seen[p] != 0), "page {} is {}linked but {}listed", p,
@@ -238,7 +236,7 @@ class AbslPrefixIndex {
 
   // Everything about a page in one cache line.
   struct alignas(64) PageRec {
-    PageHash hash;          // meaningful only while indexed
+    PageHash hash;  // meaningful only while indexed
     GroupId group = 0;
     PageId prev = kNoPage;
     PageId next = kNoPage;  // kNoPage: not indexed
@@ -259,8 +257,7 @@ class AbslPrefixIndex {
   static bool same_key(const PageRec& r, const PageHash& hash, GroupId group) {
     const auto& x = r.hash.words;
     const auto& y = hash.words;
-    return r.group == group &&
-           ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
+    return r.group == group && ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
   }
   struct KeyHash {
     using is_transparent = void;

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "pagedkv/common/cpu_info.h"
-#include "pagedkv/replay/replay.h"
 #include "pagedkv/hash/request.h"
+#include "pagedkv/replay/replay.h"
 #include "pagedkv/replay/trace.h"
 
 namespace pagedkv {

@@ -34,8 +34,10 @@ std::vector<PageId> page_ids_arg(py::handle obj, const char* name) {
 
 std::vector<std::vector<PageId>> group_pages_arg(py::handle obj, const char* name) {
   if (py::isinstance<py::str>(obj) || !py::hasattr(obj, "__iter__")) {
-    throw py::type_error(std::string(name) + " must be a sequence with one page-id sequence per "
-                         "group, got " + std::string(py::str(py::type::of(obj))));
+    throw py::type_error(std::string(name) +
+                         " must be a sequence with one page-id sequence per "
+                         "group, got " +
+                         std::string(py::str(py::type::of(obj))));
   }
   std::vector<std::vector<PageId>> out;
   for (py::handle group : obj) out.push_back(page_ids_arg(group, name));

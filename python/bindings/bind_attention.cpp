@@ -13,8 +13,8 @@
 #include "bindings.h"
 #include "int_sequence.h"
 #include "numpy_arrays.h"
-#include "pagedkv/common/errors.h"
 #include "pagedkv/attention/paged_attention.h"
+#include "pagedkv/common/errors.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace py = pybind11;
@@ -33,8 +33,8 @@ void require_contiguous(const py::array& a, const char* name) {
 // Scales of an int8 cache: float32, `expected` elements, contiguous.
 float* scale_array(const std::optional<py::array>& a, const char* name, int64_t expected) {
   PAGEDKV_CHECK_ARG(a.has_value(), "an int8 cache needs {}", name);
-  PAGEDKV_CHECK_ARG(a->dtype().kind() == 'f' && a->dtype().itemsize() == 4,
-                    "{} must be float32", name);
+  PAGEDKV_CHECK_ARG(a->dtype().kind() == 'f' && a->dtype().itemsize() == 4, "{} must be float32",
+                    name);
   require_contiguous(*a, name);
   PAGEDKV_CHECK_ARG(a->size() == expected, "{} has {} elements, the cache needs {}", name,
                     a->size(), expected);
@@ -48,8 +48,7 @@ float* scale_array(const std::optional<py::array>& a, const char* name, int64_t 
 PagedKVView view_of_arrays(const py::array& kv, const std::optional<py::array>& value_pages,
                            std::optional<int32_t> page_size,
                            const std::optional<py::array>& k_scales,
-                           const std::optional<py::array>& v_scales, float k_scale,
-                           float v_scale) {
+                           const std::optional<py::array>& v_scales, float k_scale, float v_scale) {
   PagedKVView v;
   v.dtype = dtype_of(kv, "kv");
   require_contiguous(kv, "kv");
@@ -110,21 +109,20 @@ PagedKVView view_of_arrays(const py::array& kv, const std::optional<py::array>& 
 py::array_t<float> attention(const py::array& query, const py::object& kv,
                              const py::object& query_start_loc, const py::object& seq_lens,
                              const py::object& page_table, float scale,
-                             std::optional<int32_t> sliding_window,
-                             std::optional<float> soft_cap, int32_t layer,
-                             const std::optional<py::array>& value_pages,
+                             std::optional<int32_t> sliding_window, std::optional<float> soft_cap,
+                             int32_t layer, const std::optional<py::array>& value_pages,
                              std::optional<int32_t> page_size,
                              const std::optional<py::array>& k_scales,
-                             const std::optional<py::array>& v_scales, float k_scale,
-                             float v_scale, const std::optional<py::object>& page_indptr) {
+                             const std::optional<py::array>& v_scales, float k_scale, float v_scale,
+                             const std::optional<py::object>& page_indptr) {
   PagedKVView view;
   if (py::isinstance<PagedKVCache>(kv)) {
     view = kv.cast<const PagedKVCache&>().view(layer);
   } else {
     PAGEDKV_CHECK_ARG(py::isinstance<py::array>(kv),
                       "kv must be a PagedKVCache or a NumPy array of pages");
-    view = view_of_arrays(kv.cast<py::array>(), value_pages, page_size, k_scales, v_scales,
-                          k_scale, v_scale);
+    view = view_of_arrays(kv.cast<py::array>(), value_pages, page_size, k_scales, v_scales, k_scale,
+                          v_scale);
   }
 
   PAGEDKV_CHECK_ARG(query.ndim() == 3, "query must be 3-D [tokens, q_heads, head_dim], got {} dims",
@@ -147,14 +145,14 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
                       "with page_indptr, page_table holds the 1-D page indices");
     pages = PageTableRef::csr(indptr->span(), table.span());
   } else {
-    PAGEDKV_CHECK_ARG(table.ndim() == 2, "page_table must be 2-D [num_seqs, max_pages], got {} dims",
-                      table.ndim());
+    PAGEDKV_CHECK_ARG(table.ndim() == 2,
+                      "page_table must be 2-D [num_seqs, max_pages], got {} dims", table.ndim());
     pages = PageTableRef::dense(table.span(), static_cast<int32_t>(table.shape()[1]));
   }
 
   const ConstTokenTensor aq{q.data(), qk == 'f' ? DType::kFloat32 : DType::kBFloat16,
-                          static_cast<int64_t>(q.shape(0)), static_cast<int32_t>(q.shape(1)),
-                          static_cast<int32_t>(q.shape(2))};
+                            static_cast<int64_t>(q.shape(0)), static_cast<int32_t>(q.shape(1)),
+                            static_cast<int32_t>(q.shape(2))};
   const AttentionBatch batch{qsl.span(), lens.span(), pages};
   AttentionOptions opt;
   opt.scale = scale;
@@ -163,8 +161,7 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
   py::array_t<float> out({q.shape(0), q.shape(1), q.shape(2)});
   {
     py::gil_scoped_release release;
-    paged_attention(view, aq, batch, opt,
-                    {out.mutable_data(), static_cast<size_t>(out.size())});
+    paged_attention(view, aq, batch, opt, {out.mutable_data(), static_cast<size_t>(out.size())});
   }
   return out;
 }
@@ -173,13 +170,12 @@ py::array_t<float> attention(const py::array& query, const py::object& kv,
 
 void bind_attention(py::module_& m) {
   m.attr("ATTENTION_KV_CHUNK") = kAttentionKvChunk;
-  m.def("paged_attention", &attention, py::arg("query"), py::arg("kv"),
-        py::arg("query_start_loc"), py::arg("seq_lens"), py::arg("page_table"),
-        py::arg("scale"), py::arg("sliding_window") = py::none(),
-        py::arg("soft_cap") = py::none(), py::kw_only(), py::arg("layer") = 0,
-        py::arg("value_pages") = py::none(), py::arg("page_size") = py::none(),
-        py::arg("k_scales") = py::none(), py::arg("v_scales") = py::none(),
-        py::arg("k_scale") = 1.0f, py::arg("v_scale") = 1.0f,
+  m.def("paged_attention", &attention, py::arg("query"), py::arg("kv"), py::arg("query_start_loc"),
+        py::arg("seq_lens"), py::arg("page_table"), py::arg("scale"),
+        py::arg("sliding_window") = py::none(), py::arg("soft_cap") = py::none(), py::kw_only(),
+        py::arg("layer") = 0, py::arg("value_pages") = py::none(),
+        py::arg("page_size") = py::none(), py::arg("k_scales") = py::none(),
+        py::arg("v_scales") = py::none(), py::arg("k_scale") = 1.0f, py::arg("v_scale") = 1.0f,
         py::arg("page_indptr") = py::none(),
         R"doc(Causal paged attention of a ragged batch; returns float32 [tokens, q_heads, head_dim].
 

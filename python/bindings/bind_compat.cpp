@@ -8,8 +8,8 @@
 #include <optional>
 #include <vector>
 
-#include "bindings.h"
 #include "arguments.h"
+#include "bindings.h"
 #include "int_sequence.h"
 #include "numpy_arrays.h"
 #include "pagedkv/common/errors.h"
@@ -24,7 +24,6 @@ namespace py = pybind11;
 namespace pagedkv::python {
 
 namespace {
-
 
 int64_t as_count(const py::object& o, const char* name) {
   if (py::isinstance<py::array>(o)) {
@@ -142,9 +141,8 @@ py::tuple build_update_slices_py(py::object page_table_obj, py::object cache_pos
 }
 
 void bind_kv_cache_update(py::module_& m) {
-  m.def("kv_cache_update", &kv_cache_update_py, py::arg("new_kv_tokens"),
-        py::arg("slice_indices"), py::arg("kv_cache_pages"), py::arg("total_update_slices"),
-        py::arg("page_size") = 32,
+  m.def("kv_cache_update", &kv_cache_update_py, py::arg("new_kv_tokens"), py::arg("slice_indices"),
+        py::arg("kv_cache_pages"), py::arg("total_update_slices"), py::arg("page_size") = 32,
         "Seed 003's kv_cache_update, in place on kv_cache_pages (also returned).");
   m.def("build_update_slices", &build_update_slices_py, py::arg("page_table"),
         py::arg("cache_positions"), py::arg("num_new_tokens"), py::arg("page_size"),

@@ -75,11 +75,13 @@ void bind_hash(py::module_& m) {
                          "Chained page hashes of docs/hash-spec.md; digests are bytes.")
       .def(py::init([](const py::object& a) { return PageHasher(hash_algorithm_arg(a)); }),
            py::arg("algorithm") = "xxh3_128")
-      .def_property_readonly("algorithm",
-                             [](const PageHasher& h) { return std::string(hash_algorithm_name(h.algorithm())); })
+      .def_property_readonly(
+          "algorithm",
+          [](const PageHasher& h) { return std::string(hash_algorithm_name(h.algorithm())); })
       .def_property_readonly("digest_size", &PageHasher::digest_size)
-      .def("root", [](const PageHasher& h) { return digest_bytes(h.root(), h.algorithm()); },
-           "The ROOT parent of page 0 (digest bytes).")
+      .def(
+          "root", [](const PageHasher& h) { return digest_bytes(h.root(), h.algorithm()); },
+          "The ROOT parent of page 0 (digest bytes).")
       .def("hash_page", &hash_page, py::arg("parent"), py::arg("tokens"),
            py::arg("lora_id") = py::none(), py::arg("mm_inputs") = py::none(),
            py::arg("cache_salt") = "",
@@ -88,8 +90,8 @@ void bind_hash(py::module_& m) {
            "order. cache_salt: page 0 only.");
 
   py::class_<Request, std::shared_ptr<Request>>(m, "Request",
-                                                 "One inference request: tokens, cache keys and "
-                                                 "page hashes kept current as tokens arrive.")
+                                                "One inference request: tokens, cache keys and "
+                                                "page hashes kept current as tokens arrive.")
       .def(py::init(&make_request), py::arg("request_id"), py::arg("prompt_token_ids"),
            py::arg("cache_salt") = py::none(), py::arg("lora_id") = py::none(),
            py::arg("mm_inputs") = py::none(), py::arg("hash_algorithm") = "xxh3_128")
@@ -119,27 +121,28 @@ void bind_hash(py::module_& m) {
                                }
                                return out;
                              })
-      .def_property_readonly("hash_algorithm",
-                             [](const Request& r) {
-                               return std::string(hash_algorithm_name(r.hasher().algorithm()));
-                             })
+      .def_property_readonly(
+          "hash_algorithm",
+          [](const Request& r) { return std::string(hash_algorithm_name(r.hasher().algorithm())); })
       .def_property_readonly("num_pages_hashed", &Request::num_pages_hashed)
-      .def("append_output_token_ids",
-           [](Request& r, py::handle ids) {
-             IntSequence<TokenId> tokens(ids, "token_ids");
-             r.append_output_token_ids(tokens.require_ndim(1).span());
-           },
-           py::arg("token_ids"),
-           "append_output_token_ids(token_ids: Sequence[int]) -> None: appends generated "
-           "tokens; pages that fill are hashed at every tracked page size.")
-      .def("page_hashes",
-           [](const Request& r, int32_t page_size) {
-             py::list out;
-             const HashAlgorithm a = r.hasher().algorithm();
-             for (const PageHash& h : r.page_hashes(page_size)) out.append(digest_bytes(h, a));
-             return out;
-           },
-           py::arg("page_size"), "Digests (bytes) of the full pages at page_size.")
+      .def(
+          "append_output_token_ids",
+          [](Request& r, py::handle ids) {
+            IntSequence<TokenId> tokens(ids, "token_ids");
+            r.append_output_token_ids(tokens.require_ndim(1).span());
+          },
+          py::arg("token_ids"),
+          "append_output_token_ids(token_ids: Sequence[int]) -> None: appends generated "
+          "tokens; pages that fill are hashed at every tracked page size.")
+      .def(
+          "page_hashes",
+          [](const Request& r, int32_t page_size) {
+            py::list out;
+            const HashAlgorithm a = r.hasher().algorithm();
+            for (const PageHash& h : r.page_hashes(page_size)) out.append(digest_bytes(h, a));
+            return out;
+          },
+          py::arg("page_size"), "Digests (bytes) of the full pages at page_size.")
       .def("verify", &Request::verify,
            "verify() -> None: re-hashes every tracked page and checks the invariants "
            "(AssertionError).")

@@ -48,8 +48,7 @@ py::array nhd_pages(py::object self, int32_t layer) {
   const auto& c = self.cast<const PagedKVCache&>();
   const auto& md = c.metadata();
   return cache_array(
-      md.dtype,
-      {static_cast<py::ssize_t>(c.num_slots()), 2 * md.num_kv_heads, md.kv_head_dim_size},
+      md.dtype, {static_cast<py::ssize_t>(c.num_slots()), 2 * md.num_kv_heads, md.kv_head_dim_size},
       c.kv_pages(layer), self);
 }
 
@@ -61,18 +60,17 @@ py::array scales(py::object self, int32_t layer, bool key) {
   std::vector<py::ssize_t> shape =
       md.layout == KVLayout::kHND
           ? std::vector<py::ssize_t>{md.num_kv_heads,
-                                     static_cast<py::ssize_t>(md.num_pages_per_layer),
-                                     md.page_size}
+                                     static_cast<py::ssize_t>(md.num_pages_per_layer), md.page_size}
           : std::vector<py::ssize_t>{static_cast<py::ssize_t>(c.num_slots()), md.num_kv_heads};
-  return cache_array(DType::kFloat32, std::move(shape),
-                     key ? c.k_scales(layer) : c.v_scales(layer), self);
+  return cache_array(DType::kFloat32, std::move(shape), key ? c.k_scales(layer) : c.v_scales(layer),
+                     self);
 }
 
 PagedKVCacheMetadata create_metadata(int32_t batch_size, int32_t num_hidden_layers,
-                                     int32_t max_sequences, int32_t page_size,
-                                     int32_t num_kv_heads, int32_t kv_head_dim_size,
-                                     double hbm_utilization, const std::string& dtype,
-                                     const std::string& layout, uint64_t memory_budget_bytes) {
+                                     int32_t max_sequences, int32_t page_size, int32_t num_kv_heads,
+                                     int32_t kv_head_dim_size, double hbm_utilization,
+                                     const std::string& dtype, const std::string& layout,
+                                     uint64_t memory_budget_bytes) {
   PagedKVCacheConfig c;
   c.batch_size = batch_size;
   c.num_hidden_layers = num_hidden_layers;
@@ -92,19 +90,18 @@ void bind_metadata(py::module_& m) {
   py::class_<MD>(m, "PagedKVCacheMetadata",
                  "Static shape of a paged KV cache (seed 004's PagedAttentionCacheMetaData); "
                  "build it with create().")
-      .def_static("create", &create_metadata, py::arg("batch_size"),
-                  py::arg("num_hidden_layers"), py::arg("max_sequences"), py::arg("page_size"),
-                  py::arg("num_kv_heads"), py::arg("kv_head_dim_size"),
-                  py::arg("hbm_utilization") = 0.9, py::arg("dtype") = "bfloat16",
-                  py::arg("layout") = "HND", py::arg("memory_budget_bytes") = 0,
+      .def_static("create", &create_metadata, py::arg("batch_size"), py::arg("num_hidden_layers"),
+                  py::arg("max_sequences"), py::arg("page_size"), py::arg("num_kv_heads"),
+                  py::arg("kv_head_dim_size"), py::arg("hbm_utilization") = 0.9,
+                  py::arg("dtype") = "bfloat16", py::arg("layout") = "HND",
+                  py::arg("memory_budget_bytes") = 0,
                   "Sizes num_pages_per_layer = floor(budget * hbm_utilization / bytes of one "
                   "page over all layers); memory_budget_bytes=0 uses the physical memory.")
       .def_static("physical_memory_bytes", &MD::physical_memory_bytes)
       .def_static("from_json", [](const std::string& s) { return MD::from_json(s); })
       .def("to_json", &MD::to_json,
            "to_json() -> str: every field as JSON; from_json(to_json()) round-trips exactly.")
-      .def("validate", &MD::validate,
-           "validate() -> None: ValueError naming the first bad field.")
+      .def("validate", &MD::validate, "validate() -> None: ValueError naming the first bad field.")
       .def_readonly("batch_size", &MD::batch_size)
       .def_readonly("num_hidden_layers", &MD::num_hidden_layers)
       .def_readonly("num_pages_per_layer", &MD::num_pages_per_layer)

@@ -14,10 +14,10 @@
 #include "arguments.h"
 #include "bindings.h"
 #include "page_ids.h"
+#include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_config.h"
 #include "pagedkv/manager/kv_cache_manager.h"
 #include "pagedkv/manager/prefix_cache_stats.h"
-#include "pagedkv/hash/request.h"
 
 namespace py = pybind11;
 
@@ -49,13 +49,15 @@ void bind_group_spec(py::module_& m) {
       .def_static("sliding_window_attention", &KVCacheGroupSpec::sliding_window_attention,
                   py::arg("page_size"), py::arg("sliding_window"))
       .def_property(
-          "kind", [](const KVCacheGroupSpec& g) { return std::string(attention_kind_name(g.kind)); },
+          "kind",
+          [](const KVCacheGroupSpec& g) { return std::string(attention_kind_name(g.kind)); },
           [](KVCacheGroupSpec& g, const std::string& k) { g.kind = parse_attention_kind(k); })
       .def_readwrite("page_size", &KVCacheGroupSpec::page_size)
       .def_readwrite("sliding_window", &KVCacheGroupSpec::sliding_window)
-      .def("validate", [](const KVCacheGroupSpec& g) { g.validate(); },
-           "validate() -> None: ValueError naming the bad field (page_size > 0; a window only "
-           "for sliding_window groups).")
+      .def(
+          "validate", [](const KVCacheGroupSpec& g) { g.validate(); },
+          "validate() -> None: ValueError naming the bad field (page_size > 0; a window only "
+          "for sliding_window groups).")
       .def(py::self == py::self)  // NOLINT
       .def("__repr__", &group_repr);
 }
@@ -214,8 +216,8 @@ KVCacheConfig simple_config(int32_t num_pages, int32_t page_size, int32_t max_mo
                             bool enable_caching, const py::object& hash_algorithm,
                             bool enable_kv_events, std::optional<int32_t> sliding_window,
                             int32_t num_speculative_tokens) {
-  KVCacheConfig c = KVCacheConfig::single_group(num_pages, page_size, max_model_len,
-                                                enable_caching);
+  KVCacheConfig c =
+      KVCacheConfig::single_group(num_pages, page_size, max_model_len, enable_caching);
   if (sliding_window) {
     c.groups[0] = KVCacheGroupSpec::sliding_window_attention(page_size, *sliding_window);
   }
@@ -232,13 +234,11 @@ void bind_kv_cache_manager(py::module_& m) {
       "(get_computed_pages), allocation (allocate_slots: None when pages are short, nothing "
       "changed; pagedkv.CapacityError when the request can never fit) and free.")
       .def(py::init([](int32_t num_pages, int32_t page_size, int32_t max_model_len,
-                       bool enable_caching, const py::object& hash_algorithm,
-                       bool enable_kv_events, std::optional<int32_t> sliding_window,
-                       int32_t num_speculative_tokens) {
+                       bool enable_caching, const py::object& hash_algorithm, bool enable_kv_events,
+                       std::optional<int32_t> sliding_window, int32_t num_speculative_tokens) {
              return std::make_unique<KVCacheManager>(
-                 simple_config(num_pages, page_size, max_model_len, enable_caching,
-                               hash_algorithm, enable_kv_events, sliding_window,
-                               num_speculative_tokens));
+                 simple_config(num_pages, page_size, max_model_len, enable_caching, hash_algorithm,
+                               enable_kv_events, sliding_window, num_speculative_tokens));
            }),
            py::arg("num_pages"), py::arg("page_size"), py::arg("max_model_len"),
            py::arg("enable_caching") = true, py::arg("hash_algorithm") = "xxh3_128",
@@ -274,11 +274,11 @@ void bind_kv_cache_manager(py::module_& m) {
              int32_t num_lookahead_tokens) -> py::object {
             const std::optional<GroupPages> hit =
                 optional_group_pages_arg(new_computed_pages, "new_computed_pages");
-            std::optional<GroupPages> pages = km.allocate_slots(
-                r, {.num_new_tokens = num_new_tokens,
-                    .num_new_computed_tokens = num_new_computed_tokens,
-                    .new_computed_pages = hit ? &*hit : nullptr,
-                    .num_lookahead_tokens = num_lookahead_tokens});
+            std::optional<GroupPages> pages =
+                km.allocate_slots(r, {.num_new_tokens = num_new_tokens,
+                                      .num_new_computed_tokens = num_new_computed_tokens,
+                                      .new_computed_pages = hit ? &*hit : nullptr,
+                                      .num_lookahead_tokens = num_lookahead_tokens});
             if (!pages) return py::none();
             return to_python(std::move(*pages));
           },
@@ -295,11 +295,10 @@ void bind_kv_cache_manager(py::module_& m) {
              int32_t num_lookahead_tokens) {
             const std::optional<GroupPages> hit =
                 optional_group_pages_arg(new_computed_pages, "new_computed_pages");
-            return km.plan_allocation(
-                r, {.num_new_tokens = num_new_tokens,
-                    .num_new_computed_tokens = num_new_computed_tokens,
-                    .new_computed_pages = hit ? &*hit : nullptr,
-                    .num_lookahead_tokens = num_lookahead_tokens});
+            return km.plan_allocation(r, {.num_new_tokens = num_new_tokens,
+                                          .num_new_computed_tokens = num_new_computed_tokens,
+                                          .new_computed_pages = hit ? &*hit : nullptr,
+                                          .num_lookahead_tokens = num_lookahead_tokens});
           },
           py::arg("request"), py::arg("num_new_tokens"), py::arg("num_new_computed_tokens") = 0,
           py::arg("new_computed_pages") = py::none(), py::arg("num_lookahead_tokens") = 0,
@@ -356,8 +355,7 @@ void bind_kv_cache_manager(py::module_& m) {
            "naming the first broken).")
       .def("__repr__", [](const KVCacheManager& km) {
         return fmt::format("KVCacheManager(num_pages={}, groups={}, requests={}, usage={:.4f})",
-                           km.config().num_pages, km.num_groups(), km.num_requests(),
-                           km.usage());
+                           km.config().num_pages, km.num_groups(), km.num_requests(), km.usage());
       });
 }
 

@@ -136,8 +136,8 @@ void bind_multi_group_class(py::module_& m) {
 One PageTable per KV-cache group; group g has cdiv(max_model_len, page_sizes[g]) columns.
 Row operations take one page-id list per group and apply to every group; all groups are
 validated before any changes. tables[g] / tables.page_tables[g] are the groups' PageTables.)doc")
-      .def(py::init([](int32_t max_num_reqs, int32_t max_model_len,
-                       int32_t max_num_batched_tokens, const std::vector<int32_t>& page_sizes) {
+      .def(py::init([](int32_t max_num_reqs, int32_t max_model_len, int32_t max_num_batched_tokens,
+                       const std::vector<int32_t>& page_sizes) {
              return std::make_unique<MultiGroupPageTable>(max_num_reqs, max_model_len,
                                                           max_num_batched_tokens, page_sizes);
            }),
@@ -146,8 +146,7 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
       .def_property_readonly("num_groups", &MultiGroupPageTable::num_groups)
       .def_property_readonly("max_num_reqs", &MultiGroupPageTable::max_num_reqs)
       .def_property_readonly("max_model_len", &MultiGroupPageTable::max_model_len)
-      .def_property_readonly("max_num_batched_tokens",
-                             &MultiGroupPageTable::max_num_batched_tokens)
+      .def_property_readonly("max_num_batched_tokens", &MultiGroupPageTable::max_num_batched_tokens)
       .def_property_readonly("page_sizes",
                              [](const MultiGroupPageTable& t) {
                                return std::vector<int32_t>(t.page_sizes().begin(),
@@ -189,16 +188,16 @@ validated before any changes. tables[g] / tables.page_tables[g] are the groups' 
           },
           py::arg("page_ids_per_req"), py::arg("req_indices"),
           "page_ids_per_req[i][g] is appended to row req_indices[i] of group g.")
-      .def_property_readonly("page_tables",
-                             [](const py::object& self) {
-                               auto& t = self.cast<MultiGroupPageTable&>();
-                               py::list out;
-                               for (PageTable& g : t.page_tables()) {
-                                 out.append(py::cast(&g, py::return_value_policy::reference_internal,
-                                                     self));
-                               }
-                               return out;
-                             })
+      .def_property_readonly(
+          "page_tables",
+          [](const py::object& self) {
+            auto& t = self.cast<MultiGroupPageTable&>();
+            py::list out;
+            for (PageTable& g : t.page_tables()) {
+              out.append(py::cast(&g, py::return_value_policy::reference_internal, self));
+            }
+            return out;
+          })
       .def(
           "__getitem__",
           [](MultiGroupPageTable& t, int32_t g) -> PageTable& {
@@ -225,9 +224,9 @@ void bind_layouts(py::module_& m) {
         return compute_slot_mapping(table, page_size, {rows.span(), starts.span(), counts.span()},
                                     out_span(out, "out"), padding);
       },
-      py::arg("out").noconvert(), py::arg("page_table"), py::arg("page_size"),
-      py::arg("req_rows"), py::arg("start_positions"), py::arg("num_tokens"),
-      py::arg("padding") = kSlotMappingPadding, R"doc(
+      py::arg("out").noconvert(), py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"),
+      py::arg("start_positions"), py::arg("num_tokens"), py::arg("padding") = kSlotMappingPadding,
+      R"doc(
 Fills out (int64, 1-D) with the KV slot of every new token: request b (table row
 req_rows[b]) brings positions [start_positions[b], start_positions[b] + num_tokens[b]), whose
 slots are page_table[row][pos // page_size] * page_size + pos % page_size, requests in order;
@@ -236,8 +235,8 @@ staging table. Returns the number of tokens.)doc");
 
   m.def(
       "compute_slot_mapping",
-      [](const PageTable& table, int32_t page_size, py::handle req_rows,
-         py::handle start_positions, py::handle num_tokens, int64_t padding) {
+      [](const PageTable& table, int32_t page_size, py::handle req_rows, py::handle start_positions,
+         py::handle num_tokens, int64_t padding) {
         const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
         const IntSequence<int32_t> starts = ids_1d(start_positions, "start_positions");
         const IntSequence<int32_t> counts = ids_1d(num_tokens, "num_tokens");
@@ -246,9 +245,8 @@ staging table. Returns the number of tokens.)doc");
                              out_span(out, "out"), padding);
         return out;
       },
-      py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"),
-      py::arg("start_positions"), py::arg("num_tokens"),
-      py::arg("padding") = kSlotMappingPadding,
+      py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"), py::arg("start_positions"),
+      py::arg("num_tokens"), py::arg("padding") = kSlotMappingPadding,
       "Like compute_slot_mapping_into, into a new int64 array [max_num_batched_tokens].");
 
   m.def(
@@ -265,10 +263,9 @@ staging table. Returns the number of tokens.)doc");
          I32Out indptr, I32Out indices, I32Out last_page_len) {
         const IntSequence<int32_t> rows = ids_1d(req_rows, "req_rows");
         const IntSequence<int32_t> lens = ids_1d(seq_lens, "seq_lens");
-        return export_flashinfer_layout(
-            table, page_size, {rows.span(), lens.span()},
-            {out_span(indptr, "indptr"), out_span(indices, "indices"),
-             out_span(last_page_len, "last_page_len")});
+        return export_flashinfer_layout(table, page_size, {rows.span(), lens.span()},
+                                        {out_span(indptr, "indptr"), out_span(indices, "indices"),
+                                         out_span(last_page_len, "last_page_len")});
       },
       py::arg("page_table"), py::arg("page_size"), py::arg("req_rows"), py::arg("seq_lens"),
       py::arg("indptr").noconvert(), py::arg("indices").noconvert(),

@@ -45,12 +45,9 @@ std::vector<PageId> touch_ids_arg(py::handle ids) {
 
 const char* kind_name(KVEvent::Kind k) {
   switch (k) {
-    case KVEvent::Kind::kStored:
-      return "stored";
-    case KVEvent::Kind::kRemoved:
-      return "removed";
-    case KVEvent::Kind::kAllCleared:
-      return "all_cleared";
+    case KVEvent::Kind::kStored: return "stored";
+    case KVEvent::Kind::kRemoved: return "removed";
+    case KVEvent::Kind::kAllCleared: return "all_cleared";
   }
   return "unknown";
 }
@@ -62,12 +59,12 @@ void bind_pool(py::module_& m) {
                       "A prefix-cache event: 'stored' (pages cached under hashes), 'removed' "
                       "(one page evicted) or 'all_cleared' (reset_prefix_cache).")
       .def_property_readonly("kind", [](const KVEvent& e) { return kind_name(e.kind); })
-      .def_property_readonly("parent_hash",
-                             [](const KVEvent& e) {
-                               return optional_digest_bytes(e.parent_hash, e.hash_algorithm);
-                             })
-      .def_property_readonly("page_hashes",
-                             [](const KVEvent& e) { return digest_list(e.page_hashes, e.hash_algorithm); })
+      .def_property_readonly(
+          "parent_hash",
+          [](const KVEvent& e) { return optional_digest_bytes(e.parent_hash, e.hash_algorithm); })
+      .def_property_readonly(
+          "page_hashes",
+          [](const KVEvent& e) { return digest_list(e.page_hashes, e.hash_algorithm); })
       .def_readonly("token_ids", &KVEvent::token_ids)
       .def_readonly("page_size", &KVEvent::page_size)
       .def_readonly("lora_id", &KVEvent::lora_id)
@@ -101,8 +98,8 @@ void bind_pool(py::module_& m) {
           [](const PagePool& p) { return std::string(hash_algorithm_name(p.hash_algorithm())); },
           "str: the algorithm of every hash in the pool.")
       .def(
-          "get_new_pages", [](PagePool& pool, int32_t n) { return to_python(pool.get_new_pages(n)); },
-          py::arg("n"),
+          "get_new_pages",
+          [](PagePool& pool, int32_t n) { return to_python(pool.get_new_pages(n)); }, py::arg("n"),
           "get_new_pages(n: int) -> PageIds: pops n pages from the free-queue head, evicting "
           "their hashes (rule 3); pagedkv.CapacityError (nothing changed) if fewer are free.")
       .def(
@@ -112,8 +109,7 @@ void bind_pool(py::module_& m) {
           "free_pages(ids: Sequence[int]) -> None: decrements every page; those reaching ref "
           "count 0 join the free-queue tail in this order (rule 4).")
       .def(
-          "touch",
-          [](PagePool& pool, py::handle ids) { pool.touch(touch_ids_arg(ids)); },
+          "touch", [](PagePool& pool, py::handle ids) { pool.touch(touch_ids_arg(ids)); },
           py::arg("ids"),
           "touch(ids: Sequence[int] | Sequence[Sequence[int]]) -> None: increments ref counts, "
           "unlinking free pages from the queue (rule 8); a flat sequence or one per group.")
@@ -145,9 +141,8 @@ void bind_pool(py::module_& m) {
           "the longest cached prefix of `hashes` in one group (stops at the first miss).")
       .def(
           "cache_full_pages",
-          [](PagePool& pool, const Request& request, py::handle pages_obj,
-             int32_t num_cached_pages, int32_t num_full_pages, int32_t page_size,
-             GroupId group) {
+          [](PagePool& pool, const Request& request, py::handle pages_obj, int32_t num_cached_pages,
+             int32_t num_full_pages, int32_t page_size, GroupId group) {
             const std::vector<PageId> pages = page_ids_arg(pages_obj, "pages");
             // The pool takes the request's hash chain and tokens, not the request.
             const PageChainView chain{.page_hashes = request.page_hashes(page_size),

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "bindings.h"
-#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/hash/page_hash.h"
+#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/replay/replay.h"
 #include "pagedkv/replay/trace.h"
 
@@ -62,7 +62,8 @@ void bind_replay(py::module_& m) {
       .def_property_readonly("num_tokens", &Trace::num_tokens)
       .def_property_readonly("max_input_length", &Trace::max_input_length)
       .def("__len__", [](const Trace& t) { return t.requests.size(); })
-      .def("__getitem__", &request_at, py::arg("index"), py::return_value_policy::reference_internal)
+      .def("__getitem__", &request_at, py::arg("index"),
+           py::return_value_policy::reference_internal)
       .def(
           "prompt_tokens",
           [](const Trace& t, int64_t i) {

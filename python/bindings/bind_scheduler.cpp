@@ -38,10 +38,9 @@ void bind_config(py::module_& m) {
   py::class_<SchedulerConfig>(m, "SchedulerConfig",
                               "The scheduler's limits and policy (rule 45 is checked on "
                               "construction and by validate(): ValueError naming the field).")
-      .def(py::init([](int32_t max_num_seqs, int32_t max_num_batched_tokens,
-                       int32_t max_model_len, bool enable_chunked_prefill,
-                       int32_t long_prefill_token_threshold, const std::string& policy,
-                       bool reserve_full_prompt) {
+      .def(py::init([](int32_t max_num_seqs, int32_t max_num_batched_tokens, int32_t max_model_len,
+                       bool enable_chunked_prefill, int32_t long_prefill_token_threshold,
+                       const std::string& policy, bool reserve_full_prompt) {
              SchedulerConfig c;
              c.max_num_seqs = max_num_seqs;
              c.max_num_batched_tokens = max_num_batched_tokens;
@@ -69,8 +68,7 @@ void bind_config(py::module_& m) {
                      "int: tokens per request; equals the KVCacheManager's")
       .def_readwrite("enable_chunked_prefill", &SchedulerConfig::enable_chunked_prefill,
                      "bool: split prompts over the budget left (rule 38)")
-      .def_readwrite("long_prefill_token_threshold",
-                     &SchedulerConfig::long_prefill_token_threshold,
+      .def_readwrite("long_prefill_token_threshold", &SchedulerConfig::long_prefill_token_threshold,
                      "int: cap on a request's tokens per step (0 = off)")
       .def_property(
           "policy",
@@ -100,8 +98,7 @@ void bind_sampling_params(py::module_& m) {
                              "engine's sampler.")
       .def(py::init([](int32_t max_tokens, int32_t min_tokens, bool ignore_eos,
                        std::vector<TokenId> stop_token_ids, float temperature, int32_t top_k,
-                       float top_p, std::optional<int64_t> seed,
-                       std::optional<int32_t> logprobs) {
+                       float top_p, std::optional<int64_t> seed, std::optional<int32_t> logprobs) {
              SamplingParams p;
              p.max_tokens = max_tokens;
              p.min_tokens = min_tokens;
@@ -138,11 +135,12 @@ void bind_sampling_params(py::module_& m) {
       .def("validate", &SamplingParams::validate,
            "validate() -> None: raises ValueError naming the first bad field")
       .def("__repr__", [](const SamplingParams& p) {
-        return fmt::format("SamplingParams(max_tokens={}, min_tokens={}, ignore_eos={}, "
-                           "stop_token_ids={}, temperature={}, top_k={}, top_p={})",
-                           p.max_tokens, p.min_tokens, py_bool(p.ignore_eos),
-                           py::repr(py::cast(p.stop_token_ids)).cast<std::string>(),
-                           p.temperature, p.top_k, p.top_p);
+        return fmt::format(
+            "SamplingParams(max_tokens={}, min_tokens={}, ignore_eos={}, "
+            "stop_token_ids={}, temperature={}, top_k={}, top_p={})",
+            p.max_tokens, p.min_tokens, py_bool(p.ignore_eos),
+            py::repr(py::cast(p.stop_token_ids)).cast<std::string>(), p.temperature, p.top_k,
+            p.top_p);
       });
 }
 
@@ -158,11 +156,11 @@ void bind_outputs(py::module_& m) {
       .def_readonly("num_computed_tokens", &NewRequestData::num_computed_tokens,
                     "int: tokens already computed before this step (the prefix hit)")
       .def("__repr__", [](const NewRequestData& d) {
-        return fmt::format("NewRequestData(req_id='{}', prompt_len={}, page_ids={}, "
-                           "num_computed_tokens={})",
-                           d.request_id, d.prompt_token_ids.size(),
-                           py::repr(py::cast(d.page_ids)).cast<std::string>(),
-                           d.num_computed_tokens);
+        return fmt::format(
+            "NewRequestData(req_id='{}', prompt_len={}, page_ids={}, "
+            "num_computed_tokens={})",
+            d.request_id, d.prompt_token_ids.size(),
+            py::repr(py::cast(d.page_ids)).cast<std::string>(), d.num_computed_tokens);
       });
 
   py::class_<CachedRequestData>(m, "CachedRequestData",
@@ -221,10 +219,11 @@ void bind_outputs(py::module_& m) {
       .def_readonly("finished_req_ids", &SchedulerOutput::finished_req_ids,
                     "list[str]: finished or aborted since the previous step")
       .def("__repr__", [](const SchedulerOutput& o) {
-        return fmt::format("SchedulerOutput(step={}, requests={}, total_num_scheduled_tokens={}, "
-                           "preempted={}, finished={})",
-                           o.step, o.num_scheduled_tokens.size(), o.total_num_scheduled_tokens,
-                           o.preempted_req_ids.size(), o.finished_req_ids.size());
+        return fmt::format(
+            "SchedulerOutput(step={}, requests={}, total_num_scheduled_tokens={}, "
+            "preempted={}, finished={})",
+            o.step, o.num_scheduled_tokens.size(), o.total_num_scheduled_tokens,
+            o.preempted_req_ids.size(), o.finished_req_ids.size());
       });
 
   py::class_<RequestOutput>(m, "RequestOutput",
@@ -239,11 +238,12 @@ void bind_outputs(py::module_& m) {
       .def_readonly("stop_reason", &RequestOutput::stop_reason,
                     "int | None: the stop token that finished the request")
       .def("__repr__", [](const RequestOutput& r) {
-        return fmt::format("RequestOutput(request_id='{}', new_token_ids={}, finished={}, "
-                           "finish_reason={})",
-                           r.request_id, py::repr(py::cast(r.new_token_ids)).cast<std::string>(),
-                           py_bool(r.finished),
-                           py::repr(py::cast(reason_name(r.finish_reason))).cast<std::string>());
+        return fmt::format(
+            "RequestOutput(request_id='{}', new_token_ids={}, finished={}, "
+            "finish_reason={})",
+            r.request_id, py::repr(py::cast(r.new_token_ids)).cast<std::string>(),
+            py_bool(r.finished),
+            py::repr(py::cast(reason_name(r.finish_reason))).cast<std::string>());
       });
 }
 
@@ -284,10 +284,11 @@ void bind_sequence(py::module_& m) {
           "finish_reason", [](const Sequence& s) { return reason_name(s.finish_reason()); },
           "str | None")
       .def("__repr__", [](const Sequence& s) {
-        return fmt::format("Sequence(request_id='{}', status='{}', num_tokens={}, "
-                           "num_computed_tokens={})",
-                           s.request_id(), sequence_status_name(s.status()), s.num_tokens(),
-                           s.num_computed_tokens());
+        return fmt::format(
+            "Sequence(request_id='{}', status='{}', num_tokens={}, "
+            "num_computed_tokens={})",
+            s.request_id(), sequence_status_name(s.status()), s.num_tokens(),
+            s.num_computed_tokens());
       });
 
   py::class_<SchedulerStats>(m, "SchedulerStats", "Counters of a Scheduler (a snapshot).")
@@ -300,10 +301,10 @@ void bind_sequence(py::module_& m) {
       .def_readonly("prefix_cache_stats", &SchedulerStats::prefix_cache,
                     "PrefixCacheStats: lookups of admitted requests only (rule 46)")
       .def("__repr__", [](const SchedulerStats& s) {
-        return fmt::format("SchedulerStats(num_steps={}, num_preemptions={}, num_running={}, "
-                           "num_waiting={}, kv_cache_usage={:.4f})",
-                           s.num_steps, s.num_preemptions, s.num_running, s.num_waiting,
-                           s.kv_cache_usage);
+        return fmt::format(
+            "SchedulerStats(num_steps={}, num_preemptions={}, num_running={}, "
+            "num_waiting={}, kv_cache_usage={:.4f})",
+            s.num_steps, s.num_preemptions, s.num_running, s.num_waiting, s.kv_cache_usage);
       });
 }
 

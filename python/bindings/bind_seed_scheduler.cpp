@@ -56,8 +56,7 @@ void bind_requests(py::module_& m) {
            "filled with dummy pages (0) when it is enqueued")
       .def_readwrite("id", &InitialSequenceRequest::id, "str")
       .def_property(
-          "prompt_token_ids",
-          [](const InitialSequenceRequest& r) { return r.prompt_token_ids; },
+          "prompt_token_ids", [](const InitialSequenceRequest& r) { return r.prompt_token_ids; },
           [](InitialSequenceRequest& r, py::handle v) {
             r.prompt_token_ids = token_ids_arg(v, "prompt_token_ids");
           },
@@ -80,9 +79,10 @@ void bind_requests(py::module_& m) {
       .def_property_readonly("is_complete", &InitialSequenceRequest::is_complete,
                              "bool: every chunk computed (chunk_start >= prompt_len)")
       .def("__repr__", [](const InitialSequenceRequest& r) {
-        return fmt::format("InitialSequenceRequest(id='{}', prompt_len={}, chunk_idx={}, "
-                           "chunk_size={})",
-                           r.id, r.prompt_len(), r.chunk_idx, r.chunk_size);
+        return fmt::format(
+            "InitialSequenceRequest(id='{}', prompt_len={}, chunk_idx={}, "
+            "chunk_size={})",
+            r.id, r.prompt_len(), r.chunk_idx, r.chunk_size);
       });
 
   py::class_<GenerationStepTask>(
@@ -101,8 +101,8 @@ void bind_requests(py::module_& m) {
              t.slot = slot;
              return t;
            }),
-           py::arg("id"), py::arg("position"), py::arg("page_indices"),
-           py::arg("prefill_token_id"), py::arg("token_ids"), py::arg("slot") = -1,
+           py::arg("id"), py::arg("position"), py::arg("page_indices"), py::arg("prefill_token_id"),
+           py::arg("token_ids"), py::arg("slot") = -1,
            "GenerationStepTask(id: str, position: int, page_indices: Sequence[int], "
            "prefill_token_id: int, token_ids: Sequence[int], slot: int = -1)")
       .def_static("from_prefill", &GenerationStepTask::from_prefill, py::arg("prefill"),
@@ -130,9 +130,10 @@ void bind_requests(py::module_& m) {
            "advance(sampled: int) -> None: after a decode step, prefill_token_id joins "
            "token_ids, `sampled` becomes the next input, position += 1")
       .def("__repr__", [](const GenerationStepTask& t) {
-        return fmt::format("GenerationStepTask(id='{}', slot={}, position={}, "
-                           "prefill_token_id={})",
-                           t.id, t.slot, t.position, t.prefill_token_id);
+        return fmt::format(
+            "GenerationStepTask(id='{}', slot={}, position={}, "
+            "prefill_token_id={})",
+            t.id, t.slot, t.position, t.prefill_token_id);
       });
 }
 
@@ -141,9 +142,8 @@ void bind_plan(py::module_& m) {
                                     "The pages mapped for the planned prefill chunk.")
       .def_readonly("page_indices", &AllocatedPrefillPages::page_indices,
                     "list[int]: in page-table order")
-      .def("__eq__", [](const AllocatedPrefillPages& a, const AllocatedPrefillPages& b) {
-        return a == b;
-      })
+      .def("__eq__",
+           [](const AllocatedPrefillPages& a, const AllocatedPrefillPages& b) { return a == b; })
       .def("__repr__", [](const AllocatedPrefillPages& a) {
         return "AllocatedPrefillPages(" + py::repr(py::cast(a.page_indices)).cast<std::string>() +
                ")";
@@ -160,9 +160,8 @@ void bind_plan(py::module_& m) {
       .def_readonly("slot", &SlotPageAssignment::slot, "int")
       .def_readonly("page_idx", &SlotPageAssignment::page_idx, "int")
       .def_readonly("mapped_idx", &SlotPageAssignment::mapped_idx, "int")
-      .def("__eq__", [](const SlotPageAssignment& a, const SlotPageAssignment& b) {
-        return a == b;
-      })
+      .def("__eq__",
+           [](const SlotPageAssignment& a, const SlotPageAssignment& b) { return a == b; })
       .def("__repr__", [](const SlotPageAssignment& a) {
         return fmt::format("SlotPageAssignment(slot={}, page_idx={}, mapped_idx={})", a.slot,
                            a.page_idx, a.mapped_idx);
@@ -188,14 +187,14 @@ void bind_plan(py::module_& m) {
       .def_property_readonly("has_work", &NextIterationPlan::has_work,
                              "bool: schedule_prefill or schedule_decodes")
       .def("__repr__", [](const NextIterationPlan& p) {
-        return fmt::format("NextIterationPlan(schedule_prefill={}, schedule_decodes={}, "
-                           "prefill_request={}, new_decodes_requests={}, page_updates={}, "
-                           "preempted={})",
-                           p.schedule_prefill ? "True" : "False",
-                           p.schedule_decodes ? "True" : "False",
-                           p.prefill_request ? "'" + p.prefill_request->id + "'" : "None",
-                           p.new_decodes_requests.size(), p.decodes_state_page_updates.size(),
-                           p.preempted_request_ids.size());
+        return fmt::format(
+            "NextIterationPlan(schedule_prefill={}, schedule_decodes={}, "
+            "prefill_request={}, new_decodes_requests={}, page_updates={}, "
+            "preempted={})",
+            p.schedule_prefill ? "True" : "False", p.schedule_decodes ? "True" : "False",
+            p.prefill_request ? "'" + p.prefill_request->id + "'" : "None",
+            p.new_decodes_requests.size(), p.decodes_state_page_updates.size(),
+            p.preempted_request_ids.size());
       });
 }
 
@@ -249,12 +248,11 @@ void bind_scheduler_facade(py::module_& m) {
       "when a decode starts a page. Where the seed raised for lack of pages it preempts the most "
       "recently admitted decode (recomputed later); with nothing runnable, create_plan returns "
       "a plan with no work.")
-      .def(py::init([](HBMPageManager& manager, int32_t batch_size,
-                       int32_t num_pages_per_sequence, int32_t resume_chunk_size) {
+      .def(py::init([](HBMPageManager& manager, int32_t batch_size, int32_t num_pages_per_sequence,
+                       int32_t resume_chunk_size) {
              return new InferenceScheduler(
                  manager, InferenceSchedulerConfig{.batch_size = batch_size,
-                                                   .num_pages_per_sequence =
-                                                       num_pages_per_sequence,
+                                                   .num_pages_per_sequence = num_pages_per_sequence,
                                                    .resume_chunk_size = resume_chunk_size});
            }),
            py::arg("manager"), py::arg("batch_size"), py::arg("num_pages_per_sequence"),
@@ -262,8 +260,7 @@ void bind_scheduler_facade(py::module_& m) {
            "InferenceScheduler(manager: HBMPageManager, batch_size: int, "
            "num_pages_per_sequence: int, resume_chunk_size: int = 512) - ValueError unless all "
            "are > 0 and num_pages_per_sequence <= manager.num_pages - 1")
-      .def_property_readonly("batch_size", &InferenceScheduler::batch_size,
-                             "int: decode slots")
+      .def_property_readonly("batch_size", &InferenceScheduler::batch_size, "int: decode slots")
       .def_property_readonly("max_seq_len", &InferenceScheduler::max_seq_len,
                              "int: num_pages_per_sequence * page_size")
       .def_property_readonly(
@@ -321,10 +318,10 @@ void bind_scheduler_facade(py::module_& m) {
            "ActiveSequenceBatch) -> None: every handed-out page is mapped exactly once "
            "(AssertionError naming the first broken invariant)")
       .def("__repr__", [](const InferenceScheduler& s) {
-        return fmt::format("InferenceScheduler(batch_size={}, max_seq_len={}, prefill_queue={}, "
-                           "decodes_queue={})",
-                           s.batch_size(), s.max_seq_len(), s.prefill_queue().size(),
-                           s.decodes_queue().size());
+        return fmt::format(
+            "InferenceScheduler(batch_size={}, max_seq_len={}, prefill_queue={}, "
+            "decodes_queue={})",
+            s.batch_size(), s.max_seq_len(), s.prefill_queue().size(), s.decodes_queue().size());
       });
 }
 

@@ -50,8 +50,18 @@ inline IntFormat int_format(const Py_buffer& view) {
   if (*f == '@' || *f == '=' || *f == '<') ++f;  // native / little-endian (x86, arm64 LE)
   if (f[0] == '\0' || f[1] != '\0') return {};
   switch (f[0]) {
-    case 'b': case 'h': case 'i': case 'l': case 'q': case 'n': return {true, true};
-    case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N': return {false, true};
+    case 'b':
+    case 'h':
+    case 'i':
+    case 'l':
+    case 'q':
+    case 'n': return {true, true};
+    case 'B':
+    case 'H':
+    case 'I':
+    case 'L':
+    case 'Q':
+    case 'N': return {false, true};
     default: return {};
   }
 }
@@ -63,8 +73,7 @@ inline IntFormat int_format(const Py_buffer& view) {
 template <typename T>
 [[noreturn]] void throw_out_of_range(const char* name, int64_t index, const std::string& value) {
   PyErr_Format(PyExc_OverflowError, "%s[%lld] = %s is outside the range of int%d [%lld, %lld]",
-               name, static_cast<long long>(index), value.c_str(),
-               static_cast<int>(8 * sizeof(T)),
+               name, static_cast<long long>(index), value.c_str(), static_cast<int>(8 * sizeof(T)),
                static_cast<long long>(std::numeric_limits<T>::min()),
                static_cast<long long>(std::numeric_limits<T>::max()));
   throw pybind11::error_already_set();
@@ -74,12 +83,15 @@ template <typename T>
 // flag the overflow).
 inline int64_t read_int(const char* p, bool is_signed, Py_ssize_t size) {
   switch (size) {
-    case 1: return is_signed ? int64_t{*reinterpret_cast<const int8_t*>(p)}
-                             : int64_t{*reinterpret_cast<const uint8_t*>(p)};
-    case 2: return is_signed ? int64_t{*reinterpret_cast<const int16_t*>(p)}
-                             : int64_t{*reinterpret_cast<const uint16_t*>(p)};
-    case 4: return is_signed ? int64_t{*reinterpret_cast<const int32_t*>(p)}
-                             : int64_t{*reinterpret_cast<const uint32_t*>(p)};
+    case 1:
+      return is_signed ? int64_t{*reinterpret_cast<const int8_t*>(p)}
+                       : int64_t{*reinterpret_cast<const uint8_t*>(p)};
+    case 2:
+      return is_signed ? int64_t{*reinterpret_cast<const int16_t*>(p)}
+                       : int64_t{*reinterpret_cast<const uint16_t*>(p)};
+    case 4:
+      return is_signed ? int64_t{*reinterpret_cast<const int32_t*>(p)}
+                       : int64_t{*reinterpret_cast<const uint32_t*>(p)};
     default: {
       if (is_signed) return *reinterpret_cast<const int64_t*>(p);
       const uint64_t u = *reinterpret_cast<const uint64_t*>(p);
@@ -142,8 +154,8 @@ class IntSequence {
     if (count == 0) return;  // empty: any dtype
     const detail::IntFormat fmt = detail::int_format(*view);
     if (!fmt.ok) {
-      detail::throw_type(name_, std::string("buffer format '") +
-                                    (view->format ? view->format : "?") + "'");
+      detail::throw_type(
+          name_, std::string("buffer format '") + (view->format ? view->format : "?") + "'");
     }
     if (view->ndim == 0) detail::throw_type(name_, "a scalar");
     const bool exact = fmt.is_signed && view->itemsize == static_cast<Py_ssize_t>(sizeof(T));
@@ -215,13 +227,14 @@ class IntSequence {
   // Whatever NumPy makes an array of (nested lists, ranges); the buffer keeps the array alive.
   void from_numpy(pybind11::handle obj) {
     pybind11::array arr = pybind11::array::ensure(obj);
-    if (!arr) detail::throw_type(name_, std::string("an object of type ") + Py_TYPE(obj.ptr())->tp_name);
+    if (!arr)
+      detail::throw_type(name_, std::string("an object of type ") + Py_TYPE(obj.ptr())->tp_name);
     from_buffer(arr);
   }
 
   const char* name_;
-  detail::BufferPtr buffer_;   // the borrowed buffer read in place
-  std::vector<T> owned_;       // converted elements otherwise
+  detail::BufferPtr buffer_;  // the borrowed buffer read in place
+  std::vector<T> owned_;      // converted elements otherwise
   std::span<const T> span_;
   std::vector<int64_t> shape_;
 };

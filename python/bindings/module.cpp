@@ -31,12 +31,15 @@ void bind_errors(py::module_& m) {
       PyErr_SetString(internal_error.ptr(), e.what());
     }
   });
-  m.def("set_isa_cap", [](const std::string& name) { set_isa_cap(parse_isa(name)); },
-        py::arg("isa"), "Caps the SIMD ISA: 'scalar', 'avx2', 'avx512' or 'avx512bf16'.");
-  m.def("active_isa", [] { return std::string(isa_name(active_isa())); },
-        "active_isa() -> str: the SIMD level kernels use now (detected, capped by set_isa_cap).");
-  m.def("detected_isa", [] { return std::string(isa_name(detected_isa())); },
-        "detected_isa() -> str: the best SIMD level this CPU supports.");
+  m.def(
+      "set_isa_cap", [](const std::string& name) { set_isa_cap(parse_isa(name)); }, py::arg("isa"),
+      "Caps the SIMD ISA: 'scalar', 'avx2', 'avx512' or 'avx512bf16'.");
+  m.def(
+      "active_isa", [] { return std::string(isa_name(active_isa())); },
+      "active_isa() -> str: the SIMD level kernels use now (detected, capped by set_isa_cap).");
+  m.def(
+      "detected_isa", [] { return std::string(isa_name(detected_isa())); },
+      "detected_isa() -> str: the best SIMD level this CPU supports.");
 }
 
 }  // namespace pagedkv::python

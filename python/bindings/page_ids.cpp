@@ -15,7 +15,8 @@ namespace {
 py::ssize_t normalise_index(const PageIds& p, py::ssize_t i) {
   const auto n = static_cast<py::ssize_t>(p.ids.size());
   if (i < 0) i += n;
-  if (i < 0 || i >= n) throw py::index_error("PageIds index " + std::to_string(i) + " out of range");
+  if (i < 0 || i >= n)
+    throw py::index_error("PageIds index " + std::to_string(i) + " out of range");
   return i;
 }
 
@@ -56,35 +57,44 @@ a zero-copy int32 view, and a PageIds passed back to pagedkv is read in place.)d
                                /*readonly=*/true);
       })
       .def("__len__", [](const PageIds& p) { return p.ids.size(); })
-      .def("__getitem__",
-           [](const PageIds& p, py::ssize_t i) { return p.ids[static_cast<size_t>(normalise_index(p, i))]; },
-           py::arg("index"))
-      .def("__getitem__",
-           [](const PageIds& p, const py::slice& s) {
-             size_t start = 0, stop = 0, step = 0, length = 0;
-             if (!s.compute(p.ids.size(), &start, &stop, &step, &length)) throw py::error_already_set();
-             py::list out(length);
-             for (size_t k = 0; k < length; ++k) out[k] = py::int_(p.ids[start + k * step]);
-             return out;
-           },
-           py::arg("slice"))
-      .def("__iter__",
-           [](const PageIds& p) { return py::make_iterator(p.ids.begin(), p.ids.end()); },
-           py::keep_alive<0, 1>())
+      .def(
+          "__getitem__",
+          [](const PageIds& p, py::ssize_t i) {
+            return p.ids[static_cast<size_t>(normalise_index(p, i))];
+          },
+          py::arg("index"))
+      .def(
+          "__getitem__",
+          [](const PageIds& p, const py::slice& s) {
+            size_t start = 0, stop = 0, step = 0, length = 0;
+            if (!s.compute(p.ids.size(), &start, &stop, &step, &length))
+              throw py::error_already_set();
+            py::list out(length);
+            for (size_t k = 0; k < length; ++k) out[k] = py::int_(p.ids[start + k * step]);
+            return out;
+          },
+          py::arg("slice"))
+      .def(
+          "__iter__",
+          [](const PageIds& p) { return py::make_iterator(p.ids.begin(), p.ids.end()); },
+          py::keep_alive<0, 1>())
       .def("__contains__",
            [](const PageIds& p, PageId id) {
-             for (PageId x : p.ids) if (x == id) return true;
+             for (PageId x : p.ids)
+               if (x == id) return true;
              return false;
            })
       .def("__eq__", &equals, py::is_operator())
-      .def("__ne__",
-           [](const PageIds& p, py::handle other) {
-             py::object eq = equals(p, other);
-             if (eq.is(py::reinterpret_borrow<py::object>(Py_NotImplemented))) return eq;
-             return py::object(py::bool_(!eq.cast<bool>()));
-           },
-           py::is_operator())
-      .def("tolist", [](const PageIds& p) { return py::cast(p.ids); }, "The ids as a list of ints.")
+      .def(
+          "__ne__",
+          [](const PageIds& p, py::handle other) {
+            py::object eq = equals(p, other);
+            if (eq.is(py::reinterpret_borrow<py::object>(Py_NotImplemented))) return eq;
+            return py::object(py::bool_(!eq.cast<bool>()));
+          },
+          py::is_operator())
+      .def(
+          "tolist", [](const PageIds& p) { return py::cast(p.ids); }, "The ids as a list of ints.")
       .def(
           "__add__",
           [](const PageIds& p, py::handle other) {
@@ -106,9 +116,7 @@ a zero-copy int32 view, and a PageIds passed back to pagedkv is read in place.)d
   py::setattr(m.attr("PageIds"), "__hash__", py::none());
 }
 
-py::object to_python(std::vector<PageId>&& ids) {
-  return py::cast(PageIds{std::move(ids)});
-}
+py::object to_python(std::vector<PageId>&& ids) { return py::cast(PageIds{std::move(ids)}); }
 
 py::list to_python(std::vector<std::vector<PageId>>&& groups) {
   py::list out(groups.size());

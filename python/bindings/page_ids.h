@@ -18,8 +18,6 @@ struct PageIds {
   std::vector<PageId> ids;
 };
 
-
-
 // One PageIds object.
 pybind11::object to_python(std::vector<PageId>&& ids);
 // A list with one PageIds per KV-cache group.

@@ -26,11 +26,11 @@
 
 namespace pagedkv {
 
+using attention_detail::kChunk;
 using attention_detail::KernelParams;
 using attention_detail::KernelScratch;
 using attention_detail::KernelTable;
 using attention_detail::TileDesc;
-using attention_detail::kChunk;
 
 static_assert(kChunk == kAttentionKvChunk);
 
@@ -86,8 +86,8 @@ struct ThreadScratch {
     const int64_t fkv = int64_t{kChunk} * D;
     const int64_t fstate = attention_detail::state_floats(R, D);
     const int64_t floats = fq + fs + 2 * fkv + 2 * fstate;
-    const size_t bytes = sizeof(float) * floats + 2 * sizeof(float*) * kChunk +
-                         sizeof(int32_t) * R + 64 * 8;
+    const size_t bytes =
+        sizeof(float) * floats + 2 * sizeof(float*) * kChunk + sizeof(int32_t) * R + 64 * 8;
     auto* base = static_cast<char*>(buffer.reserve(bytes));
     auto carve = [&base](size_t n) {
       char* p = base;
@@ -158,8 +158,8 @@ size_t validate_batch_sizes(const AttentionBatch& batch, int64_t num_tokens) {
                     "seq_lens has {} entries, query_start_loc implies {} requests",
                     batch.seq_lens.size(), B);
   PAGEDKV_CHECK_ARG(qsl[0] == 0, "query_start_loc[0] must be 0, got {}", qsl[0]);
-  PAGEDKV_CHECK_ARG(qsl[B] == num_tokens, "query_start_loc[{}] = {} must equal num_tokens {}",
-                    B, qsl[B], num_tokens);
+  PAGEDKV_CHECK_ARG(qsl[B] == num_tokens, "query_start_loc[{}] = {} must equal num_tokens {}", B,
+                    qsl[B], num_tokens);
   const PageTableRef& pt = batch.pages;
   if (pt.is_csr()) {
     PAGEDKV_CHECK_ARG(pt.indptr.size() == B + 1, "page indptr has {} entries, expected {}",
@@ -203,14 +203,14 @@ void validate_request(const PagedKVView& kv, const AttentionBatch& batch,
   const int64_t ps = kv.page_size;
   const int32_t q_len = qsl[b + 1] - qsl[b];
   const int32_t seq = batch.seq_lens[b];
-  PAGEDKV_CHECK_ARG(seq >= q_len, "seq_lens[{}] = {} is shorter than its {} query tokens", b,
-                    seq, q_len);
+  PAGEDKV_CHECK_ARG(seq >= q_len, "seq_lens[{}] = {} is shorter than its {} query tokens", b, seq,
+                    q_len);
   const int64_t needed = cdiv<int64_t>(seq, ps);
   const int32_t* row = nullptr;
   if (pt.is_csr()) {
     const int64_t have = pt.indptr[b + 1] - pt.indptr[b];
-    PAGEDKV_CHECK_ARG(have >= needed, "request {} has {} pages, seq_len {} needs {}", b, have,
-                      seq, needed);
+    PAGEDKV_CHECK_ARG(have >= needed, "request {} has {} pages, seq_len {} needs {}", b, have, seq,
+                      needed);
     row = pt.page_ids.data() + pt.indptr[b];
   } else {
     PAGEDKV_CHECK_ARG(pt.row_stride >= needed,
@@ -276,8 +276,7 @@ int32_t plan_tiles(const AttentionBatch& batch, const AttentionOptions& opt, int
       t.first_pos = seq - q_len + t0;
       t.pages = pages;
       const int32_t last_pos = t.first_pos + t.num_tokens - 1;
-      t.key_begin =
-          opt.sliding_window > 0 ? std::max(0, t.first_pos - opt.sliding_window + 1) : 0;
+      t.key_begin = opt.sliding_window > 0 ? std::max(0, t.first_pos - opt.sliding_window + 1) : 0;
       t.key_end = last_pos + 1;
       t.chunk_begin = t.key_begin / kChunk;
       t.chunk_end = (t.key_end - 1) / kChunk + 1;

@@ -23,10 +23,13 @@
 #undef HWY_TARGET_INCLUDE
 // foreach_target.h re-includes this file by name; src/attention/CMakeLists.txt gives this one
 // translation unit its own folder as an include directory for that.
+// foreach_target.h must come first, before the headers it re-includes: no include sorting here.
+// clang-format off
 #define HWY_TARGET_INCLUDE "paged_attention_kernels.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+// clang-format on
 
 #include <algorithm>
 #include <cmath>
@@ -68,8 +71,8 @@ void PrepareRowDot(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
 }
 
 // Softmax of row `row` (columns [c_lo, c_hi) visible, n columns in the chunk) in place.
-HWY_INLINE void SoftmaxRow(const KernelParams& p, float* row, int32_t n, int32_t c_lo,
-                           int32_t c_hi, float* m, float* l) {
+HWY_INLINE void SoftmaxRow(const KernelParams& p, float* row, int32_t n, int32_t c_lo, int32_t c_hi,
+                           float* m, float* l) {
   const DF df;
   const DI di;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
@@ -412,8 +415,8 @@ HWY_INLINE hn::Mask<DF> KeyVisible(int32_t key, hn::Vec<DI> pos, hn::Vec<DI> pos
 
 // Softmax of the lane block of rows [r, r + N) over the keys of its enclosing row group of
 // max(N, kMR) rows, so that every P value the P.V blocks read is written.
-HWY_INLINE void GemmSoftmaxLanes(const KernelParams& p, const TileDesc& t, int32_t r,
-                                 int32_t k0, int32_t k1, KernelScratch& s, float* m, float* l) {
+HWY_INLINE void GemmSoftmaxLanes(const KernelParams& p, const TileDesc& t, int32_t r, int32_t k0,
+                                 int32_t k1, KernelScratch& s, float* m, float* l) {
   const DF df;
   const DI di;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
@@ -464,10 +467,26 @@ HWY_INLINE void GemmPv(const KernelParams& p, const TileDesc& t, int32_t k0, int
     const int32_t a = vis.k0 - k0, b = vis.k1 - k0;
     const float* pt = s.s + r;
     switch (nr) {
-      case 8: if constexpr (kMR >= 8) { PvRowsGemm<8>(pt, Rp, s.vrow, a, b, out, D); } break;
-      case 7: if constexpr (kMR >= 7) { PvRowsGemm<7>(pt, Rp, s.vrow, a, b, out, D); } break;
-      case 6: if constexpr (kMR >= 6) { PvRowsGemm<6>(pt, Rp, s.vrow, a, b, out, D); } break;
-      case 5: if constexpr (kMR >= 5) { PvRowsGemm<5>(pt, Rp, s.vrow, a, b, out, D); } break;
+      case 8:
+        if constexpr (kMR >= 8) {
+          PvRowsGemm<8>(pt, Rp, s.vrow, a, b, out, D);
+        }
+        break;
+      case 7:
+        if constexpr (kMR >= 7) {
+          PvRowsGemm<7>(pt, Rp, s.vrow, a, b, out, D);
+        }
+        break;
+      case 6:
+        if constexpr (kMR >= 6) {
+          PvRowsGemm<6>(pt, Rp, s.vrow, a, b, out, D);
+        }
+        break;
+      case 5:
+        if constexpr (kMR >= 5) {
+          PvRowsGemm<5>(pt, Rp, s.vrow, a, b, out, D);
+        }
+        break;
       case 4: PvRowsGemm<4>(pt, Rp, s.vrow, a, b, out, D); break;
       case 3: PvRowsGemm<3>(pt, Rp, s.vrow, a, b, out, D); break;
       case 2: PvRowsGemm<2>(pt, Rp, s.vrow, a, b, out, D); break;
@@ -550,8 +569,8 @@ void MergeState(float* run, const float* chunk, int32_t R, int32_t D) {
     run[R + r] = run[R + r] * a + chunk[R + r] * b;
     const VF va = hn::Set(df, a), vb = hn::Set(df, b);
     for (int32_t d = 0; d < D; d += N)
-      hn::StoreU(hn::MulAdd(hn::LoadU(df, acc + d), va, hn::Mul(hn::LoadU(df, cacc + d), vb)),
-                 df, acc + d);
+      hn::StoreU(hn::MulAdd(hn::LoadU(df, acc + d), va, hn::Mul(hn::LoadU(df, cacc + d), vb)), df,
+                 acc + d);
   }
 }
 
@@ -563,7 +582,8 @@ void WriteOutput(const KernelParams& p, const TileDesc& t, const float* run) {
     const VF inv = hn::Set(df, 1.0f / run[R + r]);
     const float* acc = run + 2 * R + int64_t{r} * D;
     float* dst = p.out + ((t.token_begin + r / G) * p.num_q_heads + t.kv_head * G + r % G) * D;
-    for (int32_t d = 0; d < D; d += N) hn::StoreU(hn::Mul(hn::LoadU(df, acc + d), inv), df, dst + d);
+    for (int32_t d = 0; d < D; d += N)
+      hn::StoreU(hn::Mul(hn::LoadU(df, acc + d), inv), df, dst + d);
   }
 }
 

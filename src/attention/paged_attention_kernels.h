@@ -36,26 +36,26 @@ struct KernelParams {
   const void* query = nullptr;  // [num_tokens, num_q_heads, head_dim] f32 or bf16
   bool query_bf16 = false;
   int32_t num_q_heads = 0;
-  int32_t group = 1;         // q heads per kv head
+  int32_t group = 1;  // q heads per kv head
   int32_t head_dim = 0;
   float scale = 1.0f;
-  int32_t window = 0;        // 0: none
-  float soft_cap = 0.0f;     // 0: none
-  float* out = nullptr;      // [num_tokens, num_q_heads, head_dim]
+  int32_t window = 0;     // 0: none
+  float soft_cap = 0.0f;  // 0: none
+  float* out = nullptr;   // [num_tokens, num_q_heads, head_dim]
   // bf16 queries over a bf16 cache on an AVX512-BF16 CPU: row-dot scores use bf16 pair dot
   // products (AVX-512 kernels only; a call-wide choice, so batch invariance holds).
   bool bf16_dot = false;
 };
 
 struct TileDesc {
-  int64_t token_begin = 0;     // global index of the tile's first query token
-  int32_t num_tokens = 0;      // tokens in the tile
-  int32_t first_pos = 0;       // position of the first token in its request
+  int64_t token_begin = 0;  // global index of the tile's first query token
+  int32_t num_tokens = 0;   // tokens in the tile
+  int32_t first_pos = 0;    // position of the first token in its request
   int32_t kv_head = 0;
   const int32_t* pages = nullptr;  // the request's page ids [cdiv(seq_len, page_size)]
-  int32_t key_begin = 0;       // first key any row sees
-  int32_t key_end = 0;         // one past the last key any row sees
-  int32_t chunk_begin = 0;     // chunks [chunk_begin, chunk_end) cover [key_begin, key_end)
+  int32_t key_begin = 0;           // first key any row sees
+  int32_t key_end = 0;             // one past the last key any row sees
+  int32_t chunk_begin = 0;         // chunks [chunk_begin, chunk_end) cover [key_begin, key_end)
   int32_t chunk_end = 0;
   bool gemm = false;
 
@@ -64,14 +64,14 @@ struct TileDesc {
 
 // Per-thread scratch, sized by the driver for max_rows rows and head_dim.
 struct KernelScratch {
-  float* q = nullptr;          // [max(rows * dim, dim * rows_padded)] scaled queries (bf16_dot:
-                               // raw bf16 rows)
-  float* s = nullptr;          // [kChunk * rows_padded] scores / probabilities
-  float* kf = nullptr;         // [kChunk, dim] dequantized keys (gemm shape)
-  float* vf = nullptr;         // [kChunk, dim] dequantized values (gemm shape)
+  float* q = nullptr;            // [max(rows * dim, dim * rows_padded)] scaled queries (bf16_dot:
+                                 // raw bf16 rows)
+  float* s = nullptr;            // [kChunk * rows_padded] scores / probabilities
+  float* kf = nullptr;           // [kChunk, dim] dequantized keys (gemm shape)
+  float* vf = nullptr;           // [kChunk, dim] dequantized values (gemm shape)
   const float** krow = nullptr;  // [kChunk] key row pointers (gemm shape)
   const float** vrow = nullptr;  // [kChunk] value row pointers (gemm shape)
-  int32_t* row_pos = nullptr;  // [rows_padded] position of each row (padding: very negative)
+  int32_t* row_pos = nullptr;    // [rows_padded] position of each row (padding: very negative)
   float* chunk_state = nullptr;  // [rows_padded * (dim + 2)] one chunk's partial state
   float* run_state = nullptr;    // [rows_padded * (dim + 2)] the running merged state
 };
@@ -83,8 +83,8 @@ inline int64_t state_floats(int32_t rows, int32_t dim) { return int64_t{rows} * 
 using ChunkFn = void (*)(const KernelParams&, const TileDesc&, int32_t chunk, float* state,
                          KernelScratch&);
 // Merges `count` consecutive chunk states (chunk order) and writes the tile's output.
-using MergeFn = void (*)(const KernelParams&, const TileDesc&, const float* states,
-                         int32_t count, KernelScratch&);
+using MergeFn = void (*)(const KernelParams&, const TileDesc&, const float* states, int32_t count,
+                         KernelScratch&);
 // Whole tile: every chunk in order, merged as it goes, then the output.
 using TileFn = void (*)(const KernelParams&, const TileDesc&, KernelScratch&);
 

@@ -43,12 +43,28 @@ constexpr int kMR = 4;
 // ---------------------------------------------------------------------------------------------
 // Cache elements -> float lanes.
 
-template <DType T> struct ElemOf;
-template <> struct ElemOf<DType::kFloat32> { using type = float; };
-template <> struct ElemOf<DType::kFloat16> { using type = hwy::float16_t; };
-template <> struct ElemOf<DType::kBFloat16> { using type = hwy::bfloat16_t; };
-template <> struct ElemOf<DType::kInt8> { using type = int8_t; };
-template <> struct ElemOf<DType::kFp8E4M3> { using type = uint8_t; };
+template <DType T>
+struct ElemOf;
+template <>
+struct ElemOf<DType::kFloat32> {
+  using type = float;
+};
+template <>
+struct ElemOf<DType::kFloat16> {
+  using type = hwy::float16_t;
+};
+template <>
+struct ElemOf<DType::kBFloat16> {
+  using type = hwy::bfloat16_t;
+};
+template <>
+struct ElemOf<DType::kInt8> {
+  using type = int8_t;
+};
+template <>
+struct ElemOf<DType::kFp8E4M3> {
+  using type = uint8_t;
+};
 
 HWY_INLINE VF LoadF(DF df, const float* p) { return hn::LoadU(df, p); }
 HWY_INLINE VF LoadF(DF df, const hwy::bfloat16_t* p) {
@@ -67,7 +83,8 @@ HWY_INLINE VF LoadF(DF df, const uint8_t* p) {
   const hn::Rebind<uint32_t, DF> du;
   const auto x = hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint8_t, DF>(), p));
   const auto mag = hn::And(x, hn::Set(du, 0x7fu));
-  const auto bits = hn::Or(hn::ShiftLeft<20>(mag), hn::ShiftLeft<24>(hn::And(x, hn::Set(du, 0x80u))));
+  const auto bits =
+      hn::Or(hn::ShiftLeft<20>(mag), hn::ShiftLeft<24>(hn::And(x, hn::Set(du, 0x80u))));
   const VF v = hn::Mul(hn::BitCast(df, bits), hn::Set(df, 0x1p120f));
   const auto is_nan = hn::RebindMask(df, hn::Eq(mag, hn::Set(du, 0x7fu)));
   return hn::IfThenElse(is_nan, hn::Set(df, std::numeric_limits<float>::quiet_NaN()), v);
@@ -141,8 +158,7 @@ HWY_INLINE int32_t VisibleLo(const KernelParams& p, int32_t pos) {
   return p.window > 0 ? std::max(0, pos - p.window + 1) : 0;
 }
 
-HWY_INLINE const float* QueryRow(const KernelParams& p, int64_t token, int32_t head,
-                                 float* tmp) {
+HWY_INLINE const float* QueryRow(const KernelParams& p, int64_t token, int32_t head, float* tmp) {
   const int64_t off = (token * p.num_q_heads + head) * p.head_dim;
   if (!p.query_bf16) return static_cast<const float*>(p.query) + off;
   const uint16_t* src = static_cast<const uint16_t*>(p.query) + off;
@@ -159,14 +175,14 @@ HWY_INLINE void DotRows(const float* q, int32_t D, const E* k, float f, float* o
   for (int i = 0; i < NR; ++i) acc[i] = hn::Zero(df);
   for (int32_t d = 0; d < D; d += N) {
     const VF kv = LoadF(df, k + d);
-    for (int i = 0; i < NR; ++i) acc[i] = hn::MulAdd(hn::LoadU(df, q + int64_t{i} * D + d), kv, acc[i]);
+    for (int i = 0; i < NR; ++i)
+      acc[i] = hn::MulAdd(hn::LoadU(df, q + int64_t{i} * D + d), kv, acc[i]);
   }
   for (int i = 0; i < NR; ++i) out[i * kChunk] = hn::GetLane(hn::SumOfLanes(df, acc[i])) * f;
 }
 
 template <typename E>
-HWY_INLINE void DotAllRows(const float* q, int32_t R, int32_t D, const E* k, float f,
-                           float* out) {
+HWY_INLINE void DotAllRows(const float* q, int32_t R, int32_t D, const E* k, float f, float* out) {
   int32_t r = 0;
   for (; r + 8 <= R; r += 8) DotRows<8>(q + int64_t{r} * D, D, k, f, out + r * kChunk);
   const float* qr = q + int64_t{r} * D;
@@ -349,12 +365,13 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
     }
   });
   for (int r = 0; r < NR; ++r)
-    for (int v = 0; v < NV; ++v) hn::StoreU(sum[r][v], df, acc + int64_t{r} * p.head_dim + d0 + v * N);
+    for (int v = 0; v < NV; ++v)
+      hn::StoreU(sum[r][v], df, acc + int64_t{r} * p.head_dim + d0 + v * N);
 }
 
 template <int NR, typename E>
-HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float* prob,
-                           int32_t k0, int32_t a, int32_t b, float* acc) {
+HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float* prob, int32_t k0,
+                           int32_t a, int32_t b, float* acc) {
   const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
   const int32_t D = p.head_dim;
   for (int32_t d0 = 0; d0 < D;) {
@@ -394,13 +411,29 @@ HWY_INLINE void QkBlock(const float* const* krow, const float* qt, int32_t Rp, i
 }
 
 template <int NV>
-HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, int32_t Rp,
-                       int32_t D, float* out) {
+HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, int32_t Rp, int32_t D,
+                       float* out) {
   switch (nj) {
-    case 8: if constexpr (kMR >= 8) { QkBlock<8, NV>(krow, qt, Rp, D, out); } break;
-    case 7: if constexpr (kMR >= 7) { QkBlock<7, NV>(krow, qt, Rp, D, out); } break;
-    case 6: if constexpr (kMR >= 6) { QkBlock<6, NV>(krow, qt, Rp, D, out); } break;
-    case 5: if constexpr (kMR >= 5) { QkBlock<5, NV>(krow, qt, Rp, D, out); } break;
+    case 8:
+      if constexpr (kMR >= 8) {
+        QkBlock<8, NV>(krow, qt, Rp, D, out);
+      }
+      break;
+    case 7:
+      if constexpr (kMR >= 7) {
+        QkBlock<7, NV>(krow, qt, Rp, D, out);
+      }
+      break;
+    case 6:
+      if constexpr (kMR >= 6) {
+        QkBlock<6, NV>(krow, qt, Rp, D, out);
+      }
+      break;
+    case 5:
+      if constexpr (kMR >= 5) {
+        QkBlock<5, NV>(krow, qt, Rp, D, out);
+      }
+      break;
     case 4: QkBlock<4, NV>(krow, qt, Rp, D, out); break;
     case 3: QkBlock<3, NV>(krow, qt, Rp, D, out); break;
     case 2: QkBlock<2, NV>(krow, qt, Rp, D, out); break;
@@ -410,8 +443,8 @@ HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, in
 
 // acc[r0 + i, d0 .. d0 + NV * N) = sum over keys j in [a, b) of P^T[j, r0 + i] * V[j, d0 ..].
 template <int NR, int NV>
-HWY_INLINE void PvBlock(const float* pt, int32_t Rp, const float* const* vrow, int32_t a,
-                        int32_t b, int32_t d0, float* acc, int32_t D) {
+HWY_INLINE void PvBlock(const float* pt, int32_t Rp, const float* const* vrow, int32_t a, int32_t b,
+                        int32_t d0, float* acc, int32_t D) {
   const DF df;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
   VF sum[NR][NV];

@@ -55,8 +55,7 @@ Isa parse_isa(std::string_view name) {
   for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Bf16}) {
     if (name == isa_name(isa)) return isa;
   }
-  PAGEDKV_CHECK_ARG(false, "unknown ISA '{}': expected scalar, avx2, avx512 or avx512bf16",
-                    name);
+  PAGEDKV_CHECK_ARG(false, "unknown ISA '{}': expected scalar, avx2, avx512 or avx512bf16", name);
   return Isa::kScalar;
 }
 

@@ -54,8 +54,7 @@ void ActiveSequenceBatch::map_page(int32_t slot, int32_t page_idx, PageId page) 
   check_active(slot);
   auto& pages = slots_[static_cast<size_t>(slot)]->page_indices;
   PAGEDKV_CHECK_RANGE(page_idx >= 0 && static_cast<size_t>(page_idx) < pages.size(),
-                      "page_idx {} out of range [0, {}) for slot {}", page_idx, pages.size(),
-                      slot);
+                      "page_idx {} out of range [0, {}) for slot {}", page_idx, pages.size(), slot);
   pages[static_cast<size_t>(page_idx)] = page;
 }
 

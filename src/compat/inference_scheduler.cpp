@@ -40,8 +40,8 @@ int32_t hold_pages(const std::vector<PageId>& page_indices, std::vector<uint8_t>
   for (size_t j = 0; j < page_indices.size(); ++j) {
     const PageId page = page_indices[j];
     if (static_cast<int32_t>(j) >= mapped) {
-      PAGEDKV_ASSERT(page == kNullPageId, "{}: entry {} maps page {} after an unmapped entry",
-                     who, j, page);
+      PAGEDKV_ASSERT(page == kNullPageId, "{}: entry {} maps page {} after an unmapped entry", who,
+                     j, page);
       continue;
     }
     PAGEDKV_ASSERT(page > 0 && static_cast<size_t>(page) < held.size(),
@@ -73,8 +73,8 @@ void InferenceScheduler::check_prompt(const InitialSequenceRequest& request,
                     request.id, request.chunk_size);
 }
 
-int32_t InferenceScheduler::mapped_prefix(const std::vector<PageId>& page_indices,
-                                          const char* what, const std::string& id) const {
+int32_t InferenceScheduler::mapped_prefix(const std::vector<PageId>& page_indices, const char* what,
+                                          const std::string& id) const {
   PAGEDKV_CHECK_ARG(page_indices.size() == static_cast<size_t>(config_.num_pages_per_sequence),
                     "{} '{}': page_indices has {} entries, expected num_pages_per_sequence {}",
                     what, id, page_indices.size(), config_.num_pages_per_sequence);
@@ -103,8 +103,8 @@ int32_t InferenceScheduler::mapped_prefix(const std::vector<PageId>& page_indice
 void InferenceScheduler::check_decode_task(const GenerationStepTask& task) const {
   PAGEDKV_CHECK_ARG(task.slot == -1, "decode task '{}': slot must be -1 (not admitted), got {}",
                     task.id, task.slot);
-  PAGEDKV_CHECK_ARG(task.position >= 1, "decode task '{}': position must be >= 1, got {}",
-                    task.id, task.position);
+  PAGEDKV_CHECK_ARG(task.position >= 1, "decode task '{}': position must be >= 1, got {}", task.id,
+                    task.position);
   PAGEDKV_CHECK_RANGE(task.position < max_seq_len_,
                       "decode task '{}': position {} leaves no room for a token below "
                       "max_seq_len {}",
@@ -116,8 +116,8 @@ void InferenceScheduler::check_decode_task(const GenerationStepTask& task) const
   const int32_t lo = pages_for(task.position, page_size_);
   const int32_t hi = pages_for(int64_t{task.position} + 1, page_size_);
   PAGEDKV_CHECK_ARG(mapped >= lo && mapped <= hi,
-                    "decode task '{}': {} pages mapped, position {} needs {}{}", task.id,
-                    mapped, task.position, lo, lo == hi ? "" : fmt::format(" or {}", hi));
+                    "decode task '{}': {} pages mapped, position {} needs {}{}", task.id, mapped,
+                    task.position, lo, lo == hi ? "" : fmt::format(" or {}", hi));
 }
 
 void InferenceScheduler::check_plan_inputs(
@@ -129,11 +129,11 @@ void InferenceScheduler::check_plan_inputs(
   if (active_prefill) {
     const InitialSequenceRequest& r = *active_prefill;
     check_prompt(r, "active prefill");
-    PAGEDKV_CHECK_ARG(r.chunk_idx >= 0, "active prefill '{}': chunk_idx must be >= 0, got {}",
-                      r.id, r.chunk_idx);
+    PAGEDKV_CHECK_ARG(r.chunk_idx >= 0, "active prefill '{}': chunk_idx must be >= 0, got {}", r.id,
+                      r.chunk_idx);
     PAGEDKV_CHECK_STATE(!r.is_complete(),
-                        "active prefill '{}' is complete: chunk {} starts at token {} of {}",
-                        r.id, r.chunk_idx, r.chunk_start(), r.prompt_len());
+                        "active prefill '{}' is complete: chunk {} starts at token {} of {}", r.id,
+                        r.chunk_idx, r.chunk_start(), r.prompt_len());
     const int32_t mapped = mapped_prefix(r.page_indices, "active prefill", r.id);
     const int32_t lo = pages_for(r.chunk_start(), page_size_);
     const int32_t hi = pages_for(r.chunk_end(), page_size_);
@@ -169,9 +169,9 @@ void InferenceScheduler::enqueue_prefill_request(InitialSequenceRequest request)
   const bool unmapped = std::all_of(request.page_indices.begin(), request.page_indices.end(),
                                     [](PageId p) { return p == kNullPageId; });
   PAGEDKV_CHECK_ARG(
-      unmapped && (request.page_indices.empty() ||
-                   request.page_indices.size() ==
-                       static_cast<size_t>(config_.num_pages_per_sequence)),
+      unmapped &&
+          (request.page_indices.empty() ||
+           request.page_indices.size() == static_cast<size_t>(config_.num_pages_per_sequence)),
       "prefill request '{}': page_indices must be empty or {} dummy pages, got {} entries{}",
       request.id, config_.num_pages_per_sequence, request.page_indices.size(),
       unmapped ? "" : " with mapped pages");
@@ -200,7 +200,8 @@ NextIterationPlan InferenceScheduler::create_plan(
     // Copies of this step's admissions, taken after their page updates; a slot admitted and
     // then preempted in this step is free again (admission precedes preemption).
     for (int32_t slot : admitted) {
-      if (decodes_state.is_active(slot)) plan.new_decodes_requests.push_back(decodes_state.at(slot));
+      if (decodes_state.is_active(slot))
+        plan.new_decodes_requests.push_back(decodes_state.at(slot));
     }
     plan.schedule_decodes = decodes_state.num_active() > 0;
   }
@@ -254,8 +255,8 @@ bool InferenceScheduler::decodes_may_run(const NextIterationPlan& plan,
   if (!plan.schedule_prefill) return true;
   // The seed lets decodes share a prefill's step only when they would nearly fill the batch:
   // active + queued > 0.95 * batch_size, in integers.
-  const int64_t decodes = int64_t{decodes_state.num_active()} +
-                          static_cast<int64_t>(decodes_queue_.size());
+  const int64_t decodes =
+      int64_t{decodes_state.num_active()} + static_cast<int64_t>(decodes_queue_.size());
   return 20 * decodes > int64_t{19} * config_.batch_size;
 }
 
@@ -318,8 +319,7 @@ void InferenceScheduler::preempt_decode(ActiveSequenceBatch& decodes_state, int3
   prefill_queue_.push_front(std::move(resumed));
 }
 
-void InferenceScheduler::preempt_prefill(InitialSequenceRequest prefill,
-                                         NextIterationPlan& plan) {
+void InferenceScheduler::preempt_prefill(InitialSequenceRequest prefill, NextIterationPlan& plan) {
   free_pages(prefill.page_indices);
   std::fill(prefill.page_indices.begin(), prefill.page_indices.end(), kNullPageId);
   prefill.chunk_idx = 0;
@@ -378,14 +378,14 @@ void InferenceScheduler::verify(const std::optional<InitialSequenceRequest>& act
     const std::string who = "active prefill '" + r.id + "'";
     const int32_t mapped = check_table(r.page_indices, who);
     const int64_t start = std::min<int64_t>(r.chunk_start(), r.prompt_len());
-    PAGEDKV_ASSERT(mapped >= pages_for(start, page_size_) &&
-                       mapped <= pages_for(r.chunk_end(), page_size_),
-                   "{}: {} pages mapped at chunk {}", who, mapped, r.chunk_idx);
+    PAGEDKV_ASSERT(
+        mapped >= pages_for(start, page_size_) && mapped <= pages_for(r.chunk_end(), page_size_),
+        "{}: {} pages mapped at chunk {}", who, mapped, r.chunk_idx);
   }
   const int64_t allocated = manager_->num_pages() - 1 - manager_->num_free_pages();
   PAGEDKV_ASSERT(num_held == allocated,
-                 "pages not conserved: the manager has handed out {}, requests map {}",
-                 allocated, num_held);
+                 "pages not conserved: the manager has handed out {}, requests map {}", allocated,
+                 num_held);
 }
 
 }  // namespace pagedkv

@@ -202,10 +202,8 @@ int hex_value(char c) {
 
 std::string_view hash_algorithm_name(HashAlgorithm algo) {
   switch (algo) {
-    case HashAlgorithm::kXxh3_128:
-      return "xxh3_128";
-    case HashAlgorithm::kSha256:
-      return "sha256";
+    case HashAlgorithm::kXxh3_128: return "xxh3_128";
+    case HashAlgorithm::kSha256: return "sha256";
   }
   PAGEDKV_CHECK_ARG(false, "unknown hash algorithm {}", static_cast<int>(algo));
   return {};
@@ -220,10 +218,8 @@ HashAlgorithm parse_hash_algorithm(std::string_view name) {
 
 int digest_size(HashAlgorithm algo) {
   switch (algo) {
-    case HashAlgorithm::kXxh3_128:
-      return 16;
-    case HashAlgorithm::kSha256:
-      return 32;
+    case HashAlgorithm::kXxh3_128: return 16;
+    case HashAlgorithm::kSha256: return 32;
   }
   PAGEDKV_CHECK_ARG(false, "unknown hash algorithm {}", static_cast<int>(algo));
   return 0;
@@ -298,8 +294,8 @@ PageHash PageHasher::root() const {
 
 PageHash PageHasher::parse_digest(std::string_view bytes) const {
   PAGEDKV_CHECK_ARG(bytes.size() == static_cast<size_t>(digest_size()),
-                    "a {} digest has {} bytes, got {}", hash_algorithm_name(algo_),
-                    digest_size(), bytes.size());
+                    "a {} digest has {} bytes, got {}", hash_algorithm_name(algo_), digest_size(),
+                    bytes.size());
   const PageHash h = PageHash::from_bytes(bytes);
   PAGEDKV_CHECK_ARG(!h.empty(), "an all-zero digest means 'no hash' and is never produced");
   return h;
@@ -310,8 +306,8 @@ PageHash PageHasher::hash_page(const PageHash* parent, std::span<const TokenId> 
   const auto dsize = static_cast<size_t>(digest_size());
   PAGEDKV_CHECK_ARG(!tokens.empty(), "a page hash needs at least one token, got 0");
   PAGEDKV_CHECK_ARG(tokens.size() <= std::numeric_limits<int32_t>::max(),
-                    "a page holds at most {} tokens, got {}",
-                    std::numeric_limits<int32_t>::max(), tokens.size());
+                    "a page holds at most {} tokens, got {}", std::numeric_limits<int32_t>::max(),
+                    tokens.size());
   if (parent != nullptr) {
     PAGEDKV_CHECK_ARG(!parent->empty(), "parent hash is empty (use nullptr for page 0)");
     PAGEDKV_CHECK_ARG(dsize == 32 || (parent->words[2] | parent->words[3]) == 0,

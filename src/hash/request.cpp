@@ -29,9 +29,9 @@ void fill_extra_keys(const RequestOptions& opts, int64_t page_index, int64_t sta
   out.cache_salt = page_index == 0 ? std::string_view(opts.cache_salt) : std::string_view();
   out.mm_inputs.clear();
   const auto& mm = opts.mm_inputs;
-  auto it = std::upper_bound(mm.begin(), mm.end(), start, [](int64_t pos, const MultiModalInput& in) {
-    return pos < in.offset + in.length;
-  });
+  auto it = std::upper_bound(
+      mm.begin(), mm.end(), start,
+      [](int64_t pos, const MultiModalInput& in) { return pos < in.offset + in.length; });
   for (; it != mm.end() && it->offset < end; ++it) out.mm_inputs.push_back(&*it);
 }
 
@@ -42,9 +42,10 @@ Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
     : hasher_(options.hash_algorithm) {
   PAGEDKV_CHECK_ARG(!request_id.empty(), "request id must not be empty");
   PAGEDKV_CHECK_ARG(!prompt_token_ids.empty(), "request '{}' has an empty prompt", request_id);
-  PAGEDKV_CHECK_ARG(prompt_token_ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
-                    "request '{}' prompt has {} tokens, at most {} allowed", request_id,
-                    prompt_token_ids.size(), std::numeric_limits<int32_t>::max());
+  PAGEDKV_CHECK_ARG(
+      prompt_token_ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+      "request '{}' prompt has {} tokens, at most {} allowed", request_id, prompt_token_ids.size(),
+      std::numeric_limits<int32_t>::max());
   check_token_ids(prompt_token_ids, "prompt");
   const auto prompt_len = static_cast<int64_t>(prompt_token_ids.size());
   int64_t prev_end = 0;
@@ -70,10 +71,10 @@ Request::Request(std::string request_id, std::vector<TokenId> prompt_token_ids,
 
 void Request::append_output_token_ids(std::span<const TokenId> ids) {
   check_token_ids(ids, "output");
-  PAGEDKV_CHECK_ARG(ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max() -
-                                                      num_tokens()),
-                    "request '{}' would exceed {} tokens ({} + {})", id_,
-                    std::numeric_limits<int32_t>::max(), num_tokens(), ids.size());
+  PAGEDKV_CHECK_ARG(
+      ids.size() <= static_cast<size_t>(std::numeric_limits<int32_t>::max() - num_tokens()),
+      "request '{}' would exceed {} tokens ({} + {})", id_, std::numeric_limits<int32_t>::max(),
+      num_tokens(), ids.size());
   // Reserve first so that a failed allocation leaves the request unchanged. A page fills when
   // the tokens reach the end of the page after the hashed ones: checked by a multiplication,
   // as most appends (a decode token) fill none and a 64-bit division costs more than the rest.
@@ -104,8 +105,7 @@ void Request::reserve_hashes(TrackedHashes& t, int64_t num_pages) {
 
 void Request::set_num_computed_tokens(int32_t n) {
   PAGEDKV_CHECK_ARG(n >= 0 && n <= num_tokens(),
-                    "num_computed_tokens {} of request '{}' outside [0, {}]", n, id_,
-                    num_tokens());
+                    "num_computed_tokens {} of request '{}' outside [0, {}]", n, id_, num_tokens());
   num_computed_tokens_ = n;
 }
 
@@ -179,13 +179,13 @@ void Request::verify() const {
     for (size_t i = 0; i < t.hashes.size(); ++i) {
       const int64_t start = static_cast<int64_t>(i) * t.page_size;
       fill_extra_keys(options_, static_cast<int64_t>(i), start, start + t.page_size, keys);
-      const PageHash h = hasher_.hash_page(
-          i == 0 ? nullptr : &t.hashes[i - 1],
-          std::span<const TokenId>(tokens_).subspan(static_cast<size_t>(start),
-                                                    static_cast<size_t>(t.page_size)),
-          keys);
-      PAGEDKV_ASSERT(h == t.hashes[i], "page size {}: stored hash of page {} is stale",
-                     t.page_size, i);
+      const PageHash h =
+          hasher_.hash_page(i == 0 ? nullptr : &t.hashes[i - 1],
+                            std::span<const TokenId>(tokens_).subspan(
+                                static_cast<size_t>(start), static_cast<size_t>(t.page_size)),
+                            keys);
+      PAGEDKV_ASSERT(h == t.hashes[i], "page size {}: stored hash of page {} is stale", t.page_size,
+                     i);
     }
   }
   PAGEDKV_ASSERT(num_pages_hashed_ == expected_hashed,

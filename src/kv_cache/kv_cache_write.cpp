@@ -6,8 +6,8 @@
 
 #include <immintrin.h>
 
-#include "pagedkv/common/dtype_convert.h"
 #include "pagedkv/common/cpu_info.h"
+#include "pagedkv/common/dtype_convert.h"
 #include "pagedkv/common/errors.h"
 
 namespace pagedkv {

@@ -10,10 +10,8 @@ namespace pagedkv {
 
 std::string_view attention_kind_name(AttentionKind kind) {
   switch (kind) {
-    case AttentionKind::kFullAttention:
-      return "full_attention";
-    case AttentionKind::kSlidingWindow:
-      return "sliding_window";
+    case AttentionKind::kFullAttention: return "full_attention";
+    case AttentionKind::kSlidingWindow: return "sliding_window";
   }
   return "unknown";
 }
@@ -21,8 +19,10 @@ std::string_view attention_kind_name(AttentionKind kind) {
 AttentionKind parse_attention_kind(std::string_view name) {
   if (name == "full_attention") return AttentionKind::kFullAttention;
   if (name == "sliding_window") return AttentionKind::kSlidingWindow;
-  PAGEDKV_CHECK_ARG(false, "unknown attention kind '{}' (expected 'full_attention' or "
-                    "'sliding_window')", name);
+  PAGEDKV_CHECK_ARG(false,
+                    "unknown attention kind '{}' (expected 'full_attention' or "
+                    "'sliding_window')",
+                    name);
   return AttentionKind::kFullAttention;  // unreachable
 }
 
@@ -42,8 +42,8 @@ void KVCacheGroupSpec::validate(int32_t group_index) const {
                     KVCacheConfig::kMaxPageSize, page_size);
   if (kind == AttentionKind::kFullAttention) {
     PAGEDKV_CHECK_ARG(sliding_window == 0,
-                      "group {}: a full-attention group has sliding_window 0, got {}",
-                      group_index, sliding_window);
+                      "group {}: a full-attention group has sliding_window 0, got {}", group_index,
+                      sliding_window);
   } else {
     PAGEDKV_CHECK_ARG(sliding_window >= 1 && sliding_window <= KVCacheConfig::kMaxModelLen,
                       "group {}: sliding_window must be in [1, {}] tokens, got {}", group_index,
@@ -70,11 +70,11 @@ void KVCacheConfig::validate() const {
   PAGEDKV_CHECK_ARG(!groups.empty() && groups.size() <= static_cast<size_t>(kMaxGroups),
                     "a config needs 1 to {} KV-cache groups, got {}", kMaxGroups, groups.size());
   for (size_t g = 0; g < groups.size(); ++g) groups[g].validate(static_cast<int32_t>(g));
-  PAGEDKV_CHECK_ARG(hash_algorithm == HashAlgorithm::kXxh3_128 ||
-                        hash_algorithm == HashAlgorithm::kSha256,
-                    "unknown hash algorithm {}", static_cast<int>(hash_algorithm));
-  PAGEDKV_CHECK_ARG(num_speculative_tokens >= 0,
-                    "num_speculative_tokens must be >= 0, got {}", num_speculative_tokens);
+  PAGEDKV_CHECK_ARG(
+      hash_algorithm == HashAlgorithm::kXxh3_128 || hash_algorithm == HashAlgorithm::kSha256,
+      "unknown hash algorithm {}", static_cast<int>(hash_algorithm));
+  PAGEDKV_CHECK_ARG(num_speculative_tokens >= 0, "num_speculative_tokens must be >= 0, got {}",
+                    num_speculative_tokens);
   int64_t lcm = 1;
   for (const KVCacheGroupSpec& g : groups) {
     lcm = std::lcm(lcm, static_cast<int64_t>(g.page_size));

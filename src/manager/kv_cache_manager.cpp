@@ -20,10 +20,10 @@ struct KVCacheManager::State {
   // request's slot exactly when this names the request's id.
   std::vector<std::string> slot_ids;
   // Reused buffers of the hot path.
-  AllocationPlan plan;              // allocate_slots' plan
-  std::vector<PageId> reversed;     // pages of a freed request, in the order they go back
-  std::vector<uint8_t> hit_known;   // per group: out.pages[g] holds a search result
-  std::vector<int32_t> holders;     // verify(): request lists holding each page
+  AllocationPlan plan;             // allocate_slots' plan
+  std::vector<PageId> reversed;    // pages of a freed request, in the order they go back
+  std::vector<uint8_t> hit_known;  // per group: out.pages[g] holds a search result
+  std::vector<int32_t> holders;    // verify(): request lists holding each page
 };
 
 namespace {
@@ -53,11 +53,11 @@ KVCacheManager::KVCacheManager(KVCacheManager&&) noexcept = default;
 KVCacheManager& KVCacheManager::operator=(KVCacheManager&&) noexcept = default;
 
 inline void KVCacheManager::check_request(const Request& request) const {
-  PAGEDKV_CHECK_ARG(!config_.enable_caching ||
-                        request.options().hash_algorithm == config_.hash_algorithm,
-                    "request '{}' hashes with {} but the cache uses {}", request.request_id(),
-                    hash_algorithm_name(request.options().hash_algorithm),
-                    hash_algorithm_name(config_.hash_algorithm));
+  PAGEDKV_CHECK_ARG(
+      !config_.enable_caching || request.options().hash_algorithm == config_.hash_algorithm,
+      "request '{}' hashes with {} but the cache uses {}", request.request_id(),
+      hash_algorithm_name(request.options().hash_algorithm),
+      hash_algorithm_name(config_.hash_algorithm));
 }
 
 int32_t KVCacheManager::find_slot(std::string_view request_id) const {
@@ -145,8 +145,7 @@ void KVCacheManager::find_computed_pages(const Request& request, ComputedPages& 
   out.num_computed_tokens = hit;
 }
 
-void KVCacheManager::get_computed_pages(const Request& request, bool resumed,
-                                        ComputedPages& out) {
+void KVCacheManager::get_computed_pages(const Request& request, bool resumed, ComputedPages& out) {
   find_computed_pages(request, out);
   if (config_.enable_caching) stats_.record(request.num_tokens(), out.num_computed_tokens, resumed);
 }
@@ -161,10 +160,8 @@ ComputedPages KVCacheManager::get_computed_pages(const Request& request, bool re
 
 std::string_view allocation_status_name(AllocationStatus s) {
   switch (s) {
-    case AllocationStatus::kOk:
-      return "ok";
-    case AllocationStatus::kNotEnoughFreePages:
-      return "not_enough_free_pages";
+    case AllocationStatus::kOk: return "ok";
+    case AllocationStatus::kNotEnoughFreePages: return "not_enough_free_pages";
   }
   return "unknown";
 }
@@ -173,21 +170,21 @@ std::string_view AllocationPlan::request_id() const {
   return request_ != nullptr ? std::string_view(request_->request_id()) : std::string_view();
 }
 
-inline void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
+inline void KVCacheManager::check_counts(const Request& request,
+                                         const AllocationRequest& alloc) const {
   const std::string& id = request.request_id();
   check_request(request);
   PAGEDKV_CHECK_ARG(alloc.num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}",
                     alloc.num_new_tokens);
   PAGEDKV_CHECK_ARG(alloc.num_new_computed_tokens >= 0,
-                    "num_new_computed_tokens must be >= 0, got {}",
-                    alloc.num_new_computed_tokens);
+                    "num_new_computed_tokens must be >= 0, got {}", alloc.num_new_computed_tokens);
   PAGEDKV_CHECK_ARG(alloc.num_lookahead_tokens >= 0, "num_lookahead_tokens must be >= 0, got {}",
                     alloc.num_lookahead_tokens);
   const int32_t computed = request.num_computed_tokens();
   const int64_t with_hit = int64_t{computed} + alloc.num_new_computed_tokens;
   PAGEDKV_CHECK_ARG(with_hit <= request.num_tokens(),
-                    "request '{}': {} computed + {} hit tokens exceed its {} tokens", id,
-                    computed, alloc.num_new_computed_tokens, request.num_tokens());
+                    "request '{}': {} computed + {} hit tokens exceed its {} tokens", id, computed,
+                    alloc.num_new_computed_tokens, request.num_tokens());
   PAGEDKV_CHECK_ARG(with_hit + alloc.num_new_tokens <= config_.max_model_len,
                     "request '{}': {} computed + {} hit + {} new tokens exceed max_model_len {}",
                     id, computed, alloc.num_new_computed_tokens, alloc.num_new_tokens,
@@ -195,8 +192,7 @@ inline void KVCacheManager::check_counts(const Request& request, const Allocatio
 }
 
 // Returns whether any group has a hit page.
-bool KVCacheManager::check_hit_pages(const Request& request,
-                                     const AllocationRequest& alloc) const {
+bool KVCacheManager::check_hit_pages(const Request& request, const AllocationRequest& alloc) const {
   if (alloc.new_computed_pages == nullptr) return false;
   const GroupPages& hit_pages = *alloc.new_computed_pages;
   PAGEDKV_CHECK_ARG(hit_pages.size() == groups_.size(),
@@ -208,8 +204,8 @@ bool KVCacheManager::check_hit_pages(const Request& request,
     const int32_t ps = groups_[g]->page_size();
     PAGEDKV_CHECK_ARG(static_cast<int64_t>(hits.size()) * ps <= alloc.num_new_computed_tokens,
                       "group {}: {} hit pages of {} tokens cover more than the {} "
-                      "num_new_computed_tokens", g, hits.size(), ps,
-                      alloc.num_new_computed_tokens);
+                      "num_new_computed_tokens",
+                      g, hits.size(), ps, alloc.num_new_computed_tokens);
     const bool sliding = groups_[g]->spec().kind == AttentionKind::kSlidingWindow;
     bool seen_page = false;
     for (PageId page : hits) {
@@ -218,7 +214,8 @@ bool KVCacheManager::check_hit_pages(const Request& request,
       if (page == kNullPageId) {
         PAGEDKV_CHECK_ARG(sliding && !seen_page,
                           "group {}: a null hit page is allowed only before the first real "
-                          "page of a sliding-window group", g);
+                          "page of a sliding-window group",
+                          g);
       } else {
         seen_page = true;
       }
@@ -226,18 +223,17 @@ bool KVCacheManager::check_hit_pages(const Request& request,
     has_hits = has_hits || !hits.empty();
   }
   PAGEDKV_CHECK_ARG(!has_hits || config_.enable_caching,
-                    "request '{}': hit pages passed with prefix caching off",
-                    request.request_id());
+                    "request '{}': hit pages passed with prefix caching off", request.request_id());
   return has_hits;
 }
 
 inline void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
-                                      bool has_hits) const {
+                                             bool has_hits) const {
   const std::string& id = request.request_id();
   const int32_t computed = request.num_computed_tokens();
   if (slot < 0) {
-    PAGEDKV_CHECK_STATE(computed == 0, "request '{}' has {} computed tokens but holds no pages",
-                        id, computed);
+    PAGEDKV_CHECK_STATE(computed == 0, "request '{}' has {} computed tokens but holds no pages", id,
+                        computed);
     return;
   }
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -245,10 +241,11 @@ inline void KVCacheManager::check_held_pages(const Request& request, int32_t slo
         static_cast<int64_t>(groups_[g]->pages(slot).size()) * groups_[g]->page_size();
     PAGEDKV_CHECK_STATE(!has_hits || held_tokens == 0,
                         "request '{}' already holds pages: hit pages are only for its first "
-                        "allocation", id);
+                        "allocation",
+                        id);
     PAGEDKV_CHECK_STATE(computed <= held_tokens,
-                        "request '{}' has {} computed tokens but group {} holds pages for {}",
-                        id, computed, g, held_tokens);
+                        "request '{}' has {} computed tokens but group {} holds pages for {}", id,
+                        computed, g, held_tokens);
   }
 }
 
@@ -256,15 +253,14 @@ inline void KVCacheManager::check_held_pages(const Request& request, int32_t slo
 inline GroupDemand KVCacheManager::plan_demand(const Request& request,
                                                const AllocationRequest& alloc,
                                                AllocationPlan& plan) const {
-  const int64_t total = int64_t{request.num_computed_tokens()} +
-                        alloc.num_new_computed_tokens + alloc.num_new_tokens;
+  const int64_t total =
+      int64_t{request.num_computed_tokens()} + alloc.num_new_computed_tokens + alloc.num_new_tokens;
   plan.num_tokens_need_slot = static_cast<int32_t>(
       std::min<int64_t>(total + alloc.num_lookahead_tokens, config_.max_model_len));
   // Never the lookahead/draft tokens: they may be rejected (rule 19).
   plan.num_tokens_to_cache =
-      config_.enable_caching
-          ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
-          : 0;
+      config_.enable_caching ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
+                             : 0;
   return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
                      .num_tokens_need_slot = plan.num_tokens_need_slot,
                      .num_tokens_to_cache = plan.num_tokens_to_cache};
@@ -324,8 +320,8 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
   }
   PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
                          "request '{}' needs {} pages for {} tokens but the pool has only {} "
-                         "usable pages: it can never fit", request.request_id(),
-                         plan.num_pages_held_after, plan.num_tokens_need_slot,
+                         "usable pages: it can never fit",
+                         request.request_id(), plan.num_pages_held_after, plan.num_tokens_need_slot,
                          config_.num_usable_pages());
   plan.status = plan.num_free_pages_needed <= plan.num_free_pages_available
                     ? AllocationStatus::kOk
@@ -355,13 +351,15 @@ inline void KVCacheManager::check_plan(const AllocationPlan& plan) const {
                       plan.num_free_pages_available);
   PAGEDKV_CHECK_STATE(plan.generation_ == generation_,
                       "the plan for request '{}' is stale: made at generation {}, the manager "
-                      "is at generation {}", id, plan.generation_, generation_);
+                      "is at generation {}",
+                      id, plan.generation_, generation_);
   const Request& r = *plan.request_;
   PAGEDKV_CHECK_STATE(r.num_tokens() == plan.request_num_tokens_ &&
                           r.num_computed_tokens() == plan.request_num_computed_tokens_,
                       "request '{}' changed since it was planned: {} tokens ({} computed) then, "
-                      "{} ({}) now", id, plan.request_num_tokens_,
-                      plan.request_num_computed_tokens_, r.num_tokens(), r.num_computed_tokens());
+                      "{} ({}) now",
+                      id, plan.request_num_tokens_, plan.request_num_computed_tokens_,
+                      r.num_tokens(), r.num_computed_tokens());
   PAGEDKV_ASSERT(plan.groups.size() == groups_.size(), "a plan of {} groups for {} groups",
                  plan.groups.size(), groups_.size());
 }

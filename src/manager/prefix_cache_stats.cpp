@@ -12,8 +12,7 @@ double ratio(int64_t num, int64_t den) {
 }  // namespace
 
 PrefixCacheStats::PrefixCacheStats(int32_t window_capacity) {
-  PAGEDKV_CHECK_ARG(window_capacity >= 1, "window_capacity must be >= 1, got {}",
-                    window_capacity);
+  PAGEDKV_CHECK_ARG(window_capacity >= 1, "window_capacity must be >= 1, got {}", window_capacity);
   ring_.resize(static_cast<size_t>(window_capacity));
 }
 
@@ -57,8 +56,7 @@ void PrefixCacheStats::verify() const {
   PAGEDKV_ASSERT(0 <= hits_ && hits_ <= queries_, "hits {} not in [0, queries {}]", hits_,
                  queries_);
   PAGEDKV_ASSERT(0 <= resumed_hits_ && resumed_hits_ <= resumed_queries_,
-                 "resumed hits {} not in [0, resumed queries {}]", resumed_hits_,
-                 resumed_queries_);
+                 "resumed hits {} not in [0, resumed queries {}]", resumed_hits_, resumed_queries_);
   const int64_t expected_count = requests_ < window_capacity() ? requests_ : window_capacity();
   PAGEDKV_ASSERT(window_count_ == expected_count, "window holds {} entries, expected {}",
                  window_count_, expected_count);

@@ -174,11 +174,10 @@ void SingleTypeManager::drop_pages(int32_t slot, const GroupPlan& plan) {
   PAGEDKV_ASSERT(s.num_null + std::ssize(plan.dropped_pages) == plan.num_skipped_pages &&
                      plan.num_skipped_pages <= std::ssize(s.pages),
                  "group {} slot {}: a plan dropping {} pages after {} null ones does not fit "
-                 "its {} pages", group_, slot, plan.dropped_pages.size(), s.num_null,
-                 s.pages.size());
+                 "its {} pages",
+                 group_, slot, plan.dropped_pages.size(), s.num_null, s.pages.size());
   pool_->free_pages(plan.dropped_pages);
-  std::fill(s.pages.begin() + s.num_null, s.pages.begin() + plan.num_skipped_pages,
-            kNullPageId);
+  std::fill(s.pages.begin() + s.num_null, s.pages.begin() + plan.num_skipped_pages, kNullPageId);
   s.num_null = plan.num_skipped_pages;
 }
 
@@ -210,8 +209,8 @@ void SingleTypeManager::cache_full_pages(int32_t slot, const GroupPlan& plan,
   if (plan.cache_end <= plan.cache_begin) return;
   Slot& s = slots_[slot];
   PAGEDKV_ASSERT(plan.cache_begin == s.num_cached,
-                 "group {} slot {}: the plan caches from page {} but {} pages are cached",
-                 group_, slot, plan.cache_begin, s.num_cached);
+                 "group {} slot {}: the plan caches from page {} but {} pages are cached", group_,
+                 slot, plan.cache_begin, s.num_cached);
   const PageChainView chain{.page_hashes = request.page_hashes(spec_.page_size),
                             .token_ids = request.all_token_ids(),
                             .page_size = spec_.page_size,
@@ -225,8 +224,7 @@ void SingleTypeManager::append_reversed_pages(int32_t slot, std::vector<PageId>&
   const std::vector<PageId>& pages = slots_[slot].pages;
   // The leading null pages are never freed; skip them.
   const auto first = pages.begin() + slots_[slot].num_null;
-  out.insert(out.end(), std::make_reverse_iterator(pages.end()),
-             std::make_reverse_iterator(first));
+  out.insert(out.end(), std::make_reverse_iterator(pages.end()), std::make_reverse_iterator(first));
 }
 
 void SingleTypeManager::clear_slot(int32_t slot) {

@@ -17,14 +17,14 @@ void check_table(const PageTableView& table, std::span<const int32_t> num_pages_
 }
 
 void check_row(const PageTableView& table, size_t b, int32_t row, const char* what) {
-  PAGEDKV_CHECK_RANGE(row >= 0 && row < table.num_rows, "{}: request {} row {} out of range [0, {})",
-                      what, b, row, table.num_rows);
+  PAGEDKV_CHECK_RANGE(row >= 0 && row < table.num_rows,
+                      "{}: request {} row {} out of range [0, {})", what, b, row, table.num_rows);
 }
 
 // max_tokens: the table's token budget (max_num_batched_tokens), or -1 for none.
 int64_t slot_mapping_impl(const PageTableView& table, std::span<const int32_t> num_pages_per_row,
-                          int32_t page_size, const SlotMappingBatch& batch,
-                          std::span<int64_t> out, int64_t padding, int64_t max_tokens) {
+                          int32_t page_size, const SlotMappingBatch& batch, std::span<int64_t> out,
+                          int64_t padding, int64_t max_tokens) {
   constexpr const char* kWhat = "compute_slot_mapping";
   check_table(table, num_pages_per_row, page_size, kWhat);
   const size_t n = batch.rows.size();
@@ -64,7 +64,8 @@ int64_t slot_mapping_impl(const PageTableView& table, std::span<const int32_t> n
     while (left > 0) {
       const int64_t offset = pos % page_size;
       const int64_t run = std::min<int64_t>(left, page_size - offset);
-      const int64_t first = int64_t{pages[static_cast<size_t>(pos / page_size)]} * page_size + offset;
+      const int64_t first =
+          int64_t{pages[static_cast<size_t>(pos / page_size)]} * page_size + offset;
       for (int64_t i = 0; i < run; ++i) dst[i] = first + i;
       dst += run;
       pos += run;
@@ -77,18 +78,17 @@ int64_t slot_mapping_impl(const PageTableView& table, std::span<const int32_t> n
 
 }  // namespace
 
-int64_t compute_slot_mapping(const PageTableView& table,
-                             std::span<const int32_t> num_pages_per_row, int32_t page_size,
-                             const SlotMappingBatch& batch, std::span<int64_t> out,
-                             int64_t padding) {
+int64_t compute_slot_mapping(const PageTableView& table, std::span<const int32_t> num_pages_per_row,
+                             int32_t page_size, const SlotMappingBatch& batch,
+                             std::span<int64_t> out, int64_t padding) {
   return slot_mapping_impl(table, num_pages_per_row, page_size, batch, out, padding, -1);
 }
 
 int64_t compute_slot_mapping(const PageTable& table, int32_t page_size,
                              const SlotMappingBatch& batch, std::span<int64_t> out,
                              int64_t padding) {
-  return slot_mapping_impl(table.get_cpu_tensor(), table.num_pages_per_row(), page_size, batch,
-                           out, padding, table.max_num_batched_tokens());
+  return slot_mapping_impl(table.get_cpu_tensor(), table.num_pages_per_row(), page_size, batch, out,
+                           padding, table.max_num_batched_tokens());
 }
 
 int64_t flashinfer_num_indices(int32_t page_size, std::span<const int32_t> seq_lens) {
@@ -96,8 +96,8 @@ int64_t flashinfer_num_indices(int32_t page_size, std::span<const int32_t> seq_l
                     page_size);
   int64_t total = 0;
   for (size_t b = 0; b < seq_lens.size(); ++b) {
-    PAGEDKV_CHECK_ARG(seq_lens[b] >= 0, "flashinfer_num_indices: request {} has seq_len {} < 0",
-                      b, seq_lens[b]);
+    PAGEDKV_CHECK_ARG(seq_lens[b] >= 0, "flashinfer_num_indices: request {} has seq_len {} < 0", b,
+                      seq_lens[b]);
     total += cdiv<int64_t>(seq_lens[b], page_size);
   }
   return total;

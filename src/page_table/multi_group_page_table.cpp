@@ -24,20 +24,17 @@ MultiGroupPageTable::MultiGroupPageTable(int32_t max_num_reqs, int32_t max_model
 }
 
 int32_t MultiGroupPageTable::page_size(int32_t g) const {
-  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g,
-                      num_groups());
+  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g, num_groups());
   return page_sizes_[static_cast<size_t>(g)];
 }
 
 PageTable& MultiGroupPageTable::group(int32_t g) {
-  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g,
-                      num_groups());
+  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g, num_groups());
   return tables_[static_cast<size_t>(g)];
 }
 
 const PageTable& MultiGroupPageTable::group(int32_t g) const {
-  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g,
-                      num_groups());
+  PAGEDKV_CHECK_RANGE(g >= 0 && g < num_groups(), "group {} out of range [0, {})", g, num_groups());
   return tables_[static_cast<size_t>(g)];
 }
 

@@ -16,7 +16,8 @@ void check_page_ids(std::span<const PageId> page_ids, int32_t row) {
   // A branch-free min over the ids vectorizes; the offender is located only on failure.
   PageId lowest = 0;
   for (const PageId p : page_ids) lowest = std::min(lowest, p);
-  if (lowest >= 0) [[likely]] return;
+  if (lowest >= 0) [[likely]]
+    return;
   const auto bad = std::find_if(page_ids.begin(), page_ids.end(), [](PageId p) { return p < 0; });
   PAGEDKV_CHECK_ARG(false, "page id {} at index {} for row {} is negative", *bad,
                     bad - page_ids.begin(), row);
@@ -36,8 +37,8 @@ PageTable::PageTable(int32_t max_num_reqs, int32_t max_num_pages_per_req,
               max_num_pages_per_req) {}
 
 void PageTable::check_row(int32_t row, const char* what) const {
-  PAGEDKV_CHECK_RANGE(row >= 0 && row < max_num_reqs_, "{} row {} out of range [0, {})", what,
-                      row, max_num_reqs_);
+  PAGEDKV_CHECK_RANGE(row >= 0 && row < max_num_reqs_, "{} row {} out of range [0, {})", what, row,
+                      max_num_reqs_);
 }
 
 void PageTable::validate_append_row(std::span<const PageId> page_ids, int32_t row) const {
@@ -46,8 +47,8 @@ void PageTable::validate_append_row(std::span<const PageId> page_ids, int32_t ro
   const int32_t have = num_pages_[static_cast<size_t>(row)];
   PAGEDKV_CHECK_CAPACITY(
       static_cast<int64_t>(page_ids.size()) <= int64_t{max_num_pages_per_req_} - have,
-      "append_row: row {} holds {} pages; appending {} exceeds its capacity of {} pages", row,
-      have, page_ids.size(), max_num_pages_per_req_);
+      "append_row: row {} holds {} pages; appending {} exceeds its capacity of {} pages", row, have,
+      page_ids.size(), max_num_pages_per_req_);
 }
 
 void PageTable::validate_add_row(std::span<const PageId> page_ids, int32_t row) const {
@@ -154,15 +155,15 @@ void PageTable::verify() const {
   const PageTableView cpu = get_cpu_tensor();
   for (int32_t r = 0; r < max_num_reqs_; ++r) {
     const int32_t n = num_pages_[static_cast<size_t>(r)];
-    PAGEDKV_ASSERT(n >= 0 && n <= max_num_pages_per_req_, "row {} count {} outside [0, {}]", r,
-                   n, max_num_pages_per_req_);
+    PAGEDKV_ASSERT(n >= 0 && n <= max_num_pages_per_req_, "row {} count {} outside [0, {}]", r, n,
+                   max_num_pages_per_req_);
     for (int32_t c = 0; c < max_num_pages_per_req_; ++c) {
       const PageId p = cpu(r, c);
       if (c < n) {
         PAGEDKV_ASSERT(p >= 0, "row {} column {} holds negative page id {}", r, c, p);
       } else {
-        PAGEDKV_ASSERT(p == kPageTablePadding, "row {} column {} past its {} pages holds {}", r,
-                       c, n, p);
+        PAGEDKV_ASSERT(p == kPageTablePadding, "row {} column {} past its {} pages holds {}", r, c,
+                       n, p);
       }
     }
   }

@@ -97,8 +97,8 @@ void FreeQueue::verify() const {
   int32_t p = links_[sentinel()].next;
   while (p != sentinel()) {
     PAGEDKV_ASSERT(p >= 0 && p < capacity_, "free queue link to invalid id {}", p);
-    PAGEDKV_ASSERT(links_[p].prev == prev, "page {} has prev {} but follows {}", p,
-                   links_[p].prev, prev);
+    PAGEDKV_ASSERT(links_[p].prev == prev, "page {} has prev {} but follows {}", p, links_[p].prev,
+                   prev);
     ++count;
     PAGEDKV_ASSERT(count <= size_, "free queue walk exceeds its size {}", size_);
     prev = p;

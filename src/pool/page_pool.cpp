@@ -38,8 +38,8 @@ std::vector<PageId> PagePool::get_new_pages(int32_t n) {
 
 void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
   PAGEDKV_CHECK_ARG(n >= 0, "cannot get a negative number of pages ({})", n);
-  PAGEDKV_CHECK_CAPACITY(n <= free_queue_.size(), "cannot get {} pages: only {} of {} are free",
-                         n, free_queue_.size(), num_pages_ - 1);
+  PAGEDKV_CHECK_CAPACITY(n <= free_queue_.size(), "cannot get {} pages: only {} of {} are free", n,
+                         free_queue_.size(), num_pages_ - 1);
   const size_t base = out.size();
   out.resize(base + static_cast<size_t>(n));
   // Room for one "removed" event per page, taken before any page leaves the queue.
@@ -53,8 +53,7 @@ void PagePool::get_new_pages(int32_t n, std::vector<PageId>& out) {
         if (index_.contains_unchecked(pages[i])) evict(pages[i]);
       }
     } else {
-      num_evictions_ +=
-          index_.remove_batch(std::span<const PageId>(pages, static_cast<size_t>(n)));
+      num_evictions_ += index_.remove_batch(std::span<const PageId>(pages, static_cast<size_t>(n)));
     }
   }
   for (int32_t i = 0; i < n; ++i) ref_counts_[pages[i]] = 1;
@@ -83,10 +82,12 @@ void PagePool::free_pages(std::span<const PageId> ordered) {
   size_t i = 0;
   for (; i < n; ++i) {
     const PageId p = ids[i];
-    if (static_cast<uint32_t>(p) >= limit) [[unlikely]] break;
+    if (static_cast<uint32_t>(p) >= limit) [[unlikely]]
+      break;
     if (p == kNullPageId) continue;
     free_queue_.prefetch(p);  // pass 2 reads the page's queue links
-    if (counts[p] <= 0) [[unlikely]] break;
+    if (counts[p] <= 0) [[unlikely]]
+      break;
     --counts[p];
   }
   if (i < n) [[unlikely]] {
@@ -158,14 +159,14 @@ void PagePool::check_cache_arguments(const PageChainView& chain, std::span<const
   PAGEDKV_CHECK_ARG(chain.page_size > 0, "page_size must be > 0, got {}", chain.page_size);
   PAGEDKV_CHECK_ARG(chain.hash_algorithm == hash_algorithm_,
                     "the chain is hashed with {}, the pool holds {} hashes",
-                    hash_algorithm_name(chain.hash_algorithm), hash_algorithm_name(hash_algorithm_));
+                    hash_algorithm_name(chain.hash_algorithm),
+                    hash_algorithm_name(hash_algorithm_));
   PAGEDKV_CHECK_ARG(group >= 0, "group id must be >= 0, got {}", group);
   PAGEDKV_CHECK_ARG(num_cached_pages >= 0 && num_cached_pages <= num_full_pages,
-                    "need 0 <= num_cached_pages <= num_full_pages, got {} and {}",
-                    num_cached_pages, num_full_pages);
+                    "need 0 <= num_cached_pages <= num_full_pages, got {} and {}", num_cached_pages,
+                    num_full_pages);
   PAGEDKV_CHECK_ARG(static_cast<size_t>(num_full_pages) <= pages.size(),
-                    "num_full_pages {} exceeds the {} pages given", num_full_pages,
-                    pages.size());
+                    "num_full_pages {} exceeds the {} pages given", num_full_pages, pages.size());
   PAGEDKV_CHECK_ARG(static_cast<size_t>(num_full_pages) <= chain.page_hashes.size(),
                     "num_full_pages {} exceeds the {} page hashes given", num_full_pages,
                     chain.page_hashes.size());
@@ -186,10 +187,12 @@ void PagePool::check_pages_cacheable(std::span<const PageId> range, int32_t firs
   size_t i = 0;
   for (; i < range.size(); ++i) {
     const PageId p = ids[i];
-    if (static_cast<uint32_t>(p) >= limit) [[unlikely]] break;
+    if (static_cast<uint32_t>(p) >= limit) [[unlikely]]
+      break;
     if (p == kNullPageId) continue;
     const int32_t rc = counts[p];
-    if (rc <= 0 || (enable_caching_ && index_.contains_unchecked(p))) [[unlikely]] break;
+    if (rc <= 0 || (enable_caching_ && index_.contains_unchecked(p))) [[unlikely]]
+      break;
     counts[p] = -rc;
   }
   auto unmark = [&](size_t upto) {
@@ -214,8 +217,7 @@ void PagePool::check_pages_cacheable(std::span<const PageId> range, int32_t firs
   const int64_t at = first_index + static_cast<int64_t>(i);
   PAGEDKV_CHECK_STATE(rc >= 0, "cache_full_pages: page {} appears twice", p);
   PAGEDKV_CHECK_STATE(rc != 0, "cache_full_pages: page {} (index {}) is free", p, at);
-  PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash", p,
-                      at);
+  PAGEDKV_CHECK_STATE(false, "cache_full_pages: page {} (index {}) already carries a hash", p, at);
 }
 
 // The kStored event of caching `range` (table indices from first_index on); no page_ids when
@@ -244,8 +246,7 @@ KVEvent PagePool::stored_event(const PageChainView& chain, std::span<const PageI
 }
 
 void PagePool::cache_full_pages(const PageChainView& chain, std::span<const PageId> pages,
-                                int32_t num_cached_pages, int32_t num_full_pages,
-                                GroupId group) {
+                                int32_t num_cached_pages, int32_t num_full_pages, GroupId group) {
   // The arguments are checked with caching off too: a caller bug should not depend on a
   // configuration flag to surface.
   check_cache_arguments(chain, pages, num_cached_pages, num_full_pages, group);
@@ -325,8 +326,7 @@ void PagePool::verify() const {
                    index_.num_pages(), num_pages_);
     PAGEDKV_ASSERT(!index_.contains_unchecked(kNullPageId), "null page carries a hash");
   } else {
-    PAGEDKV_ASSERT(index_.size() == 0, "caching is off but {} pages carry hashes",
-                   index_.size());
+    PAGEDKV_ASSERT(index_.size() == 0, "caching is off but {} pages carry hashes", index_.size());
   }
   int32_t held = 0;
   for (PageId p = 1; p < num_pages_; ++p) {
@@ -338,8 +338,7 @@ void PagePool::verify() const {
     held += rc > 0 ? 1 : 0;
   }
   PAGEDKV_ASSERT(held + free_queue_.size() == num_pages_ - 1,
-                 "{} held + {} free != {} usable pages", held, free_queue_.size(),
-                 num_pages_ - 1);
+                 "{} held + {} free != {} usable pages", held, free_queue_.size(), num_pages_ - 1);
 }
 
 }  // namespace pagedkv

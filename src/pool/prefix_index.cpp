@@ -24,8 +24,8 @@ constexpr size_t kLookahead = 8;  // lookup_prefix: how far ahead the table is p
 constexpr size_t kPrefetchDistance = 16;
 
 uint64_t table_size_for(int32_t num_pages) {
-  return std::bit_ceil(std::clamp(kSlotsPerPage * static_cast<uint64_t>(num_pages),
-                                  kMinTableSize, kMaxTableSize));
+  return std::bit_ceil(
+      std::clamp(kSlotsPerPage * static_cast<uint64_t>(num_pages), kMinTableSize, kMaxTableSize));
 }
 
 }  // namespace
@@ -284,11 +284,10 @@ void PrefixIndex::verify() const {
   PAGEDKV_ASSERT(size == table_size_for(pages),
                  "table has {} slots, expected {} for {} pages at {} slots per page", size,
                  table_size_for(pages), pages, kSlotsPerPage);
-  PAGEDKV_ASSERT(mask_ == size - 1 &&
-                     shift_ == static_cast<uint32_t>(32 - std::countr_zero(size)),
+  PAGEDKV_ASSERT(mask_ == size - 1 && shift_ == static_cast<uint32_t>(32 - std::countr_zero(size)),
                  "mask {} / shift {} do not match table size {}", mask_, shift_, size);
-  PAGEDKV_ASSERT(hashes_.size() == recs_.size(), "{} hashes for {} page records",
-                 hashes_.size(), recs_.size());
+  PAGEDKV_ASSERT(hashes_.size() == recs_.size(), "{} hashes for {} page records", hashes_.size(),
+                 recs_.size());
 
   // Every occupied slot heads a well-formed circular list of pages under one key.
   std::vector<char> seen(recs_.size(), 0);
@@ -301,8 +300,7 @@ void PrefixIndex::verify() const {
     PAGEDKV_ASSERT(s.head >= 0 && s.head < pages, "slot {} names invalid page {}", i, s.head);
     const PageRec& head = recs_[s.head];
     const PageHash& hash = hashes_[s.head];
-    PAGEDKV_ASSERT(head.next != kNoPage, "slot {} names page {} that is not indexed", i,
-                   s.head);
+    PAGEDKV_ASSERT(head.next != kNoPage, "slot {} names page {} that is not indexed", i, s.head);
     PAGEDKV_ASSERT(!hash.empty(), "page {} is indexed under the empty hash", s.head);
     PAGEDKV_ASSERT(head.group >= 0, "page {} is indexed under negative group {}", s.head,
                    head.group);

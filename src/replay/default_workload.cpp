@@ -44,7 +44,8 @@ struct Stream {
     while (keys.size() < static_cast<size_t>(cdiv(length, block_size))) keys.push_back(next_key++);
   }
   TraceRequest snapshot(double t) const {
-    return TraceRequest{.timestamp = t, .input_length = length, .output_length = 0, .block_keys = keys};
+    return TraceRequest{
+        .timestamp = t, .input_length = length, .output_length = 0, .block_keys = keys};
   }
 };
 
@@ -52,8 +53,8 @@ struct Stream {
 int32_t zipf_pick(Rng& rng, const std::vector<double>& cumulative) {
   const double u = rng.unit() * cumulative.back();
   const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
-  return static_cast<int32_t>(std::min<ptrdiff_t>(it - cumulative.begin(),
-                                                  static_cast<ptrdiff_t>(cumulative.size()) - 1));
+  return static_cast<int32_t>(
+      std::min<ptrdiff_t>(it - cumulative.begin(), static_cast<ptrdiff_t>(cumulative.size()) - 1));
 }
 
 }  // namespace
@@ -62,9 +63,10 @@ void DefaultWorkloadOptions::validate() const {
   PAGEDKV_CHECK_ARG(block_size > 0, "block_size must be > 0, got {}", block_size);
   PAGEDKV_CHECK_ARG(num_system_prompts > 0, "num_system_prompts must be > 0, got {}",
                     num_system_prompts);
-  PAGEDKV_CHECK_ARG(min_system_prompt_blocks > 0 && min_system_prompt_blocks <= max_system_prompt_blocks,
-                    "system prompt blocks must satisfy 0 < min <= max, got [{}, {}]",
-                    min_system_prompt_blocks, max_system_prompt_blocks);
+  PAGEDKV_CHECK_ARG(
+      min_system_prompt_blocks > 0 && min_system_prompt_blocks <= max_system_prompt_blocks,
+      "system prompt blocks must satisfy 0 < min <= max, got [{}, {}]", min_system_prompt_blocks,
+      max_system_prompt_blocks);
   PAGEDKV_CHECK_ARG(num_single_requests >= 0, "num_single_requests must be >= 0, got {}",
                     num_single_requests);
   PAGEDKV_CHECK_ARG(min_user_tokens > 0 && min_user_tokens <= max_user_tokens,
@@ -144,10 +146,9 @@ Trace default_workload(const DefaultWorkloadOptions& o) {
       turn_time += rng.uniform_real(o.min_think_seconds, o.max_think_seconds);
     }
   }
-  std::stable_sort(t.requests.begin(), t.requests.end(),
-                   [](const TraceRequest& a, const TraceRequest& b) {
-                     return a.timestamp < b.timestamp;
-                   });
+  std::stable_sort(
+      t.requests.begin(), t.requests.end(),
+      [](const TraceRequest& a, const TraceRequest& b) { return a.timestamp < b.timestamp; });
   t.validate();
   return t;
 }

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_config.h"
 #include "pagedkv/manager/kv_cache_manager.h"
-#include "pagedkv/hash/request.h"
 
 namespace pagedkv {
 
@@ -76,8 +76,8 @@ IdealStats ideal_hits(const Trace& trace, int32_t page_size, int64_t max_request
     chain.clear();
     uint32_t parent = 0;
     for (uint64_t key : r.block_keys) {
-      auto [it, inserted] = nodes.try_emplace(ChainKey{parent, key},
-                                              static_cast<uint32_t>(covered.size()));
+      auto [it, inserted] =
+          nodes.try_emplace(ChainKey{parent, key}, static_cast<uint32_t>(covered.size()));
       if (inserted) covered.push_back(0);
       parent = it->second;
       chain.push_back(parent);

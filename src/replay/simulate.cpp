@@ -64,9 +64,9 @@ struct Tracked {
 
 // One scheduled request of the current step, in output order.
 struct Scheduled {
-  int64_t index = 0;           // trace index
-  int32_t num_computed = 0;    // before the step
-  int32_t num_tokens = 0;      // scheduled in the step
+  int64_t index = 0;         // trace index
+  int32_t num_computed = 0;  // before the step
+  int32_t num_tokens = 0;    // scheduled in the step
 };
 
 class Simulation {
@@ -236,9 +236,9 @@ void Simulation::collect_scheduled() {
     if (next_new < news.size() && news[next_new].request_id == id) {
       computed = news[next_new++].num_computed_tokens;
     } else {
-      PAGEDKV_ASSERT(next_cached < cached.request_ids.size() &&
-                         cached.request_ids[next_cached] == id,
-                     "scheduled request '{}' is in neither list of the output", id);
+      PAGEDKV_ASSERT(
+          next_cached < cached.request_ids.size() && cached.request_ids[next_cached] == id,
+          "scheduled request '{}' is in neither list of the output", id);
       computed = cached.num_computed_tokens[next_cached++];
     }
     scheduled_.push_back({.index = trace_index(id), .num_computed = computed, .num_tokens = n});
@@ -252,8 +252,7 @@ StepWork Simulation::account(double start) {
     Tracked& t = tracked_[static_cast<size_t>(s.index)];
     if (t.admitted < 0.0) t.admitted = start;
     const int32_t end = s.num_computed + s.num_tokens;
-    const bool decode = s.num_tokens == 1 && t.outputs > 0 &&
-                        end == t.prompt_tokens + t.outputs;
+    const bool decode = s.num_tokens == 1 && t.outputs > 0 && end == t.prompt_tokens + t.outputs;
     if (decode) {
       work.decode_requests += 1;
     } else {
@@ -364,8 +363,8 @@ int32_t simulate_max_model_len(const Trace& trace, const SimulateOptions& option
   const int64_t count = simulate_count(trace, options.max_requests);
   for (int64_t i = 0; i < count; ++i) {
     const TraceRequest& r = trace.requests[static_cast<size_t>(i)];
-    longest = std::max<int64_t>(longest, int64_t{r.input_length} +
-                                             output_length(r, options.default_output_tokens));
+    longest = std::max<int64_t>(
+        longest, int64_t{r.input_length} + output_length(r, options.default_output_tokens));
   }
   return static_cast<int32_t>(std::min<int64_t>(longest, KVCacheConfig::kMaxModelLen));
 }

@@ -96,8 +96,8 @@ int64_t read_int(const json& v, const std::string& where, int64_t lo, int64_t hi
 double read_time(const json& v, const std::string& where) {
   PAGEDKV_CHECK_ARG(v.is_number(), "{}: expected a number, got {}", where, v.dump());
   const double t = v.get<double>();
-  PAGEDKV_CHECK_ARG(std::isfinite(t) && t >= 0.0, "{}: expected a finite time >= 0, got {}",
-                    where, v.dump());
+  PAGEDKV_CHECK_ARG(std::isfinite(t) && t >= 0.0, "{}: expected a finite time >= 0, got {}", where,
+                    v.dump());
   return t;
 }
 
@@ -124,10 +124,10 @@ TraceRequest parse_mooncake_record(const json& rec, const std::string& where, ui
                     std::string(rec.type_name()));
   TraceRequest r;
   r.timestamp = read_time(require(rec, "timestamp", where), where + ": field 'timestamp'") / 1000.0;
-  r.input_length = static_cast<int32_t>(
-      read_int(require(rec, "input_length", where), where + ": field 'input_length'", 1, kMaxLength));
-  r.output_length = static_cast<int32_t>(read_int(require(rec, "output_length", where),
-                                                  where + ": field 'output_length'", 0, kMaxLength));
+  r.input_length = static_cast<int32_t>(read_int(require(rec, "input_length", where),
+                                                 where + ": field 'input_length'", 1, kMaxLength));
+  r.output_length = static_cast<int32_t>(read_int(
+      require(rec, "output_length", where), where + ": field 'output_length'", 0, kMaxLength));
   read_hash_ids(require(rec, "hash_ids", where), where + ": field 'hash_ids'",
                 static_cast<size_t>(cdiv<int64_t>(r.input_length, kMooncakeBlockSize)), scope,
                 r.block_keys);
@@ -163,8 +163,8 @@ void parse_session(const json& session, const std::string& where, uint64_t file_
     r.timestamp = read_time(require(rec, "t", at), at + ": field 't'");
     r.input_length =
         static_cast<int32_t>(read_int(require(rec, "in", at), at + ": field 'in'", 1, kMaxLength));
-    r.output_length =
-        static_cast<int32_t>(read_int(require(rec, "out", at), at + ": field 'out'", 0, kMaxLength));
+    r.output_length = static_cast<int32_t>(
+        read_int(require(rec, "out", at), at + ": field 'out'", 0, kMaxLength));
     read_hash_ids(require(rec, "hash_ids", at), at + ": field 'hash_ids'",
                   static_cast<size_t>(r.input_length / bs), scope, r.block_keys);
     // The tail is private to this request: its key comes from its position in the file.
@@ -205,20 +205,17 @@ std::vector<std::string> expand(const std::string& path, TraceFormat format) {
 }
 
 void stable_order(Trace& t) {
-  std::stable_sort(t.requests.begin(), t.requests.end(),
-                   [](const TraceRequest& a, const TraceRequest& b) {
-                     return a.timestamp < b.timestamp;
-                   });
+  std::stable_sort(
+      t.requests.begin(), t.requests.end(),
+      [](const TraceRequest& a, const TraceRequest& b) { return a.timestamp < b.timestamp; });
 }
 
 }  // namespace
 
 std::string_view trace_format_name(TraceFormat format) {
   switch (format) {
-    case TraceFormat::kMooncake:
-      return "mooncake";
-    case TraceFormat::kKvCacheTester:
-      return "kv-cache-tester";
+    case TraceFormat::kMooncake: return "mooncake";
+    case TraceFormat::kKvCacheTester: return "kv-cache-tester";
   }
   return "unknown";
 }
@@ -257,8 +254,8 @@ void Trace::validate() const {
     const TraceRequest& r = requests[i];
     PAGEDKV_CHECK_ARG(r.input_length > 0, "trace request {}: input_length must be > 0, got {}", i,
                       r.input_length);
-    PAGEDKV_CHECK_ARG(r.output_length >= 0,
-                      "trace request {}: output_length must be >= 0, got {}", i, r.output_length);
+    PAGEDKV_CHECK_ARG(r.output_length >= 0, "trace request {}: output_length must be >= 0, got {}",
+                      i, r.output_length);
     PAGEDKV_CHECK_ARG(std::isfinite(r.timestamp) && r.timestamp >= 0.0,
                       "trace request {}: timestamp must be finite and >= 0, got {}", i,
                       r.timestamp);
@@ -372,8 +369,7 @@ void synthesize_block(uint64_t key, int32_t count, TokenId* out) {
   }
 }
 
-void synthesize_prompt(const TraceRequest& request, int32_t block_size,
-                       std::vector<TokenId>& out) {
+void synthesize_prompt(const TraceRequest& request, int32_t block_size, std::vector<TokenId>& out) {
   PAGEDKV_CHECK_ARG(block_size > 0, "block_size must be > 0, got {}", block_size);
   const auto expected = static_cast<size_t>(cdiv(request.input_length, block_size));
   PAGEDKV_CHECK_ARG(request.input_length > 0 && request.block_keys.size() == expected,

@@ -38,11 +38,12 @@ int32_t tokens_in_pool(const KVCacheConfig& c) {
 SchedulerConfig checked(SchedulerConfig config, const KVCacheManager& manager) {
   config.validate();
   PAGEDKV_CHECK_ARG(config.max_model_len == manager.config().max_model_len,
-                    "max_model_len {} differs from the KV-cache manager's {}",
-                    config.max_model_len, manager.config().max_model_len);
+                    "max_model_len {} differs from the KV-cache manager's {}", config.max_model_len,
+                    manager.config().max_model_len);
   PAGEDKV_CHECK_STATE(manager.num_requests() == 0,
                       "the KV-cache manager already holds {} requests; the scheduler must be "
-                      "its only client", manager.num_requests());
+                      "its only client",
+                      manager.num_requests());
   return config;
 }
 
@@ -68,24 +69,21 @@ bool any_pages(const GroupPages& pages) {
 }  // namespace
 
 Scheduler::Scheduler(SchedulerConfig config, KVCacheManager& manager)
-    : config_(checked(std::move(config), manager)),
-      manager_(&manager),
-      waiting_(config_.policy) {
+    : config_(checked(std::move(config), manager)), manager_(&manager), waiting_(config_.policy) {
   // A request stops one token past what its pages can cover (rule 43's max_model_len check,
   // applied to the pool as well): with N tokens its next step needs N slots.
   tokens_in_pool_ = tokens_in_pool(manager.config());
-  max_num_tokens_ = static_cast<int32_t>(
-      std::min<int64_t>(config_.max_model_len, int64_t{tokens_in_pool_} + 1));
+  max_num_tokens_ =
+      static_cast<int32_t>(std::min<int64_t>(config_.max_model_len, int64_t{tokens_in_pool_} + 1));
 }
 
 // ---- Requests ----
 
 void Scheduler::check_new_request(const Request& request) const {
   const std::string& id = request.request_id();
-  PAGEDKV_CHECK_ARG(requests_.find(id) == requests_.end(), "request id '{}' is already live",
-                    id);
-  PAGEDKV_CHECK_STATE(!manager_->has_request(id),
-                      "the KV-cache manager already holds request '{}'", id);
+  PAGEDKV_CHECK_ARG(requests_.find(id) == requests_.end(), "request id '{}' is already live", id);
+  PAGEDKV_CHECK_STATE(!manager_->has_request(id), "the KV-cache manager already holds request '{}'",
+                      id);
   const int32_t len = request.num_prompt_tokens();
   PAGEDKV_CHECK_ARG(len >= 1 && len < config_.max_model_len,
                     "request '{}': prompt length {} must be in [1, max_model_len = {})", id, len,
@@ -98,8 +96,8 @@ void Scheduler::check_new_request(const Request& request) const {
   // Rule 29: a prompt the pool can never hold is refused now rather than waiting forever.
   PAGEDKV_CHECK_CAPACITY(len <= tokens_in_pool_,
                          "request '{}': its {}-token prompt needs more pages than the pool's {} "
-                         "usable pages (they hold {} tokens of one request)", id, len,
-                         kv.num_usable_pages(), tokens_in_pool_);
+                         "usable pages (they hold {} tokens of one request)",
+                         id, len, kv.num_usable_pages(), tokens_in_pool_);
 }
 
 void Scheduler::add_request(Request request, SamplingParams params,
@@ -172,7 +170,8 @@ void Scheduler::schedule(SchedulerOutput& out) {
 void Scheduler::begin_step() {
   PAGEDKV_CHECK_STATE(!awaiting_update_ || num_entries_ == 0,
                       "the output of step {} scheduled {} requests and awaits "
-                      "update_from_output", step_, num_entries_);
+                      "update_from_output",
+                      step_, num_entries_);
   retired_.clear();
   num_entries_ = 0;
   step_preempted_.clear();
@@ -298,11 +297,10 @@ bool Scheduler::allocate_admission(Sequence& seq, int32_t num_tokens) {
   const int32_t hit = hit_.num_computed_tokens;
   const int32_t rest = request.num_tokens() - hit;
   if (config_.reserve_full_prompt && num_tokens < rest) {
-    manager_->plan_allocation(request,
-                              {.num_new_tokens = rest,
-                               .num_new_computed_tokens = hit,
-                               .new_computed_pages = &hit_.pages},
-                              whole_plan_);
+    manager_->plan_allocation(
+        request,
+        {.num_new_tokens = rest, .num_new_computed_tokens = hit, .new_computed_pages = &hit_.pages},
+        whole_plan_);
     if (!whole_plan_.ok()) return false;
   }
   manager_->plan_allocation(request,
@@ -428,8 +426,8 @@ std::vector<RequestOutput> Scheduler::update_from_output(
     for (const auto& [id, n] : out.num_scheduled_tokens) scheduled.insert(id);
     for (const auto& [id, tokens] : sampled_token_ids) {
       PAGEDKV_CHECK_ARG(scheduled.count(id) != 0,
-                        "sampled tokens given for request '{}', which step {} did not schedule",
-                        id, out.step);
+                        "sampled tokens given for request '{}', which step {} did not schedule", id,
+                        out.step);
     }
   }
   return update_from_output(out, ordered);
@@ -468,12 +466,13 @@ void Scheduler::check_sampled(const SchedulerOutput& out,
                               std::span<const std::vector<TokenId>> sampled_token_ids) const {
   PAGEDKV_CHECK_STATE(awaiting_update_ && out.step == step_,
                       "the output of step {} is not awaiting update_from_output (latest step: "
-                      "{}, {})", out.step, step_, awaiting_update_ ? "pending" : "applied");
+                      "{}, {})",
+                      out.step, step_, awaiting_update_ ? "pending" : "applied");
   PAGEDKV_CHECK_ARG(sampled_token_ids.size() == static_cast<size_t>(num_entries_) &&
                         out.num_scheduled_tokens.size() == static_cast<size_t>(num_entries_),
                     "step {} scheduled {} requests; got an output listing {} and sampled tokens "
-                    "for {}", step_, num_entries_, out.num_scheduled_tokens.size(),
-                    sampled_token_ids.size());
+                    "for {}",
+                    step_, num_entries_, out.num_scheduled_tokens.size(), sampled_token_ids.size());
   for (size_t i = 0; i < static_cast<size_t>(num_entries_); ++i) {
     const Sequence& seq = *entries_[i].seq;
     PAGEDKV_CHECK_ARG(equal_ids(out.num_scheduled_tokens[i].first, seq.request_id()),
@@ -483,7 +482,8 @@ void Scheduler::check_sampled(const SchedulerOutput& out,
     const std::vector<TokenId>& tokens = sampled_token_ids[i];
     PAGEDKV_CHECK_ARG(tokens.size() == 1,
                       "request '{}' completed its tokens and must be given exactly 1 sampled "
-                      "token, got {}", seq.request_id(), tokens.size());
+                      "token, got {}",
+                      seq.request_id(), tokens.size());
     PAGEDKV_CHECK_ARG(tokens[0] >= 0, "request '{}': sampled token id {} is negative",
                       seq.request_id(), tokens[0]);
   }
@@ -517,12 +517,12 @@ void Scheduler::verify() const {
   for (const Sequence* seq : waiting_.in_order()) {
     PAGEDKV_ASSERT(find_live(seq->request_id()) == seq, "waiting request '{}' is not live",
                    seq->request_id());
-    PAGEDKV_ASSERT(seq->status() == SequenceStatus::kWaiting ||
-                       seq->status() == SequenceStatus::kPreempted,
-                   "request '{}' is waiting with status {}", seq->request_id(),
-                   sequence_status_name(seq->status()));
-    PAGEDKV_ASSERT(!manager_->has_request(seq->request_id()),
-                   "waiting request '{}' holds pages", seq->request_id());
+    PAGEDKV_ASSERT(
+        seq->status() == SequenceStatus::kWaiting || seq->status() == SequenceStatus::kPreempted,
+        "request '{}' is waiting with status {}", seq->request_id(),
+        sequence_status_name(seq->status()));
+    PAGEDKV_ASSERT(!manager_->has_request(seq->request_id()), "waiting request '{}' holds pages",
+                   seq->request_id());
     seq->verify();
   }
   std::unordered_set<const Sequence*> seen;
@@ -530,8 +530,10 @@ void Scheduler::verify() const {
     const std::string& id = seq->request_id();
     PAGEDKV_ASSERT(seen.insert(seq).second, "request '{}' is running twice", id);
     PAGEDKV_ASSERT(find_live(id) == seq, "running request '{}' is not live", id);
-    PAGEDKV_ASSERT(seq->status() == SequenceStatus::kRunning, "request '{}' is running with "
-                   "status {}", id, sequence_status_name(seq->status()));
+    PAGEDKV_ASSERT(seq->status() == SequenceStatus::kRunning,
+                   "request '{}' is running with "
+                   "status {}",
+                   id, sequence_status_name(seq->status()));
     seq->verify();
     PAGEDKV_ASSERT(seq->kv_slot() == manager_->slot_of(id),
                    "running request '{}' keeps manager slot {}, it holds slot {}", id,
@@ -545,7 +547,8 @@ void Scheduler::verify() const {
       for (size_t p = 0; p < held.size(); ++p) {
         PAGEDKV_ASSERT(held[p] == told[p] || held[p] == kNullPageId,
                        "request '{}' group {} page {}: the manager holds {}, the outputs "
-                       "announced {}", id, g, p, held[p], told[p]);
+                       "announced {}",
+                       id, g, p, held[p], told[p]);
       }
     }
   }

@@ -7,10 +7,8 @@ namespace pagedkv {
 
 std::string_view scheduling_policy_name(SchedulingPolicy policy) {
   switch (policy) {
-    case SchedulingPolicy::kFcfs:
-      return "fcfs";
-    case SchedulingPolicy::kPriority:
-      return "priority";
+    case SchedulingPolicy::kFcfs: return "fcfs";
+    case SchedulingPolicy::kPriority: return "priority";
   }
   return "unknown";
 }
@@ -18,8 +16,7 @@ std::string_view scheduling_policy_name(SchedulingPolicy policy) {
 SchedulingPolicy parse_scheduling_policy(std::string_view name) {
   if (name == "fcfs") return SchedulingPolicy::kFcfs;
   if (name == "priority") return SchedulingPolicy::kPriority;
-  PAGEDKV_CHECK_ARG(false, "unknown scheduling policy '{}' (expected 'fcfs' or 'priority')",
-                    name);
+  PAGEDKV_CHECK_ARG(false, "unknown scheduling policy '{}' (expected 'fcfs' or 'priority')", name);
   return SchedulingPolicy::kFcfs;  // unreachable
 }
 
@@ -40,7 +37,8 @@ void SchedulerConfig::validate() const {
   // Rule 45: without chunking a prompt is scheduled whole, so the longest must fit the budget.
   PAGEDKV_CHECK_ARG(enable_chunked_prefill || max_num_batched_tokens >= max_model_len,
                     "with enable_chunked_prefill off, max_num_batched_tokens ({}) must be >= "
-                    "max_model_len ({})", max_num_batched_tokens, max_model_len);
+                    "max_model_len ({})",
+                    max_num_batched_tokens, max_model_len);
 }
 
 }  // namespace pagedkv

@@ -11,30 +11,21 @@ namespace pagedkv {
 
 std::string_view sequence_status_name(SequenceStatus status) {
   switch (status) {
-    case SequenceStatus::kWaiting:
-      return "waiting";
-    case SequenceStatus::kRunning:
-      return "running";
-    case SequenceStatus::kPreempted:
-      return "preempted";
-    case SequenceStatus::kFinishedStopped:
-      return "finished_stopped";
-    case SequenceStatus::kFinishedLength:
-      return "finished_length";
-    case SequenceStatus::kFinishedAborted:
-      return "finished_aborted";
+    case SequenceStatus::kWaiting: return "waiting";
+    case SequenceStatus::kRunning: return "running";
+    case SequenceStatus::kPreempted: return "preempted";
+    case SequenceStatus::kFinishedStopped: return "finished_stopped";
+    case SequenceStatus::kFinishedLength: return "finished_length";
+    case SequenceStatus::kFinishedAborted: return "finished_aborted";
   }
   return "unknown";
 }
 
 std::string_view finish_reason_name(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kAbort:
-      return "abort";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kAbort: return "abort";
   }
   return "unknown";
 }
@@ -52,7 +43,8 @@ void check_sequence_inputs(const Request& request, const SamplingParams& params,
                     request.request_id());
   PAGEDKV_CHECK_ARG(request.num_output_tokens() == 0 && request.num_computed_tokens() == 0,
                     "request '{}' is not fresh: it has {} output and {} computed tokens (0 "
-                    "expected)", request.request_id(), request.num_output_tokens(),
+                    "expected)",
+                    request.request_id(), request.num_output_tokens(),
                     request.num_computed_tokens());
 }
 
@@ -60,8 +52,8 @@ void check_sequence_inputs(const Request& request, const SamplingParams& params,
 
 Sequence::Sequence(Request request, SamplingParams params, std::optional<TokenId> eos_token_id,
                    int32_t priority, double arrival_time)
-    : request_((check_sequence_inputs(request, params, eos_token_id, arrival_time),
-                std::move(request))),
+    : request_(
+          (check_sequence_inputs(request, params, eos_token_id, arrival_time), std::move(request))),
       params_(std::move(params)),
       eos_token_id_(eos_token_id),
       priority_(priority),
@@ -135,15 +127,9 @@ void Sequence::finish(FinishReason reason) {
   PAGEDKV_ASSERT(!is_finished(), "request '{}' finished twice (already {})", request_id(),
                  sequence_status_name(status_));
   switch (reason) {
-    case FinishReason::kStop:
-      status_ = SequenceStatus::kFinishedStopped;
-      break;
-    case FinishReason::kLength:
-      status_ = SequenceStatus::kFinishedLength;
-      break;
-    case FinishReason::kAbort:
-      status_ = SequenceStatus::kFinishedAborted;
-      break;
+    case FinishReason::kStop: status_ = SequenceStatus::kFinishedStopped; break;
+    case FinishReason::kLength: status_ = SequenceStatus::kFinishedLength; break;
+    case FinishReason::kAbort: status_ = SequenceStatus::kFinishedAborted; break;
   }
   finish_reason_ = reason;
   page_ids_.clear();
@@ -153,8 +139,7 @@ void Sequence::finish(FinishReason reason) {
 void Sequence::verify() const {
   const std::string& id = request_id();
   PAGEDKV_ASSERT(num_computed_tokens() >= 0 && num_computed_tokens() <= num_tokens(),
-                 "request '{}': {} computed of {} tokens", id, num_computed_tokens(),
-                 num_tokens());
+                 "request '{}': {} computed of {} tokens", id, num_computed_tokens(), num_tokens());
   PAGEDKV_ASSERT(num_output_tokens() <= params_.max_tokens,
                  "request '{}': {} outputs, max_tokens {}", id, num_output_tokens(),
                  params_.max_tokens);

@@ -16,8 +16,7 @@ bool WaitingQueue::PriorityLess::operator()(const Sequence* a, const Sequence* b
 }
 
 int32_t WaitingQueue::size() const {
-  return static_cast<int32_t>(policy_ == SchedulingPolicy::kFcfs ? fcfs_.size()
-                                                                 : priority_.size());
+  return static_cast<int32_t>(policy_ == SchedulingPolicy::kFcfs ? fcfs_.size() : priority_.size());
 }
 
 Sequence& WaitingQueue::head() const {

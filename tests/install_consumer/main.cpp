@@ -39,10 +39,10 @@ int main() {
   pagedkv::KVCacheManager manager(/*num_pages=*/1024, /*page_size=*/16, /*max_model_len=*/4096);
   pagedkv::Request req("r1", prompt_token_ids);
   pagedkv::ComputedPages hit = manager.get_computed_pages(req);
-  auto pages = manager.allocate_slots(
-      req, {.num_new_tokens = req.num_tokens() - hit.num_computed_tokens,
-            .num_new_computed_tokens = hit.num_computed_tokens,
-            .new_computed_pages = &hit.pages});
+  auto pages =
+      manager.allocate_slots(req, {.num_new_tokens = req.num_tokens() - hit.num_computed_tokens,
+                                   .num_new_computed_tokens = hit.num_computed_tokens,
+                                   .new_computed_pages = &hit.pages});
   if (!pages) return 1;
   req.set_num_computed_tokens(req.num_tokens());
   manager.free(req);

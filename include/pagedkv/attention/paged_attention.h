@@ -1,5 +1,5 @@
-// pagedkv/attention/paged_attention.h - CPU attention of a ragged batch (prefill chunks and decodes mixed)
-// over the paged KV cache, reading every layout and dtype of PagedKVView.
+// pagedkv/attention/paged_attention.h - CPU attention of a ragged batch (prefill chunks and decodes
+// mixed) over the paged KV cache, reading every layout and dtype of PagedKVView.
 //
 // Request b owns query tokens [query_start_loc[b], query_start_loc[b + 1]); its context is
 // seq_lens[b] tokens long, already written to the cache, and its q_len new tokens are the LAST

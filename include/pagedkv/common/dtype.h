@@ -19,8 +19,8 @@ namespace pagedkv {
 enum class DType : uint8_t { kFloat32, kFloat16, kBFloat16, kInt8, kFp8E4M3 };
 
 size_t dtype_size(DType t);
-std::string_view dtype_name(DType t);          // "float32", "float16", "bfloat16", "int8", "fp8_e4m3"
-DType parse_dtype(std::string_view name);      // throws InvalidArgument
+std::string_view dtype_name(DType t);      // "float32", "float16", "bfloat16", "int8", "fp8_e4m3"
+DType parse_dtype(std::string_view name);  // throws InvalidArgument
 constexpr bool dtype_is_quantized(DType t) { return t == DType::kInt8 || t == DType::kFp8E4M3; }
 
 inline float bf16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t{b} << 16); }

@@ -1,4 +1,5 @@
-// pagedkv/common/errors.h - the typed errors every public call throws, and the checks that throw them.
+// pagedkv/common/errors.h - the typed errors every public call throws, and the checks that throw
+// them.
 //
 // Three levels (as in the style guide):
 //   PAGEDKV_CHECK_ARG / _RANGE / _STATE  bad user input or a call at the wrong time: always on,
@@ -88,47 +89,48 @@ template <typename... Args>
   throw_state_error(fmt::format(format, std::forward<Args>(args)...));
 }
 template <typename... Args>
-[[noreturn, gnu::cold, gnu::noinline]] void fail_capacity_error(
-    fmt::format_string<Args...> format, Args&&... args) {
+[[noreturn, gnu::cold, gnu::noinline]] void fail_capacity_error(fmt::format_string<Args...> format,
+                                                                Args&&... args) {
   throw_capacity_error(fmt::format(format, std::forward<Args>(args)...));
 }
 template <typename... Args>
-[[noreturn, gnu::cold, gnu::noinline]] void fail_internal_error(
-    const char* file, int line, fmt::format_string<Args...> format, Args&&... args) {
+[[noreturn, gnu::cold, gnu::noinline]] void fail_internal_error(const char* file, int line,
+                                                                fmt::format_string<Args...> format,
+                                                                Args&&... args) {
   throw_internal_error(file, line, fmt::format(format, std::forward<Args>(args)...));
 }
 }  // namespace detail
 
 }  // namespace pagedkv
 
-#define PAGEDKV_CHECK_ARG(cond, ...)                                              \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::fail_invalid_argument(__VA_ARGS__);                      \
+#define PAGEDKV_CHECK_ARG(cond, ...)                         \
+  do {                                                       \
+    if (!(cond)) [[unlikely]]                                \
+      ::pagedkv::detail::fail_invalid_argument(__VA_ARGS__); \
   } while (0)
 
-#define PAGEDKV_CHECK_RANGE(cond, ...)                                            \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::fail_out_of_range(__VA_ARGS__);                          \
+#define PAGEDKV_CHECK_RANGE(cond, ...)                   \
+  do {                                                   \
+    if (!(cond)) [[unlikely]]                            \
+      ::pagedkv::detail::fail_out_of_range(__VA_ARGS__); \
   } while (0)
 
-#define PAGEDKV_CHECK_STATE(cond, ...)                                            \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::fail_state_error(__VA_ARGS__);                           \
+#define PAGEDKV_CHECK_STATE(cond, ...)                  \
+  do {                                                  \
+    if (!(cond)) [[unlikely]]                           \
+      ::pagedkv::detail::fail_state_error(__VA_ARGS__); \
   } while (0)
 
-#define PAGEDKV_CHECK_CAPACITY(cond, ...)                                         \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::fail_capacity_error(__VA_ARGS__);                        \
+#define PAGEDKV_CHECK_CAPACITY(cond, ...)                  \
+  do {                                                     \
+    if (!(cond)) [[unlikely]]                              \
+      ::pagedkv::detail::fail_capacity_error(__VA_ARGS__); \
   } while (0)
 
-#define PAGEDKV_ASSERT(cond, ...)                                                 \
-  do {                                                                            \
-    if (!(cond)) [[unlikely]]                                                     \
-      ::pagedkv::detail::fail_internal_error(__FILE__, __LINE__, __VA_ARGS__);    \
+#define PAGEDKV_ASSERT(cond, ...)                                              \
+  do {                                                                         \
+    if (!(cond)) [[unlikely]]                                                  \
+      ::pagedkv::detail::fail_internal_error(__FILE__, __LINE__, __VA_ARGS__); \
   } while (0)
 
 #ifdef NDEBUG

@@ -17,8 +17,8 @@
 #include <span>
 #include <vector>
 
-#include "pagedkv/pool/page_pool.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/pool/page_pool.h"
 
 namespace pagedkv {
 

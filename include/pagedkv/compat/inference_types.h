@@ -58,8 +58,7 @@ struct GenerationStepTask {
 
   // The task of a request whose prefill is complete (StateError otherwise): position =
   // prompt_len, token_ids = the prompt, its pages, slot -1.
-  static GenerationStepTask from_prefill(InitialSequenceRequest prefill,
-                                         TokenId prefill_token_id);
+  static GenerationStepTask from_prefill(InitialSequenceRequest prefill, TokenId prefill_token_id);
   // After a decode step: prefill_token_id joins token_ids, `sampled` becomes the next input,
   // position advances by one.
   void advance(TokenId sampled);

@@ -1,6 +1,7 @@
-// pagedkv/compat/kv_cache_update.h - the ragged paged KV-cache update of seed 003 (kv_cache_update):
-// copy runs of new K/V token rows into a flat [slots, combined_heads, dim] cache, one run per
-// page slice, in place; and the helper that cuts a batch's new tokens into such slices.
+// pagedkv/compat/kv_cache_update.h - the ragged paged KV-cache update of seed 003
+// (kv_cache_update): copy runs of new K/V token rows into a flat [slots, combined_heads, dim]
+// cache, one run per page slice, in place; and the helper that cuts a batch's new tokens into such
+// slices.
 //
 // Example (page_size 16; request 0 holds 20 tokens, its page table row is {3, 7, 9, 0}, and
 // 15 new tokens arrive):

@@ -33,9 +33,9 @@ enum class HashAlgorithm : uint8_t {
   kSha256 = 2,    // collision resistant, for deployments where tenants could craft collisions
 };
 
-std::string_view hash_algorithm_name(HashAlgorithm algo);        // "xxh3_128" / "sha256"
-HashAlgorithm parse_hash_algorithm(std::string_view name);       // throws InvalidArgument
-int digest_size(HashAlgorithm algo);                             // 16 / 32 bytes
+std::string_view hash_algorithm_name(HashAlgorithm algo);   // "xxh3_128" / "sha256"
+HashAlgorithm parse_hash_algorithm(std::string_view name);  // throws InvalidArgument
+int digest_size(HashAlgorithm algo);                        // 16 / 32 bytes
 
 // Version of docs/hash-spec.md these functions implement (changes every hash when bumped).
 inline constexpr int kPageHashSpecVersion = 1;
@@ -59,8 +59,8 @@ struct PageHash {
 // One multimodal input of a request: its content hash and where its placeholder tokens sit.
 struct MultiModalInput {
   std::string content_hash{};  // identifier of the content (e.g. a hex digest); non-empty
-  int64_t offset = 0;        // first token position of the placeholder range
-  int64_t length = 0;        // number of placeholder tokens (> 0)
+  int64_t offset = 0;          // first token position of the placeholder range
+  int64_t length = 0;          // number of placeholder tokens (> 0)
 };
 
 // The extra keys that enter one page's hash (built per page by Request).

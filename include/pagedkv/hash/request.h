@@ -26,8 +26,8 @@
 #include <string_view>
 #include <vector>
 
-#include "pagedkv/hash/page_hash.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/hash/page_hash.h"
 
 namespace pagedkv {
 

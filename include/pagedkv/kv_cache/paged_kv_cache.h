@@ -1,6 +1,6 @@
-// pagedkv/kv_cache/paged_kv_cache.h - the storage of a paged KV cache: for every layer, key and value
-// pages (plus int8 scales), laid out as kv_layout.h describes (seed 004's PagedAttentionCache:
-// one view per layer).
+// pagedkv/kv_cache/paged_kv_cache.h - the storage of a paged KV cache: for every layer, key and
+// value pages (plus int8 scales), laid out as kv_layout.h describes (seed 004's
+// PagedAttentionCache: one view per layer).
 //
 // Example:
 //   auto md = pagedkv::PagedKVCacheMetadata::create(cfg);

@@ -51,9 +51,7 @@ struct TokenTensorT {
   }
 
   // A mutable tensor reads as a const one.
-  operator TokenTensorT<const void>() const
-    requires(!kConst)
-  {
+  operator TokenTensorT<const void>() const requires(!kConst) {
     return {data, dtype, rows, heads, dim};
   }
 

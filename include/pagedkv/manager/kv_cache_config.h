@@ -57,8 +57,8 @@ struct KVCacheConfig {
   static constexpr int32_t kMaxPageSize = 1 << 20;
   static constexpr int32_t kMaxGroups = 64;
 
-  int32_t num_pages = 0;       // total pages in the pool, the null page included
-  int32_t max_model_len = 0;   // tokens; allocate_slots never covers more than this
+  int32_t num_pages = 0;      // total pages in the pool, the null page included
+  int32_t max_model_len = 0;  // tokens; allocate_slots never covers more than this
   std::vector<KVCacheGroupSpec> groups;
   bool enable_caching = true;  // prefix caching (hits, hashing of full pages)
   // The algorithm requests must hash with (RequestOptions::hash_algorithm); a request hashed

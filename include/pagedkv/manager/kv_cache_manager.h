@@ -68,13 +68,13 @@
 #include <string_view>
 #include <vector>
 
+#include "pagedkv/common/types.h"
+#include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_config.h"
+#include "pagedkv/manager/prefix_cache_stats.h"
+#include "pagedkv/manager/single_type_manager.h"
 #include "pagedkv/pool/kv_events.h"
 #include "pagedkv/pool/page_pool.h"
-#include "pagedkv/manager/prefix_cache_stats.h"
-#include "pagedkv/hash/request.h"
-#include "pagedkv/manager/single_type_manager.h"
-#include "pagedkv/common/types.h"
 
 namespace pagedkv {
 

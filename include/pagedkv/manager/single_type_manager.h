@@ -1,6 +1,6 @@
-// pagedkv/manager/single_type_manager.h - the page tables of ONE KV-cache group and the attention-kind
-// specific policy over them (vLLM SingleTypeKVCacheManager): how a prefix hit is found, which
-// pages attention no longer reads, how many pages a request needs.
+// pagedkv/manager/single_type_manager.h - the page tables of ONE KV-cache group and the
+// attention-kind specific policy over them (vLLM SingleTypeKVCacheManager): how a prefix hit is
+// found, which pages attention no longer reads, how many pages a request needs.
 //
 // KVCacheManager owns one per group and drives it in "plan, then apply" order; requests are
 // addressed by a slot index the KVCacheManager assigns (one per live request, reused after
@@ -38,10 +38,10 @@
 #include <span>
 #include <vector>
 
+#include "pagedkv/common/types.h"
+#include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_config.h"
 #include "pagedkv/pool/page_pool.h"
-#include "pagedkv/hash/request.h"
-#include "pagedkv/common/types.h"
 
 namespace pagedkv {
 
@@ -65,8 +65,8 @@ struct GroupPlan {
   std::vector<PageId> dropped_pages;
   int32_t num_pages_freed_by_skip = 0;  // of those, pages only this request holds: they rejoin
                                         // the free queue
-  int32_t num_skipped_pages = 0;     // leading null entries of the list afterwards
-  int32_t num_pages_held_after = 0;  // non-null pages the request holds afterwards
+  int32_t num_skipped_pages = 0;        // leading null entries of the list afterwards
+  int32_t num_pages_held_after = 0;     // non-null pages the request holds afterwards
   // Pages [cache_begin, cache_end) of the list get their hashes and enter the prefix cache
   // (rule 19); empty when no page fills.
   int32_t cache_begin = 0;

@@ -51,10 +51,9 @@ struct SlotMappingBatch {
 // rows, negative start or count -> InvalidArgument; a row outside the table or a token
 // position past the row's pages (position / page_size >= num_pages_per_row[row]) ->
 // OutOfRange; total > out.size() -> CapacityError.
-int64_t compute_slot_mapping(const PageTableView& table,
-                             std::span<const int32_t> num_pages_per_row, int32_t page_size,
-                             const SlotMappingBatch& batch, std::span<int64_t> out,
-                             int64_t padding = kSlotMappingPadding);
+int64_t compute_slot_mapping(const PageTableView& table, std::span<const int32_t> num_pages_per_row,
+                             int32_t page_size, const SlotMappingBatch& batch,
+                             std::span<int64_t> out, int64_t padding = kSlotMappingPadding);
 
 // The same over a PageTable's staging copy; also total > max_num_batched_tokens ->
 // CapacityError. out is typically [max_num_batched_tokens].

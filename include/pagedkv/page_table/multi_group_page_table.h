@@ -1,5 +1,5 @@
-// pagedkv/page_table/multi_group_page_table.h - one PageTable per KV-cache group, driven together (seed
-// 000 MultiGroupPageTable; vLLM MultiGroupBlockTable). Group g has page size page_sizes[g]
+// pagedkv/page_table/multi_group_page_table.h - one PageTable per KV-cache group, driven together
+// (seed 000 MultiGroupPageTable; vLLM MultiGroupBlockTable). Group g has page size page_sizes[g]
 // and cdiv(max_model_len, page_sizes[g]) columns (docs/rules.md rule 32); every group
 // has max_num_reqs rows, and a row is the same request slot in every group.
 //
@@ -32,8 +32,8 @@ class MultiGroupPageTable {
  public:
   // max_num_reqs, max_model_len, max_num_batched_tokens > 0; page_sizes non-empty, each > 0
   // (InvalidArgument otherwise). backend == nullptr selects HostBackend (shared by all groups).
-  MultiGroupPageTable(int32_t max_num_reqs, int32_t max_model_len,
-                      int32_t max_num_batched_tokens, std::span<const int32_t> page_sizes,
+  MultiGroupPageTable(int32_t max_num_reqs, int32_t max_model_len, int32_t max_num_batched_tokens,
+                      std::span<const int32_t> page_sizes,
                       std::shared_ptr<DeviceBackend> backend = nullptr);
 
   int32_t num_groups() const { return static_cast<int32_t>(tables_.size()); }

@@ -1,5 +1,6 @@
-// pagedkv/page_table/page_table.h - the page table of one KV-cache group: for each request slot (row),
-// the ids of the pages that hold its KV, in token order (seed 000 PageTable; vLLM BlockTable).
+// pagedkv/page_table/page_table.h - the page table of one KV-cache group: for each request slot
+// (row), the ids of the pages that hold its KV, in token order (seed 000 PageTable; vLLM
+// BlockTable).
 //
 // Two copies: the host *staging* table, which every mutator writes, and the *committed*
 // device copy (device_mirror.h), which kernels read and which changes only on commit().
@@ -40,8 +41,8 @@
 #include <span>
 #include <vector>
 
-#include "pagedkv/memory/device_mirror.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/memory/device_mirror.h"
 
 namespace pagedkv {
 
@@ -138,9 +139,9 @@ class PageTable {
   int32_t max_num_reqs_;
   int32_t max_num_pages_per_req_;
   int32_t max_num_batched_tokens_;
-  std::vector<PageId> staging_;    // [max_num_reqs, max_num_pages_per_req]
+  std::vector<PageId> staging_;     // [max_num_reqs, max_num_pages_per_req]
   std::vector<int32_t> num_pages_;  // [max_num_reqs]
-  DeviceMirror device_;            // [max_num_reqs, max_num_pages_per_req]
+  DeviceMirror device_;             // [max_num_reqs, max_num_pages_per_req]
 };
 
 }  // namespace pagedkv

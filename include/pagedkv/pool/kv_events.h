@@ -16,8 +16,8 @@
 #include <optional>
 #include <vector>
 
-#include "pagedkv/hash/page_hash.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/hash/page_hash.h"
 
 namespace pagedkv {
 

@@ -27,11 +27,11 @@
 #include <span>
 #include <vector>
 
+#include "pagedkv/common/types.h"
+#include "pagedkv/hash/page_hash.h"
 #include "pagedkv/pool/free_queue.h"
 #include "pagedkv/pool/kv_events.h"
-#include "pagedkv/hash/page_hash.h"
 #include "pagedkv/pool/prefix_index.h"
-#include "pagedkv/common/types.h"
 
 namespace pagedkv {
 
@@ -119,12 +119,12 @@ class PagePool {
   // Free pages in eviction order, head first.
   std::vector<PageId> get_all_free_pages() const;
 
-  int32_t ref_count(PageId page) const;                // OutOfRange on bad id
+  int32_t ref_count(PageId page) const;  // OutOfRange on bad id
   // For callers that validated the id (0 <= page < num_pages()).
   int32_t ref_count_unchecked(PageId page) const { return ref_counts_[page]; }
   std::optional<PageHash> page_hash(PageId page) const;  // nullopt if uncached
-  int64_t num_cached_pages() const;                    // pages carrying a hash
-  int64_t num_evictions() const;                       // hashes dropped on reallocation
+  int64_t num_cached_pages() const;                      // pages carrying a hash
+  int64_t num_evictions() const;                         // hashes dropped on reallocation
 
   // Events since the last call (empty when events are off).
   std::vector<KVEvent> take_events();
@@ -141,8 +141,7 @@ class PagePool {
   // cache_full_pages, in the order it runs them: the argument checks, the per-page checks of
   // the range (table indices from first_index on), the kStored event.
   void check_cache_arguments(const PageChainView& chain, std::span<const PageId> pages,
-                             int32_t num_cached_pages, int32_t num_full_pages,
-                             GroupId group) const;
+                             int32_t num_cached_pages, int32_t num_full_pages, GroupId group) const;
   void check_pages_cacheable(std::span<const PageId> range, int32_t first_index);
   KVEvent stored_event(const PageChainView& chain, std::span<const PageId> range,
                        int32_t first_index, GroupId group) const;
@@ -153,7 +152,7 @@ class PagePool {
   HashAlgorithm hash_algorithm_ = HashAlgorithm::kXxh3_128;
   std::vector<int32_t> ref_counts_;  // [num_pages]; entry 0 (null page) stays 0
   FreeQueue free_queue_;
-  PrefixIndex index_;                // empty (and never filled) with caching off
+  PrefixIndex index_;  // empty (and never filled) with caching off
   std::vector<KVEvent> events_;
   int64_t num_evictions_ = 0;
 };

@@ -47,8 +47,8 @@
 #include <span>
 #include <vector>
 
-#include "pagedkv/hash/page_hash.h"
 #include "pagedkv/common/types.h"
+#include "pagedkv/hash/page_hash.h"
 
 namespace pagedkv {
 
@@ -60,7 +60,7 @@ class PrefixIndex {
   explicit PrefixIndex(int32_t num_pages);
 
   int32_t num_pages() const { return static_cast<int32_t>(recs_.size()); }
-  int64_t size() const { return num_indexed_; }  // pages carrying a key
+  int64_t size() const { return num_indexed_; }   // pages carrying a key
   int64_t num_keys() const { return num_keys_; }  // distinct (hash, group) keys
 
   // Throws OutOfRange unless 0 <= page < num_pages().
@@ -95,8 +95,8 @@ class PrefixIndex {
   // insert_batch: inserts pages[i] under (hashes[i], group) for every i in order, skipping
   // pages equal to `skip` (the pool passes its null page). Unchecked: hashes.size() ==
   // pages.size(); every other page a valid unindexed id appearing once, as insert_unchecked.
-  void insert_batch(std::span<const PageHash> hashes, GroupId group,
-                    std::span<const PageId> pages, PageId skip);
+  void insert_batch(std::span<const PageHash> hashes, GroupId group, std::span<const PageId> pages,
+                    PageId skip);
   // remove_batch: removes every indexed page of `pages` (valid ids, each at most once), leaves
   // the others alone; returns how many were removed.
   int64_t remove_batch(std::span<const PageId> pages);
@@ -107,8 +107,8 @@ class PrefixIndex {
   // one hash, distinct groups get distinct fingerprints, so equal fingerprints and equal
   // hashes mean equal keys, and a probe never reads a page's group.
   static uint32_t fingerprint(const PageHash& hash, GroupId group) {
-    uint64_t x = hash.words[0] ^ std::rotl(hash.words[1], 21) ^ std::rotl(hash.words[2], 42) ^
-                 hash.words[3];
+    uint64_t x =
+        hash.words[0] ^ std::rotl(hash.words[1], 21) ^ std::rotl(hash.words[2], 42) ^ hash.words[3];
     x ^= x >> 29;
     x *= 0x9e3779b97f4a7c15ULL;
     return static_cast<uint32_t>(x >> 32) ^ (static_cast<uint32_t>(group) * 0x9e3779b1U);

@@ -26,8 +26,8 @@ struct DefaultWorkloadOptions {
   uint64_t seed = 20250101;
   int32_t block_size = 16;
   int32_t num_system_prompts = 6;
-  int32_t min_system_prompt_blocks = 32;    // 512 tokens at block size 16
-  int32_t max_system_prompt_blocks = 256;   // 4096 tokens
+  int32_t min_system_prompt_blocks = 32;   // 512 tokens at block size 16
+  int32_t max_system_prompt_blocks = 256;  // 4096 tokens
   int32_t num_single_requests = 2000;
   int32_t min_user_tokens = 32;
   int32_t max_user_tokens = 1024;

@@ -93,22 +93,22 @@ struct SimulateResult {
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
   CostModel cost;
   // Requests.
-  int64_t requests = 0;   // arrived (the trace, or its first max_requests)
+  int64_t requests = 0;  // arrived (the trace, or its first max_requests)
   int64_t finished = 0;
   int64_t rejected = 0;   // never added: prompt >= max_model_len, or larger than the pool
   int64_t truncated = 0;  // finished with fewer outputs than their output length
   // Work.
-  int64_t steps = 0;              // steps that scheduled tokens (one model step each)
-  double simulated_seconds = 0.0; // the final clock: the last finish (or a later rejection)
-  int64_t prompt_tokens = 0;      // sum of the added requests' prompt lengths
-  int64_t prefill_tokens = 0;     // computed prefill tokens (recomputation included)
-  int64_t output_tokens = 0;      // output tokens produced
+  int64_t steps = 0;               // steps that scheduled tokens (one model step each)
+  double simulated_seconds = 0.0;  // the final clock: the last finish (or a later rejection)
+  int64_t prompt_tokens = 0;       // sum of the added requests' prompt lengths
+  int64_t prefill_tokens = 0;      // computed prefill tokens (recomputation included)
+  int64_t output_tokens = 0;       // output tokens produced
   int64_t recomputed_tokens = 0;
   int64_t preemptions = 0;
   // Prefix cache: the scheduler's statistics (admitted requests, rule 46), in tokens.
-  int64_t prefix_query_tokens = 0;  // fresh admissions: their tokens
-  int64_t prefix_hit_tokens = 0;    // fresh admissions: their cached prefix
-  int64_t resumed_query_tokens = 0; // admissions after a preemption
+  int64_t prefix_query_tokens = 0;   // fresh admissions: their tokens
+  int64_t prefix_hit_tokens = 0;     // fresh admissions: their cached prefix
+  int64_t resumed_query_tokens = 0;  // admissions after a preemption
   int64_t resumed_hit_tokens = 0;
   // Memory and queues, sampled after each step's scheduling.
   double peak_kv_usage = 0.0;  // held usable pages / usable pages

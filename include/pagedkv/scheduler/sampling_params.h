@@ -27,17 +27,17 @@ namespace pagedkv {
 
 struct SamplingParams {
   // ---- Read by the scheduler (rule 43) ----
-  int32_t max_tokens = 16;               // output tokens at most
-  int32_t min_tokens = 0;                // EOS and stop tokens do not stop before this many
-  bool ignore_eos = false;               // the EOS token does not stop the request
-  std::vector<TokenId> stop_token_ids;   // any of these stops the request (it is kept)
+  int32_t max_tokens = 16;              // output tokens at most
+  int32_t min_tokens = 0;               // EOS and stop tokens do not stop before this many
+  bool ignore_eos = false;              // the EOS token does not stop the request
+  std::vector<TokenId> stop_token_ids;  // any of these stops the request (it is kept)
 
   // ---- Read by the engine's sampler, not by the scheduler ----
-  float temperature = 1.0f;              // 0 = greedy
-  int32_t top_k = 0;                     // 0 or -1 = off
-  float top_p = 1.0f;                    // in (0, 1]; 1 = off
-  std::optional<int64_t> seed;           // per-request generator seed
-  std::optional<int32_t> logprobs;       // log-probabilities of this many top tokens
+  float temperature = 1.0f;         // 0 = greedy
+  int32_t top_k = 0;                // 0 or -1 = off
+  float top_p = 1.0f;               // in (0, 1]; 1 = off
+  std::optional<int64_t> seed;      // per-request generator seed
+  std::optional<int32_t> logprobs;  // log-probabilities of this many top tokens
 
   // Throws InvalidArgument naming the first bad field and its limit.
   void validate() const;

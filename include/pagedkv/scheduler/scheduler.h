@@ -174,9 +174,9 @@ class Scheduler {
 
   // ---- schedule() phases, in order ----
   void begin_step();
-  void schedule_running(int32_t& budget);                     // rules 34-36
-  void schedule_waiting(int32_t& budget);                     // rules 37-40
-  void commit_step(SchedulerOutput& out);                     // rule 41
+  void schedule_running(int32_t& budget);  // rules 34-36
+  void schedule_waiting(int32_t& budget);  // rules 37-40
+  void commit_step(SchedulerOutput& out);  // rule 41
   // Running pass helpers.
   bool preempt_until_allocated(Sequence& seq, const AllocationRequest& alloc, size_t& index,
                                int32_t& budget);
@@ -194,7 +194,7 @@ class Scheduler {
   // ---- update_from_output() phases ----
   void check_sampled(const SchedulerOutput& out,
                      std::span<const std::vector<TokenId>> sampled_token_ids) const;
-  void finish(Sequence& seq);               // rule 44: free, report, retire (not `running`)
+  void finish(Sequence& seq);  // rule 44: free, report, retire (not `running`)
   void remove_finished_from_running();
 
   void check_new_request(const Request& request) const;
@@ -206,7 +206,7 @@ class Scheduler {
   int32_t max_num_tokens_ = 0;
 
   std::unordered_map<std::string, std::unique_ptr<Sequence>> requests_;  // live requests
-  std::vector<Sequence*> running_;                                        // admission order
+  std::vector<Sequence*> running_;                                       // admission order
   WaitingQueue waiting_;
   // Finished sequences kept alive while the pending output may still name them.
   std::vector<std::unique_ptr<Sequence>> retired_;

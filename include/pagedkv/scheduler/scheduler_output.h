@@ -80,10 +80,10 @@ struct SchedulerOutput {
 // in output order.
 struct RequestOutput {
   std::string request_id;
-  std::vector<TokenId> new_token_ids;       // the token appended (one per step)
+  std::vector<TokenId> new_token_ids;  // the token appended (one per step)
   bool finished = false;
   std::optional<FinishReason> finish_reason;
-  std::optional<TokenId> stop_reason;       // the stop token, when one finished it
+  std::optional<TokenId> stop_reason;  // the stop token, when one finished it
 };
 
 }  // namespace pagedkv

@@ -29,9 +29,11 @@ class AttentionErrors : public ::testing::Test {
   }
 
   void call() {
-    paged_attention(kv_, query_, {qsl_, lens_, use_csr_ ? PageTableRef::csr(indptr_, indices_)
-                                                        : PageTableRef::dense(table_, max_pages_)},
-                    opt_, out_);
+    paged_attention(
+        kv_, query_,
+        {qsl_, lens_,
+         use_csr_ ? PageTableRef::csr(indptr_, indices_) : PageTableRef::dense(table_, max_pages_)},
+        opt_, out_);
   }
 
   // Expects `E` whose message contains `needle`, and `out` unchanged.

@@ -100,8 +100,8 @@ TEST(AttentionInvariance, RequestOutputIsBitwiseIdenticalWhateverTheBatchAndThre
 }
 
 TEST(AttentionInvariance, HndAndNhdLayoutsGiveBitwiseIdenticalOutputs) {
-  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8,
-                   DType::kFp8E4M3}) {
+  for (DType dt :
+       {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
     TestCache hnd(KVLayout::kHND, dt, 60, 16, 2, 128);
     TestCache nhd(KVLayout::kNHD, dt, 60, 16, 2, 128);
     const std::vector<TestRequest> reqs = {{1, 300}, {40, 280}, {1, 17}, {3, 200}};

@@ -61,9 +61,9 @@ std::vector<SweepCase> sweep_cases() {
   constexpr int kCases = kOptimizedBuild ? 72 : 30;
   std::mt19937 rng(20240611);
   const auto layouts = cycle_axis<KVLayout>({KVLayout::kHND, KVLayout::kNHD}, kCases, rng);
-  const auto dtypes = cycle_axis<DType>({DType::kFloat32, DType::kFloat16, DType::kBFloat16,
-                                         DType::kInt8, DType::kFp8E4M3},
-                                        kCases, rng);
+  const auto dtypes = cycle_axis<DType>(
+      {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}, kCases,
+      rng);
   const auto pages = cycle_axis<int32_t>({1, 16, 32, 128}, kCases, rng);
   const auto dims = cycle_axis<int32_t>({64, 128, 256}, kCases, rng);
   const auto gqas = cycle_axis<GqaShape>(
@@ -93,8 +93,7 @@ std::string case_name(const ::testing::TestParamInfo<SweepCase>& info) {
 std::vector<TestRequest> requests_for(Mix mix, std::mt19937& rng) {
   auto between = [&rng](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   switch (mix) {
-    case Mix::kDecode:
-      return {{1, 1}, {1, 257}, {1, between(2, 700)}, {1, between(2, 300)}};
+    case Mix::kDecode: return {{1, 1}, {1, 257}, {1, between(2, 700)}, {1, between(2, 300)}};
     case Mix::kPrefill: {
       const int a = between(1, 40), b = between(250, 290);
       return {{a, a}, {b, b}};

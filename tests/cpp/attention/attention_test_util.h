@@ -12,10 +12,10 @@
 #include <random>
 #include <vector>
 
+#include "pagedkv/attention/paged_attention.h"
 #include "pagedkv/common/cpu_info.h"
 #include "pagedkv/common/dtype.h"
 #include "pagedkv/kv_cache/kv_layout.h"
-#include "pagedkv/attention/paged_attention.h"
 
 namespace pagedkv::testing {
 
@@ -81,9 +81,7 @@ class TestCache {
     uint8_t* base = static_cast<uint8_t*>(is_k ? view_.k_data : view_.v_base());
     const int32_t D = view_.head_dim;
     switch (view_.dtype) {
-      case DType::kFloat32:
-        std::memcpy(base + e * 4, x, sizeof(float) * D);
-        break;
+      case DType::kFloat32: std::memcpy(base + e * 4, x, sizeof(float) * D); break;
       case DType::kFloat16:
         for (int32_t d = 0; d < D; ++d) store16(base, e + d, float_to_fp16(x[d]));
         break;
@@ -275,8 +273,8 @@ inline std::vector<double> reference_attention(const TestCache& cache, const Tes
         for (int32_t j = lo; j <= pos; ++j) {
           double dot = 0.0;
           for (int32_t d = 0; d < D; ++d) {
-            const double qd = o.bf16_query ? bf16_to_float(tb.query_bf16[qoff + d])
-                                           : tb.query[qoff + d];
+            const double qd =
+                o.bf16_query ? bf16_to_float(tb.query_bf16[qoff + d]) : tb.query[qoff + d];
             dot += qd * k[(static_cast<size_t>(j) * H + h) * D + d];
           }
           dot *= o.scale;
@@ -309,14 +307,14 @@ inline std::vector<float> run_attention(const TestCache& cache, const TestBatch&
   const std::vector<int32_t> table = tb.dense_table(&max_pages);
   std::vector<int32_t> indptr, indices;
   tb.csr(&indptr, &indices);
-  AttentionBatch batch{tb.query_start_loc, tb.seq_lens,
-                       csr ? PageTableRef::csr(indptr, indices)
-                           : PageTableRef::dense(table, max_pages)};
+  AttentionBatch batch{
+      tb.query_start_loc, tb.seq_lens,
+      csr ? PageTableRef::csr(indptr, indices) : PageTableRef::dense(table, max_pages)};
   const ConstTokenTensor q =
-      bf16_query ? ConstTokenTensor::bf16(tb.query_bf16.data(), tb.num_tokens(), tb.num_q_heads,
-                                        tb.head_dim)
-                 : ConstTokenTensor::f32(tb.query.data(), tb.num_tokens(), tb.num_q_heads,
-                                       tb.head_dim);
+      bf16_query
+          ? ConstTokenTensor::bf16(tb.query_bf16.data(), tb.num_tokens(), tb.num_q_heads,
+                                   tb.head_dim)
+          : ConstTokenTensor::f32(tb.query.data(), tb.num_tokens(), tb.num_q_heads, tb.head_dim);
   std::vector<float> out(static_cast<size_t>(tb.num_tokens()) * tb.num_q_heads * tb.head_dim,
                          std::numeric_limits<float>::quiet_NaN());
   paged_attention(cache.view(), q, batch, opt, out);

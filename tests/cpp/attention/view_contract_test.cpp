@@ -89,9 +89,8 @@ TEST(KVViewContract, WritesAndAttentionAcceptAndRejectTheSameViewsWithTheSameMes
         SCOPED_TRACE(fmt::format("{} {} {}", kv_layout_name(layout), dtype_name(dtype), m.name));
         PagedKVView v = cache.view(0);
         m.apply(v);
-        const std::string write = outcome([&] {
-          write_slots(v, key.tensor(), value.tensor(), slots);
-        });
+        const std::string write =
+            outcome([&] { write_slots(v, key.tensor(), value.tensor(), slots); });
         std::vector<float> out(query.size());
         const std::string attend = outcome([&] {
           paged_attention(v, ConstTokenTensor::f32(query.data(), 1, kQHeads, kDim),

@@ -11,8 +11,8 @@
 #include <tuple>
 #include <vector>
 
-#include "pagedkv/kv_cache/kv_cache_write.h"
 #include "pagedkv/attention/paged_attention.h"
+#include "pagedkv/kv_cache/kv_cache_write.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 #include "pagedkv/kv_cache/paged_kv_cache_metadata.h"
 
@@ -143,11 +143,11 @@ TEST_P(WriteThenAttention, EqualsDenseAttentionOverTheWrittenKeysAndValues) {
   cache.verify();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    LayoutsAndDtypes, WriteThenAttention,
-    ::testing::Combine(::testing::Values(KVLayout::kHND, KVLayout::kNHD),
-                       ::testing::Values(DType::kFloat32, DType::kFloat16, DType::kBFloat16,
-                                         DType::kInt8, DType::kFp8E4M3)));
+INSTANTIATE_TEST_SUITE_P(LayoutsAndDtypes, WriteThenAttention,
+                         ::testing::Combine(::testing::Values(KVLayout::kHND, KVLayout::kNHD),
+                                            ::testing::Values(DType::kFloat32, DType::kFloat16,
+                                                              DType::kBFloat16, DType::kInt8,
+                                                              DType::kFp8E4M3)));
 
 }  // namespace
 }  // namespace pagedkv

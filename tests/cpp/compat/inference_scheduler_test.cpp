@@ -498,12 +498,9 @@ TEST(InferenceSchedulerErrors, BadPrefillRequestsFailAndChangeNothing) {
   Fixture f(16, 4, 2, 4);
   f.scheduler.enqueue_prefill_request(prompt_request("ok", 4, 4));
   const State before = f.state();
-  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("empty", 0, 4)),
-               InvalidArgument);
-  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("long", 17, 4)),
-               InvalidArgument);
-  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("chunk", 4, 0)),
-               InvalidArgument);
+  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("empty", 0, 4)), InvalidArgument);
+  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("long", 17, 4)), InvalidArgument);
+  EXPECT_THROW(f.scheduler.enqueue_prefill_request(prompt_request("chunk", 4, 0)), InvalidArgument);
   InitialSequenceRequest r = prompt_request("started", 8, 4);
   r.chunk_idx = 1;
   EXPECT_THROW(f.scheduler.enqueue_prefill_request(r), InvalidArgument);

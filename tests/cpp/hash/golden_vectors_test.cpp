@@ -97,9 +97,9 @@ TEST_P(GoldenVectorTest, SinglePagesMatchTheSpecTable) {
 
   // The spec's worked example: every field once.
   const MultiModalInput img0{"img-0", 4, 1};
-  EXPECT_EQ(hex(hasher_.hash_page(nullptr, t3,
-                                  {.lora_id = -1, .mm_inputs = {&img0}, .cache_salt = "s"})),
-            want(kWorked));
+  EXPECT_EQ(
+      hex(hasher_.hash_page(nullptr, t3, {.lora_id = -1, .mm_inputs = {&img0}, .cache_salt = "s"})),
+      want(kWorked));
 
   const std::vector<TokenId> edge{2147483647, 0, 1};
   EXPECT_EQ(hex(hasher_.hash_page(nullptr, edge, {.lora_id = -1})), want(kEdge));
@@ -136,7 +136,9 @@ TEST_P(GoldenVectorTest, RequestWithSaltLoraAndImageMatchesTheSpecTable) {
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, GoldenVectorTest,
                          ::testing::Values(HashAlgorithm::kXxh3_128, HashAlgorithm::kSha256),
-                         [](const auto& info) { return std::string(hash_algorithm_name(info.param)); });
+                         [](const auto& info) {
+                           return std::string(hash_algorithm_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace pagedkv

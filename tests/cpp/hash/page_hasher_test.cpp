@@ -60,7 +60,9 @@ TEST_P(PageHasherTest, DigestSizeMatchesAlgorithm) {
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, PageHasherTest,
                          ::testing::Values(HashAlgorithm::kXxh3_128, HashAlgorithm::kSha256),
-                         [](const auto& info) { return std::string(hash_algorithm_name(info.param)); });
+                         [](const auto& info) {
+                           return std::string(hash_algorithm_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace pagedkv
@@ -187,8 +189,7 @@ TEST(PageHasherErrors, InvalidInputsThrowAndLaterCallsAreUnaffected) {
   EXPECT_THROW(hasher.hash_page(nullptr, kTokens, {.mm_inputs = {nullptr}}), InvalidArgument);
   EXPECT_THROW(hasher.hash_page(nullptr, kTokens, {.mm_inputs = {&no_hash}}), InvalidArgument);
   EXPECT_THROW(hasher.hash_page(nullptr, kTokens, {.mm_inputs = {&no_length}}), InvalidArgument);
-  EXPECT_THROW(hasher.hash_page(nullptr, kTokens, {.mm_inputs = {&late, &early}}),
-               InvalidArgument);
+  EXPECT_THROW(hasher.hash_page(nullptr, kTokens, {.mm_inputs = {&late, &early}}), InvalidArgument);
 
   EXPECT_EQ(hasher.algorithm(), HashAlgorithm::kXxh3_128);
   EXPECT_EQ(hasher.hash_page(nullptr, kTokens, {}), good);

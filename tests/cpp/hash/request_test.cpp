@@ -23,10 +23,9 @@ std::vector<PageHash> chain_from_scratch(const Request& req, int32_t ps) {
   const auto tokens = req.all_token_ids();
   for (int32_t i = 0; i < req.num_tokens() / ps; ++i) {
     const PageExtraKeys keys = req.extra_keys_for_page(i, ps);
-    out.push_back(req.hasher().hash_page(out.empty() ? nullptr : &out.back(),
-                                         tokens.subspan(static_cast<size_t>(i * ps),
-                                                        static_cast<size_t>(ps)),
-                                         keys));
+    out.push_back(req.hasher().hash_page(
+        out.empty() ? nullptr : &out.back(),
+        tokens.subspan(static_cast<size_t>(i * ps), static_cast<size_t>(ps)), keys));
   }
   return out;
 }
@@ -164,14 +163,15 @@ TEST(Request, ExtraKeysListTheInputsOverlappingEachPage) {
   Request req("r", range_tokens(0, 70), opts);
   auto names = [&](int32_t page) {
     std::string s;
-    for (const MultiModalInput* m : req.extra_keys_for_page(page, 16).mm_inputs) s += m->content_hash;
+    for (const MultiModalInput* m : req.extra_keys_for_page(page, 16).mm_inputs)
+      s += m->content_hash;
     return s;
   };
-  EXPECT_EQ(names(0), "a");   // "a" ends at 16: does not reach page 1
+  EXPECT_EQ(names(0), "a");  // "a" ends at 16: does not reach page 1
   EXPECT_EQ(names(1), "b");
-  EXPECT_EQ(names(2), "c");   // [47, 49) straddles pages 2 and 3
+  EXPECT_EQ(names(2), "c");  // [47, 49) straddles pages 2 and 3
   EXPECT_EQ(names(3), "cd");
-  EXPECT_EQ(names(4), "");    // partial page 4 ([64, 70)) has no input
+  EXPECT_EQ(names(4), "");  // partial page 4 ([64, 70)) has no input
   EXPECT_EQ(req.extra_keys_for_page(4, 16).lora_id, 4);
   // With one page covering everything, all inputs are listed in offset order.
   std::string all;

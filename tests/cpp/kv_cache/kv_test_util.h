@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "pagedkv/common/dtype.h"
-#include "pagedkv/kv_cache/token_tensor.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
+#include "pagedkv/kv_cache/token_tensor.h"
 
 namespace pagedkv::testing {
 

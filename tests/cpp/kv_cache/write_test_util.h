@@ -3,8 +3,8 @@
 // caches made for it, and a fixture whose cache must come out of a failed write unchanged.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <random>
 #include <string>
@@ -42,7 +42,8 @@ void for_each_combo(Fn fn) {
 inline constexpr int32_t kHeads = 2;
 
 inline PagedKVCache make_cache(const WriteCombo& c, int64_t num_pages) {
-  PagedKVCache cache(small_metadata(c.layout, c.cache_dtype, c.page_size, num_pages, kHeads, c.dim));
+  PagedKVCache cache(
+      small_metadata(c.layout, c.cache_dtype, c.page_size, num_pages, kHeads, c.dim));
   if (c.cache_dtype == DType::kFp8E4M3) cache.set_fp8_scales(0.5f, 2.0f);
   return cache;
 }

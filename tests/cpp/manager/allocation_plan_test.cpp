@@ -90,8 +90,8 @@ TEST(AllocationPlan, DecodeFastPathPlansWhatPlanDoes) {
                       p.num_pages_freed_by_skip, p.num_skipped_pages, p.num_pages_held_after,
                       p.cache_begin, p.cache_end);
   };
-  for (const KVCacheGroupSpec& spec : {KVCacheGroupSpec::full_attention(4),
-                                       KVCacheGroupSpec::sliding_window_attention(4, 6)}) {
+  for (const KVCacheGroupSpec& spec :
+       {KVCacheGroupSpec::full_attention(4), KVCacheGroupSpec::sliding_window_attention(4, 6)}) {
     KVCacheConfig config = KVCacheConfig::single_group(16, 4, 64);
     config.groups = {spec};
     KVCacheManager m(config);
@@ -218,7 +218,7 @@ TEST(AllocationPlan, PlanListsThePagesTheWindowDrops) {
   config.groups = {KVCacheGroupSpec::sliding_window_attention(16, 32)};
   KVCacheManager m(config);
   Request r("r", iota_tokens(100));
-  ASSERT_EQ(admit(m, r), 0);  // pages 1..7, none free
+  ASSERT_EQ(admit(m, r), 0);                         // pages 1..7, none free
   r.append_output_token_ids(iota_tokens(13, 5000));  // 113 tokens: one more page
   const AllocationPlan plan = m.plan_allocation(r, {.num_new_tokens = 13});
   ASSERT_TRUE(plan.ok());
@@ -350,8 +350,9 @@ TEST_F(RefusedPlans, PlanOfAnotherManagerOrOfNoManagerIsRefused) {
 TEST_F(RefusedPlans, PlanOfARequestThatChangedIsRefused) {
   AllocationPlan plan = m.plan_allocation(a, {.num_new_tokens = 1});
   a.append_output_token_ids(std::vector<TokenId>{7});
-  expect_refused(plan, "request 'a' changed since it was planned: 10 tokens (10 computed) then, "
-                       "11 (10) now");
+  expect_refused(plan,
+                 "request 'a' changed since it was planned: 10 tokens (10 computed) then, "
+                 "11 (10) now");
   plan = m.plan_allocation(a, {.num_new_tokens = 1});
   a.set_num_computed_tokens(11);
   expect_refused(plan, "changed since it was planned");
@@ -377,7 +378,7 @@ TEST_F(RefusedPlans, PlanThrowsWhatAllocateSlotsThrowsAndLeavesNoPlanToApply) {
   expect_plan_throws<InvalidArgument>(b, {.num_new_tokens = -1});
   expect_plan_throws<InvalidArgument>(sha, {.num_new_tokens = 8});
   expect_plan_throws<CapacityError>(b, {.num_new_tokens = 61});  // 16 pages > 15
-  b.set_num_computed_tokens(4);  // b holds nothing
+  b.set_num_computed_tokens(4);                                  // b holds nothing
   expect_plan_throws<StateError>(b, {.num_new_tokens = 1});
   EXPECT_EQ(snapshot(m, ids), before);
   m.verify();
@@ -448,8 +449,11 @@ class TwinDriver {
 
   void new_request() {
     static const std::vector<std::vector<TokenId>> pieces = {
-        {1, 2, 3, 4, 5}, {6, 7, 8, 9, 10, 11, 12, 13}, {20, 21, 22},
-        {30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42}, iota_tokens(16, 50)};
+        {1, 2, 3, 4, 5},
+        {6, 7, 8, 9, 10, 11, 12, 13},
+        {20, 21, 22},
+        {30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42},
+        iota_tokens(16, 50)};
     std::vector<TokenId> t;
     for (int i = 1 + pick(4); i > 0; --i) {
       const auto& p = pieces[static_cast<size_t>(pick(static_cast<int>(pieces.size())))];
@@ -457,8 +461,8 @@ class TwinDriver {
     }
     for (int i = pick(6); i > 0; --i) t.push_back(100 + pick(3));
     t.resize(std::min<size_t>(t.size(), 120));
-    reqs_.push_back(std::make_unique<Entry>(
-        Entry{Request(fmt::format("r{}", next_id_++), std::move(t))}));
+    reqs_.push_back(
+        std::make_unique<Entry>(Entry{Request(fmt::format("r{}", next_id_++), std::move(t))}));
   }
 
   Entry* pick_where(bool running) {
@@ -480,16 +484,16 @@ class TwinDriver {
     if (reqs_.empty()) return;
     const Entry& e = *reqs_[static_cast<size_t>(pick(static_cast<int>(reqs_.size())))];
     try {
-      (void)planned_.plan_allocation(e.req, {.num_new_tokens = pick(20),
-                                             .num_lookahead_tokens = pick(3)});
+      (void)planned_.plan_allocation(e.req,
+                                     {.num_new_tokens = pick(20), .num_lookahead_tokens = pick(3)});
     } catch (const Error&) {
       // A plan for a request in the wrong state: refused like allocate_slots would be.
     }
   }
 
   // One allocation on both twins; true when it succeeded.
-  bool allocate(Entry& e, const ComputedPages* hit_p, const ComputedPages* hit_d,
-                int32_t num_new, int32_t lookahead) {
+  bool allocate(Entry& e, const ComputedPages* hit_p, const ComputedPages* hit_d, int32_t num_new,
+                int32_t lookahead) {
     plan_something_else();
     const int32_t hit_tokens = hit_p ? hit_p->num_computed_tokens : 0;
     // The planned twin gets a slot hint that is right, absent, or any slot (another request's,
@@ -581,8 +585,8 @@ class TwinDriver {
       e->preempted = true;
       return;
     }
-    reqs_.erase(std::find_if(reqs_.begin(), reqs_.end(),
-                             [&](const auto& x) { return x.get() == e; }));
+    reqs_.erase(
+        std::find_if(reqs_.begin(), reqs_.end(), [&](const auto& x) { return x.get() == e; }));
   }
 
   void compare() {

@@ -116,15 +116,15 @@ TEST(KVCacheManager, AllocateSlotsFailureChangesNothing) {
   ComputedPages hit = m.get_computed_pages(b);
   ASSERT_EQ(hit.num_computed_tokens, 48);
   const auto before = snapshot(m, {"a", "b", "c"});
-  EXPECT_FALSE(m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
-                                    .new_computed_pages = &hit.pages}));
+  EXPECT_FALSE(m.allocate_slots(
+      b, {.num_new_tokens = 16, .num_new_computed_tokens = 48, .new_computed_pages = &hit.pages}));
   EXPECT_EQ(snapshot(m, {"a", "b", "c"}), before);
   EXPECT_FALSE(m.has_request("b"));
   m.verify();
   // With one more free page it fits, and the hit pages leave the free queue.
   m.free(c);
-  auto pages = m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
-                                    .new_computed_pages = &hit.pages});
+  auto pages = m.allocate_slots(
+      b, {.num_new_tokens = 16, .num_new_computed_tokens = 48, .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 1u);
   EXPECT_EQ(m.page_pool().get_num_free_pages(), 2);
@@ -139,8 +139,8 @@ TEST(KVCacheManager, HitPagesHeldByOthersNeedNoFreePage) {
   ComputedPages hit = m.get_computed_pages(b);
   ASSERT_EQ(hit.num_computed_tokens, 48);
   // 1 new page: exactly the free one.
-  auto pages = m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 48,
-                                    .new_computed_pages = &hit.pages});
+  auto pages = m.allocate_slots(
+      b, {.num_new_tokens = 16, .num_new_computed_tokens = 48, .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0], std::vector<PageId>{4});
   EXPECT_EQ(m.page_pool().ref_count(1), 2);
@@ -160,8 +160,8 @@ TEST(KVCacheManager, IdenticalPromptInSameStepHits) {
   ComputedPages hit_b = m.get_computed_pages(b);
   EXPECT_EQ(hit_b.num_computed_tokens, 48);
   EXPECT_EQ(hit_b.pages[0], (std::vector<PageId>{1, 2, 3}));
-  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 2, .num_new_computed_tokens = 48,
-                                   .new_computed_pages = &hit_b.pages}));
+  ASSERT_TRUE(m.allocate_slots(
+      b, {.num_new_tokens = 2, .num_new_computed_tokens = 48, .new_computed_pages = &hit_b.pages}));
   EXPECT_EQ(m.get_page_ids("b")[0], (std::vector<PageId>{1, 2, 3, 5}));
   m.verify();
 }
@@ -325,8 +325,9 @@ TEST(KVCacheManager, StatisticsCountTokensAndResumedRequestsSeparately) {
   b.set_num_computed_tokens(0);
   ComputedPages resumed = m.get_computed_pages(b, /*resumed=*/true);
   ASSERT_EQ(resumed.num_computed_tokens, 32);
-  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 16, .num_new_computed_tokens = 32,
-                                   .new_computed_pages = &resumed.pages}));
+  ASSERT_TRUE(m.allocate_slots(
+      b,
+      {.num_new_tokens = 16, .num_new_computed_tokens = 32, .new_computed_pages = &resumed.pages}));
   EXPECT_EQ(st.requests(), 2);
   EXPECT_EQ(st.queries(), 96);
   EXPECT_EQ(st.resumed_requests(), 1);

@@ -73,9 +73,9 @@ TEST_F(ManagerErrors, NegativeCountsAreInvalid) {
   EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
                 r, {.num_new_tokens = 4, .num_new_computed_tokens = -4}),
             "num_new_computed_tokens must be >= 0, got -4");
-  EXPECT_EQ(expect_alloc_rejected<InvalidArgument>(
-                r, {.num_new_tokens = 4, .num_lookahead_tokens = -1}),
-            "num_lookahead_tokens must be >= 0, got -1");
+  EXPECT_EQ(
+      expect_alloc_rejected<InvalidArgument>(r, {.num_new_tokens = 4, .num_lookahead_tokens = -1}),
+      "num_lookahead_tokens must be >= 0, got -1");
 }
 
 TEST_F(ManagerErrors, TokensBeyondMaxModelLenAreInvalid) {
@@ -132,10 +132,10 @@ TEST_F(ManagerErrors, HitPagesWithCachingOffAreInvalid) {
   Request r("new", iota_tokens(10));
   GroupPages hits = {{1}};
   const auto before = snapshot(off, {"new"});
-  EXPECT_THROW(off.allocate_slots(r, {.num_new_tokens = 6,
-                                      .num_new_computed_tokens = 4,
-                                      .new_computed_pages = &hits}),
-               InvalidArgument);
+  EXPECT_THROW(
+      off.allocate_slots(
+          r, {.num_new_tokens = 6, .num_new_computed_tokens = 4, .new_computed_pages = &hits}),
+      InvalidArgument);
   EXPECT_EQ(snapshot(off, {"new"}), before);
   off.verify();
 }

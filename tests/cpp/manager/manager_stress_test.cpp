@@ -104,8 +104,11 @@ class Driver {
 
   void new_request() {
     static const std::vector<std::vector<TokenId>> pieces = {
-        {1, 2, 3, 4, 5}, {6, 7, 8, 9, 10, 11, 12, 13}, {20, 21, 22}, {30, 31, 32, 33, 34, 35, 36,
-        37, 38, 39, 40, 41, 42}, {50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65}};
+        {1, 2, 3, 4, 5},
+        {6, 7, 8, 9, 10, 11, 12, 13},
+        {20, 21, 22},
+        {30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42},
+        {50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65}};
     std::vector<TokenId> t;
     const int n = 1 + pick(4);
     for (int i = 0; i < n; ++i) {
@@ -116,8 +119,8 @@ class Driver {
     t.resize(std::min<size_t>(t.size(), 120));
     RequestOptions opts;
     if (pick(5) == 0) opts.cache_salt = "tenant";
-    reqs_.push_back(std::make_unique<Entry>(Entry{
-        Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts))}));
+    reqs_.push_back(std::make_unique<Entry>(
+        Entry{Request(fmt::format("r{}", next_id_++), std::move(t), std::move(opts))}));
   }
 
   Entry* pick_where(bool running) {
@@ -182,13 +185,14 @@ class Driver {
       return false;
     }
     ++num_allocated_;
-    const int64_t need = std::min<int64_t>(
-        int64_t{e.req.num_computed_tokens()} + hit_tokens + num_new + lookahead,
-        config_.max_model_len);
+    const int64_t need =
+        std::min<int64_t>(int64_t{e.req.num_computed_tokens()} + hit_tokens + num_new + lookahead,
+                          config_.max_model_len);
     for (size_t g = 0; g < config_.groups.size(); ++g) {
       const int32_t ps = config_.groups[g].page_size;
       const size_t prev = before[g].size() + (hits ? (*hits)[g].size() : 0);
-      EXPECT_EQ(after[g].size(), std::max<size_t>(prev, static_cast<size_t>(cdiv<int64_t>(need, ps))));
+      EXPECT_EQ(after[g].size(),
+                std::max<size_t>(prev, static_cast<size_t>(cdiv<int64_t>(need, ps))));
       // The new pages are the tail of the table.
       EXPECT_TRUE(std::equal((*got)[g].begin(), (*got)[g].end(),
                              after[g].end() - static_cast<ptrdiff_t>((*got)[g].size())));
@@ -234,8 +238,8 @@ class Driver {
     if (e == nullptr) return;
     m_.free(e->req);
     EXPECT_FALSE(m_.has_request(e->req.request_id()));
-    reqs_.erase(std::find_if(reqs_.begin(), reqs_.end(),
-                             [&](const auto& x) { return x.get() == e; }));
+    reqs_.erase(
+        std::find_if(reqs_.begin(), reqs_.end(), [&](const auto& x) { return x.get() == e; }));
   }
 
   void preempt() {
@@ -255,9 +259,7 @@ class Driver {
     const auto before = snapshot(m_, ids);
     GroupPages wrong(config_.groups.size() + 1);
     switch (pick(4)) {
-      case 0:
-        EXPECT_THROW(m_.allocate_slots(e->req, -1), InvalidArgument);
-        break;
+      case 0: EXPECT_THROW(m_.allocate_slots(e->req, -1), InvalidArgument); break;
       case 1:
         EXPECT_THROW(m_.allocate_slots(e->req, config_.max_model_len + 1), InvalidArgument);
         break;
@@ -265,9 +267,7 @@ class Driver {
         EXPECT_THROW(m_.allocate_slots(e->req, {.num_new_tokens = 1, .new_computed_pages = &wrong}),
                      InvalidArgument);
         break;
-      default:
-        EXPECT_THROW(m_.get_num_common_prefix_pages(e->req, 0), InvalidArgument);
-        break;
+      default: EXPECT_THROW(m_.get_num_common_prefix_pages(e->req, 0), InvalidArgument); break;
     }
     EXPECT_EQ(snapshot(m_, ids), before);
   }

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/manager/kv_cache_manager.h"
 #include "pagedkv/hash/request.h"
+#include "pagedkv/manager/kv_cache_manager.h"
 
 namespace pagedkv::manager_testing {
 

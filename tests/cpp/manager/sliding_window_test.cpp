@@ -36,8 +36,8 @@ KVCacheConfig hybrid(int32_t num_pages, int32_t full_page_size, int32_t sw_page_
 }
 
 int32_t non_null(const std::vector<PageId>& pages) {
-  return static_cast<int32_t>(std::count_if(pages.begin(), pages.end(),
-                                            [](PageId p) { return p != kNullPageId; }));
+  return static_cast<int32_t>(
+      std::count_if(pages.begin(), pages.end(), [](PageId p) { return p != kNullPageId; }));
 }
 
 // ---- Rule 23 ----
@@ -83,7 +83,7 @@ TEST(SlidingWindow, PagesLeavingTheWindowCountAsFreeForTheSameAllocation) {
   ASSERT_EQ(m.page_pool().get_num_free_pages(), 0);
   r.append_output_token_ids(iota_tokens(13, 5000));  // 113 tokens: 8 pages, one new
   auto pages = m.allocate_slots(r, 13);
-  ASSERT_TRUE(pages);  // the 4 pages leaving the window pay for it
+  ASSERT_TRUE(pages);                              // the 4 pages leaving the window pay for it
   EXPECT_EQ((*pages)[0], std::vector<PageId>{4});  // freed as [4, 3, 2, 1]: 4 is the head
   m.verify();
 }
@@ -114,8 +114,8 @@ TEST(SlidingWindow, SlidingWindowHitNeedsContiguousPagesFromTheRight) {
   ComputedPages hit = m.get_computed_pages(b);
   EXPECT_EQ(hit.num_computed_tokens, 80);
   EXPECT_EQ(hit.pages[0], (std::vector<PageId>{0, 0, 0, 4, 5}));
-  auto pages = m.allocate_slots(b, {.num_new_tokens = 20, .num_new_computed_tokens = 80,
-                                    .new_computed_pages = &hit.pages});
+  auto pages = m.allocate_slots(
+      b, {.num_new_tokens = 20, .num_new_computed_tokens = 80, .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0], (std::vector<PageId>{8, 9}));
   EXPECT_EQ(m.get_page_ids("b")[0], (std::vector<PageId>{0, 0, 0, 4, 5, 8, 9}));
@@ -131,7 +131,7 @@ TEST(SlidingWindow, SlidingWindowHitNeedsContiguousPagesFromTheRight) {
 TEST(SlidingWindow, HitFallsBackToTheRunFromPageZero) {
   KVCacheManager m(sliding(9, 16, 40));  // 8 usable pages; cdiv(39, 16) = 3 contiguous pages
   Request a("a", iota_tokens(100));
-  ASSERT_EQ(admit(m, a), 0);  // pages 1..7
+  ASSERT_EQ(admit(m, a), 0);          // pages 1..7
   ASSERT_TRUE(decode_step(m, a, 1));  // pages 1..3 leave the window: queue [8, 3, 2, 1]
   Request c("c", prompt(0, 32, 9000));
   ASSERT_EQ(admit(m, c), 0);  // takes 8 and 3: A's page 2 (id 3) is evicted
@@ -182,8 +182,8 @@ TEST(HybridGroups, HybridGroupsHitIsLcmMultiple) {
   ComputedPages hit = m.get_computed_pages(b);
   EXPECT_EQ(hit.num_computed_tokens, 64);
   EXPECT_EQ(hit.pages, (GroupPages{{1, 2, 3, 4}, {8, 9}}));
-  auto pages = m.allocate_slots(b, {.num_new_tokens = 36, .num_new_computed_tokens = 64,
-                                    .new_computed_pages = &hit.pages});
+  auto pages = m.allocate_slots(
+      b, {.num_new_tokens = 36, .num_new_computed_tokens = 64, .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
   EXPECT_EQ((*pages)[0].size(), 3u);  // cdiv(100, 16) - 4
   EXPECT_EQ((*pages)[1].size(), 2u);  // cdiv(100, 32) - 2
@@ -196,7 +196,7 @@ TEST(HybridGroups, HybridGroupsHitIsLcmMultiple) {
 TEST(HybridGroups, HitIsThePrefixEveryGroupAccepts) {
   KVCacheManager m(hybrid(15, 16, 16, 32));  // 14 usable; the window needs 2 pages
   Request a("a", iota_tokens(100));
-  ASSERT_EQ(admit(m, a), 0);  // full 1..7, sliding window 8..14
+  ASSERT_EQ(admit(m, a), 0);          // full 1..7, sliding window 8..14
   ASSERT_TRUE(decode_step(m, a, 3));  // window pages 8..11 freed: queue [11, 10, 9, 8]
   EXPECT_EQ(m.get_page_ids("a")[1], (std::vector<PageId>{0, 0, 0, 0, 12, 13, 14}));
   Request c("c", prompt(0, 16, 9000));
@@ -212,11 +212,11 @@ TEST(HybridGroups, HitIsThePrefixEveryGroupAccepts) {
   m.free(a);
   m.free(c);
   ASSERT_EQ(m.page_pool().get_all_free_pages().front(), 9);
-  auto pages = m.allocate_slots(b, {.num_new_tokens = 33, .num_new_computed_tokens = 32,
-                                    .new_computed_pages = &hit.pages});
+  auto pages = m.allocate_slots(
+      b, {.num_new_tokens = 33, .num_new_computed_tokens = 32, .new_computed_pages = &hit.pages});
   ASSERT_TRUE(pages);
-  EXPECT_EQ(m.get_page_ids("b")[1], (std::vector<PageId>{8, 9, (*pages)[1][0], (*pages)[1][1],
-                                                         (*pages)[1][2]}));
+  EXPECT_EQ(m.get_page_ids("b")[1],
+            (std::vector<PageId>{8, 9, (*pages)[1][0], (*pages)[1][1], (*pages)[1][2]}));
   EXPECT_EQ(m.page_pool().page_hash(8), std::optional<PageHash>(b.page_hashes(16)[0]));
   m.verify();
   m.free(b);
@@ -226,7 +226,7 @@ TEST(HybridGroups, HitIsThePrefixEveryGroupAccepts) {
 
 TEST(HybridGroups, NeverFitCountsThePagesOfEveryGroup) {
   KVCacheManager m(hybrid(11, 16, 16, 1024));  // 10 usable pages
-  Request r("r", iota_tokens(90));              // 6 + 6 pages
+  Request r("r", iota_tokens(90));             // 6 + 6 pages
   const auto before = snapshot(m, {"r"});
   EXPECT_THROW(m.allocate_slots(r, 90), CapacityError);
   EXPECT_EQ(snapshot(m, {"r"}), before);
@@ -246,8 +246,8 @@ TEST(HybridGroups, SpeculativeDecodingShortensTheCommonHit) {
   EXPECT_EQ(hit.num_computed_tokens, 80);  // 96 without speculation
   EXPECT_EQ(hit.pages[0].size(), 5u);
   EXPECT_EQ(hit.pages[1], (std::vector<PageId>{0, 0, 0, 11, 12}));
-  ASSERT_TRUE(m.allocate_slots(b, {.num_new_tokens = 20, .num_new_computed_tokens = 80,
-                                   .new_computed_pages = &hit.pages}));
+  ASSERT_TRUE(m.allocate_slots(
+      b, {.num_new_tokens = 20, .num_new_computed_tokens = 80, .new_computed_pages = &hit.pages}));
   m.verify();
 }
 

@@ -84,9 +84,7 @@ TEST(MappedRegion, MovesTransferOwnershipAndReleaseTheOldMappingOnce) {
   EXPECT_EQ(c.size(), size_t{8} << 20);
   EXPECT_FALSE(is_mapped(q, 4096));
   EXPECT_TRUE(is_mapped(p, c.size()));
-  {
-    MappedRegion gone = std::move(c);
-  }
+  { MappedRegion gone = std::move(c); }
   EXPECT_FALSE(is_mapped(p, 4096));
   MappedRegion empty;
   EXPECT_EQ(empty.data(), nullptr);

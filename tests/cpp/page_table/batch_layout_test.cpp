@@ -56,8 +56,8 @@ TEST(SlotMapping, InvalidBatchesThrowAndLeaveTheOutputUntouched) {
   EXPECT_THROW(run({-1}, {0}, {1}), OutOfRange);
   EXPECT_THROW(run({0}, {-1}, {1}), InvalidArgument);
   EXPECT_THROW(run({0}, {0}, {-1}), InvalidArgument);
-  EXPECT_THROW(run({0}, {7}, {2}), OutOfRange);   // position 8 needs a third page
-  EXPECT_THROW(run({2}, {0}, {1}), OutOfRange);   // empty row
+  EXPECT_THROW(run({0}, {7}, {2}), OutOfRange);                     // position 8 needs a third page
+  EXPECT_THROW(run({2}, {0}, {1}), OutOfRange);                     // empty row
   EXPECT_THROW(run({0, 1}, {0, 0}, {8, 4}, 4, 10), CapacityError);  // output too short
   // 12 + 5 tokens exceed max_num_batched_tokens (16), though the output could hold them.
   std::vector<int64_t> big(32, 99);
@@ -170,7 +170,8 @@ TEST_P(RandomBatches, SlotMappingAndFlashInferExportMatchANaiveLoop) {
     std::vector<int32_t> want_indptr = {0}, want_indices, want_last;
     for (int32_t b = 0; b < batch; ++b) {
       const int32_t pages = (lens[b] + page_size - 1) / page_size;
-      for (int32_t i = 0; i < pages; ++i) want_indices.push_back(t.row(rows[b])[static_cast<size_t>(i)]);
+      for (int32_t i = 0; i < pages; ++i)
+        want_indices.push_back(t.row(rows[b])[static_cast<size_t>(i)]);
       want_indptr.push_back(static_cast<int32_t>(want_indices.size()));
       want_last.push_back(lens[b] == 0 ? 0 : lens[b] - (pages - 1) * page_size);
     }

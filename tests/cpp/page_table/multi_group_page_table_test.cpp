@@ -41,8 +41,8 @@ TEST(MultiGroupPageTable, EachGroupHasCdivMaxModelLenByPageSizeColumns) {
   MultiGroupPageTable m(4, 100, 256, std::vector<int32_t>{16, 32, 100, 1});
   m.verify();
   ASSERT_EQ(m.num_groups(), 4);
-  EXPECT_EQ(m[0].max_num_pages_per_req(), 7);    // cdiv(100, 16)
-  EXPECT_EQ(m[1].max_num_pages_per_req(), 4);    // cdiv(100, 32)
+  EXPECT_EQ(m[0].max_num_pages_per_req(), 7);  // cdiv(100, 16)
+  EXPECT_EQ(m[1].max_num_pages_per_req(), 4);  // cdiv(100, 32)
   EXPECT_EQ(m[2].max_num_pages_per_req(), 1);
   EXPECT_EQ(m.group(3).max_num_pages_per_req(), 100);
   for (const PageTable& t : m.page_tables()) {
@@ -144,20 +144,19 @@ TEST(MultiGroupPageTable, AppendRowsBatchValidatesEverythingFirst) {
   EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{1}, {2}}}, std::vector<int32_t>{0, 1}),
                InvalidArgument);
   // A request with the wrong number of groups.
-  EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{1}, {2}}, {{3}}},
-                                   std::vector<int32_t>{1, 2}),
+  EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{1}, {2}}, {{3}}}, std::vector<int32_t>{1, 2}),
                InvalidArgument);
   // The second append to row 0 overflows group 1 only after the first one (2 + 1 + 2 > 4).
-  EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {8, 9}}},
-                                   std::vector<int32_t>{0, 0}),
-               CapacityError);
+  EXPECT_THROW(
+      m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {8, 9}}}, std::vector<int32_t>{0, 0}),
+      CapacityError);
   // The last request's row is out of range.
-  EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {8}}},
-                                   std::vector<int32_t>{1, 9}),
-               OutOfRange);
-  EXPECT_THROW(m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {-8}}},
-                                   std::vector<int32_t>{1, 2}),
-               InvalidArgument);
+  EXPECT_THROW(
+      m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {8}}}, std::vector<int32_t>{1, 9}),
+      OutOfRange);
+  EXPECT_THROW(
+      m.append_rows_batch(std::vector<Ids>{{{5}, {6}}, {{7}, {-8}}}, std::vector<int32_t>{1, 2}),
+      InvalidArgument);
   EXPECT_EQ(snap(m), before);
   m.verify();
 }

@@ -78,9 +78,7 @@ TEST(FreeQueue, ForEachVisitsHeadFirst) {
   EXPECT_EQ(seen, (V{4, 0, 2}));
 }
 
-TEST(FreeQueue, NegativeCapacityIsRejected) {
-  EXPECT_THROW(FreeQueue(-1), InvalidArgument);
-}
+TEST(FreeQueue, NegativeCapacityIsRejected) { EXPECT_THROW(FreeQueue(-1), InvalidArgument); }
 
 TEST(FreeQueue, PopFromEmptyIsAStateErrorAndChangesNothing) {
   FreeQueue q(3);

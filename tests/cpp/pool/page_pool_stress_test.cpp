@@ -88,8 +88,7 @@ class NaivePool {
     }
   }
 
-  void cache(const Request& req, const V& pages, int32_t from, int32_t to, int32_t ps,
-             GroupId g) {
+  void cache(const Request& req, const V& pages, int32_t from, int32_t to, int32_t ps, GroupId g) {
     if (from == to) return;
     KVEvent e;
     e.kind = KVEvent::Kind::kStored;

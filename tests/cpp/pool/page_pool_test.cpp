@@ -373,8 +373,8 @@ TEST(PagePoolLookup, GetCachedPrefixStopsAtTheFirstMissLikeRepeatedGetCachedPage
   const auto& hashes = full.page_hashes(kPageSize);
   const V pages = pool.get_new_pages(5);
   // Cache pages 0, 1, 2 and 4: page 3 is missing, so a hit stops after 3.
-  pool.cache_full_pages(chain_of(full, kPageSize), V{pages[0], pages[1], pages[2], 0, pages[4]},
-                        0, 5, 0);
+  pool.cache_full_pages(chain_of(full, kPageSize), V{pages[0], pages[1], pages[2], 0, pages[4]}, 0,
+                        5, 0);
   V out{99};
   EXPECT_EQ(pool.get_cached_prefix(hashes, 0, out), 3);
   EXPECT_EQ(out, (V{99, pages[0], pages[1], pages[2]}));
@@ -574,9 +574,9 @@ TEST(PagePoolErrors, QueriesOfOutOfRangeIdsOrNegativeGroupsFail) {
   const Request req = make_request("r", 16, 0, 0);
   EXPECT_THROW(pool.get_cached_page(req.page_hashes(kPageSize)[0], -1), InvalidArgument);
   V out;
-  EXPECT_THROW(pool.get_cached_page(req.page_hashes(kPageSize)[0], std::vector<GroupId>{0, -2},
-                                    out),
-               InvalidArgument);
+  EXPECT_THROW(
+      pool.get_cached_page(req.page_hashes(kPageSize)[0], std::vector<GroupId>{0, -2}, out),
+      InvalidArgument);
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(snapshot(pool), before);
 }

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "pagedkv/pool/page_pool.h"
 #include "pagedkv/hash/request.h"
+#include "pagedkv/pool/page_pool.h"
 
 namespace pagedkv::testing {
 
@@ -28,8 +28,8 @@ inline std::vector<TokenId> iota_tokens(int32_t n, int32_t base = 0) {
 }
 
 // A request whose first `shared` tokens are 0.. and the rest are unique to `tail_base`.
-inline Request make_request(const std::string& id, int32_t shared, int32_t tail,
-                            int32_t tail_base, RequestOptions opts = {}) {
+inline Request make_request(const std::string& id, int32_t shared, int32_t tail, int32_t tail_base,
+                            RequestOptions opts = {}) {
   std::vector<TokenId> t = iota_tokens(shared);
   for (int32_t i = 0; i < tail; ++i) t.push_back(tail_base + i);
   return Request(id, std::move(t), std::move(opts));

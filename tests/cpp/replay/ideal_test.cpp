@@ -1,14 +1,15 @@
 #include <gtest/gtest.h>
 
-#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/common/errors.h"
+#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/replay/replay.h"
 
 namespace pagedkv {
 namespace {
 
 TraceRequest req(double t, int32_t n, std::vector<uint64_t> keys) {
-  return TraceRequest{.timestamp = t, .input_length = n, .output_length = 0, .block_keys = std::move(keys)};
+  return TraceRequest{
+      .timestamp = t, .input_length = n, .output_length = 0, .block_keys = std::move(keys)};
 }
 
 // Block size 512 (as in Mooncake), page size 16.
@@ -98,16 +99,18 @@ TEST(DefaultWorkload, IsDeterministicValidAndSharesPrefixes) {
   }
   EXPECT_NO_THROW(a.validate());
   const DefaultWorkloadOptions o;
-  EXPECT_GE(a.requests.size(), static_cast<size_t>(o.num_single_requests + o.num_chats * o.min_turns));
-  EXPECT_LE(a.requests.size(), static_cast<size_t>(o.num_single_requests + o.num_chats * o.max_turns));
+  EXPECT_GE(a.requests.size(),
+            static_cast<size_t>(o.num_single_requests + o.num_chats * o.min_turns));
+  EXPECT_LE(a.requests.size(),
+            static_cast<size_t>(o.num_single_requests + o.num_chats * o.max_turns));
   const IdealStats s = ideal_hits(a, 16);
   EXPECT_GT(s.token_hit_rate(), 0.5);
   EXPECT_LT(s.token_hit_rate(), 0.99);
 }
 
 TEST(DefaultWorkload, ChatTurnsExtendThePreviousTurn) {
-  const Trace t = default_workload({.num_single_requests = 0, .num_chats = 1, .min_turns = 4,
-                                    .max_turns = 4});
+  const Trace t =
+      default_workload({.num_single_requests = 0, .num_chats = 1, .min_turns = 4, .max_turns = 4});
   ASSERT_EQ(t.requests.size(), 4u);
   for (size_t k = 1; k < 4; ++k) {
     const auto& prev = t.requests[k - 1];
@@ -120,8 +123,9 @@ TEST(DefaultWorkload, ChatTurnsExtendThePreviousTurn) {
   // Each turn re-hits the whole previous turn except its last token's page.
   const IdealStats s = ideal_hits(t, 16);
   int64_t expected = 0;
-  for (size_t k = 1; k < 4; ++k) expected += std::min<int64_t>(t.requests[k - 1].input_length / 16,
-                                                               (t.requests[k].input_length - 1) / 16);
+  for (size_t k = 1; k < 4; ++k)
+    expected += std::min<int64_t>(t.requests[k - 1].input_length / 16,
+                                  (t.requests[k].input_length - 1) / 16);
   EXPECT_EQ(s.hit_pages, expected);
 }
 

@@ -3,26 +3,32 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/common/errors.h"
+#include "pagedkv/replay/default_workload.h"
 #include "pagedkv/replay/replay.h"
 
 namespace pagedkv {
 namespace {
 
 TraceRequest req(double t, int32_t n, std::vector<uint64_t> keys) {
-  return TraceRequest{.timestamp = t, .input_length = n, .output_length = 0, .block_keys = std::move(keys)};
+  return TraceRequest{
+      .timestamp = t, .input_length = n, .output_length = 0, .block_keys = std::move(keys)};
 }
 
 ReplayResult run(const Trace& t, int32_t num_pages, int32_t page_size = 16,
                  HashAlgorithm hash = HashAlgorithm::kXxh3_128) {
-  return replay(t, ReplayOptions{.page_size = page_size, .num_pages = num_pages, .hash_algorithm = hash});
+  return replay(
+      t, ReplayOptions{.page_size = page_size, .num_pages = num_pages, .hash_algorithm = hash});
 }
 
 Trace small_workload() {
-  return default_workload({.num_system_prompts = 3, .min_system_prompt_blocks = 8,
-                           .max_system_prompt_blocks = 40, .num_single_requests = 120,
-                           .max_user_tokens = 300, .num_chats = 15, .max_turns = 6,
+  return default_workload({.num_system_prompts = 3,
+                           .min_system_prompt_blocks = 8,
+                           .max_system_prompt_blocks = 40,
+                           .num_single_requests = 120,
+                           .max_user_tokens = 300,
+                           .num_chats = 15,
+                           .max_turns = 6,
                            .max_answer_tokens = 300});
 }
 
@@ -38,8 +44,12 @@ Trace small_workload() {
 Trace lru_trace() {
   Trace t;
   t.block_size = 16;
-  t.requests = {req(0, 48, {1, 2, 3}), req(1, 48, {1, 2, 3}),       req(2, 64, {5, 6, 7, 8}),
-                req(3, 48, {1, 2, 3}), req(4, 80, {10, 11, 12, 13, 14}), req(5, 33, {5, 6, 9})};
+  t.requests = {req(0, 48, {1, 2, 3}),
+                req(1, 48, {1, 2, 3}),
+                req(2, 64, {5, 6, 7, 8}),
+                req(3, 48, {1, 2, 3}),
+                req(4, 80, {10, 11, 12, 13, 14}),
+                req(5, 33, {5, 6, 9})};
   return t;
 }
 
@@ -142,7 +152,8 @@ TEST(Replay, HashAlgorithmDoesNotChangeHits) {
 
 TEST(Replay, MaxRequestsReplaysTheFirstRequestsOnly) {
   const Trace t = lru_trace();
-  const ReplayResult r = replay(t, ReplayOptions{.page_size = 16, .num_pages = 5, .max_requests = 2});
+  const ReplayResult r =
+      replay(t, ReplayOptions{.page_size = 16, .num_pages = 5, .max_requests = 2});
   EXPECT_EQ(r.requests, 2);
   EXPECT_EQ(r.tokens, 96);
   EXPECT_EQ(r.hit_tokens, 32);

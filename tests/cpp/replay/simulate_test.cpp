@@ -36,7 +36,9 @@ SimulateOptions step_only(int32_t num_pages = 100) {
   o.num_pages = num_pages;
   o.max_num_seqs = 4;
   o.max_num_batched_tokens = 64;
-  o.cost = {.step_ms = 10.0, .prefill_ms_per_1k_tokens = 0.0, .decode_ms_per_request = 0.0,
+  o.cost = {.step_ms = 10.0,
+            .prefill_ms_per_1k_tokens = 0.0,
+            .decode_ms_per_request = 0.0,
             .kv_ms_per_1k_tokens = 0.0};
   o.verify = true;
   return o;
@@ -89,7 +91,9 @@ TEST(Simulate, ArrivalsStepsAndLatenciesAsCountedByHand) {
 //   step 4: decode,     KV 102   10 + 2 + 51       =  63   -> token 3 (end 327.5 ms)
 TEST(Simulate, ClockFollowsTheLinearCostModel) {
   SimulateOptions o = step_only();
-  o.cost = {.step_ms = 10.0, .prefill_ms_per_1k_tokens = 1000.0, .decode_ms_per_request = 2.0,
+  o.cost = {.step_ms = 10.0,
+            .prefill_ms_per_1k_tokens = 1000.0,
+            .decode_ms_per_request = 2.0,
             .kv_ms_per_1k_tokens = 500.0};
   const SimulateResult r = simulate(trace_of({req(0.0, 100, 3, 1)}), o);
   EXPECT_EQ(r.steps, 4);
@@ -99,8 +103,10 @@ TEST(Simulate, ClockFollowsTheLinearCostModel) {
 }
 
 TEST(Simulate, CostModelStepSecondsIsTheDocumentedFormula) {
-  const CostModel c{.step_ms = 5.0, .prefill_ms_per_1k_tokens = 35.0,
-                    .decode_ms_per_request = 0.05, .kv_ms_per_1k_tokens = 0.04};
+  const CostModel c{.step_ms = 5.0,
+                    .prefill_ms_per_1k_tokens = 35.0,
+                    .decode_ms_per_request = 0.05,
+                    .kv_ms_per_1k_tokens = 0.04};
   EXPECT_NEAR(c.step_seconds({.prefill_tokens = 2000, .decode_requests = 10, .kv_tokens = 5000}),
               (5.0 + 70.0 + 0.5 + 0.2) / 1000.0, 1e-15);
   EXPECT_DOUBLE_EQ(c.step_seconds({}), 0.005);
@@ -150,9 +156,9 @@ TEST(Simulate, TightPoolPreemptsRecomputesAndStillFinishesEverything) {
 }
 
 TEST(Simulate, NoPreemptionMeansNoRecomputedTokens) {
-  const SimulateResult r = simulate(
-      trace_of({req(0.0, 32, 40, 1), req(0.0, 32, 40, 10), req(0.0, 32, 40, 20)}),
-      step_only(/*num_pages=*/100));
+  const SimulateResult r =
+      simulate(trace_of({req(0.0, 32, 40, 1), req(0.0, 32, 40, 10), req(0.0, 32, 40, 20)}),
+               step_only(/*num_pages=*/100));
   EXPECT_EQ(r.preemptions, 0);
   EXPECT_EQ(r.recomputed_tokens, 0);
   EXPECT_EQ(r.resumed_query_tokens, 0);
@@ -193,10 +199,15 @@ TEST(Simulate, ZeroOutputLengthTakesTheDefault) {
 }
 
 TEST(Simulate, BuiltInWorkloadRunsToTheEndWithEveryPageFree) {
-  const Trace t = default_workload({.num_system_prompts = 3, .min_system_prompt_blocks = 8,
-                                    .max_system_prompt_blocks = 40, .num_single_requests = 120,
-                                    .max_user_tokens = 300, .num_chats = 15, .max_turns = 6,
-                                    .max_answer_tokens = 300, .arrival_rate = 40.0});
+  const Trace t = default_workload({.num_system_prompts = 3,
+                                    .min_system_prompt_blocks = 8,
+                                    .max_system_prompt_blocks = 40,
+                                    .num_single_requests = 120,
+                                    .max_user_tokens = 300,
+                                    .num_chats = 15,
+                                    .max_turns = 6,
+                                    .max_answer_tokens = 300,
+                                    .arrival_rate = 40.0});
   for (int32_t num_pages : {400, 4096}) {
     SimulateOptions o;
     o.num_pages = num_pages;
@@ -293,16 +304,50 @@ TEST(Simulate, BadConfigThrowsInvalidArgumentNamingTheField) {
 TEST(Simulate, JsonCarriesEveryDocumentedField) {
   const SimulateResult r = simulate(trace_of({req(0.0, 20, 2, 1)}), step_only());
   const auto j = nlohmann::json::parse(simulate_result_json(r));
-  for (const char* key :
-       {"num_pages", "page_size", "capacity_tokens", "max_num_seqs", "max_num_batched_tokens",
-        "max_model_len", "policy", "requests", "finished", "rejected", "truncated", "steps",
-        "simulated_seconds", "prompt_tokens", "prefill_tokens", "output_tokens",
-        "recomputed_tokens", "preemptions", "prefix_query_tokens", "prefix_hit_tokens",
-        "prefix_hit_rate", "resumed_query_tokens", "resumed_hit_tokens", "resumed_hit_rate",
-        "peak_kv_usage", "peak_running", "peak_waiting", "queue_p50", "queue_p90", "queue_p99",
-        "ttft_p50", "ttft_p90", "ttft_p99", "tpot_p50", "tpot_p90", "tpot_p99", "e2e_p50",
-        "e2e_p90", "e2e_p99", "cost_step_ms", "cost_prefill_ms_per_1k_tokens",
-        "cost_decode_ms_per_request", "cost_kv_ms_per_1k_tokens", "seconds"}) {
+  for (const char* key : {"num_pages",
+                          "page_size",
+                          "capacity_tokens",
+                          "max_num_seqs",
+                          "max_num_batched_tokens",
+                          "max_model_len",
+                          "policy",
+                          "requests",
+                          "finished",
+                          "rejected",
+                          "truncated",
+                          "steps",
+                          "simulated_seconds",
+                          "prompt_tokens",
+                          "prefill_tokens",
+                          "output_tokens",
+                          "recomputed_tokens",
+                          "preemptions",
+                          "prefix_query_tokens",
+                          "prefix_hit_tokens",
+                          "prefix_hit_rate",
+                          "resumed_query_tokens",
+                          "resumed_hit_tokens",
+                          "resumed_hit_rate",
+                          "peak_kv_usage",
+                          "peak_running",
+                          "peak_waiting",
+                          "queue_p50",
+                          "queue_p90",
+                          "queue_p99",
+                          "ttft_p50",
+                          "ttft_p90",
+                          "ttft_p99",
+                          "tpot_p50",
+                          "tpot_p90",
+                          "tpot_p99",
+                          "e2e_p50",
+                          "e2e_p90",
+                          "e2e_p99",
+                          "cost_step_ms",
+                          "cost_prefill_ms_per_1k_tokens",
+                          "cost_decode_ms_per_request",
+                          "cost_kv_ms_per_1k_tokens",
+                          "seconds"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j.size(), 44u);

@@ -193,8 +193,7 @@ TEST(KvCacheTesterTrace, ErrorsNameTheFileRequestAndField) {
        "f.json: requests[0]: field 'hash_ids': has 1 ids, expected 2"},
       {R"({"block_size": 0, "requests": []})", "f.json: field 'block_size'"},
       {R"({"requests": []})", "f.json: missing field 'block_size'"},
-      {R"({"block_size": 64, "hash_id_scope": "world", "requests": []})",
-       "field 'hash_id_scope'"},
+      {R"({"block_size": 64, "hash_id_scope": "world", "requests": []})", "field 'hash_id_scope'"},
       {R"({"block_size": 64, "requests": {}})", "field 'requests': expected an array"},
       {R"({"block_size": 64, "requests": [{"t": "x", "in": 1, "out": 1, "hash_ids": []}]})",
        "requests[0]: field 't': expected a number"},
@@ -203,7 +202,8 @@ TEST(KvCacheTesterTrace, ErrorsNameTheFileRequestAndField) {
        "sessions[1]: field 'block_size' is 32, but an earlier session uses 64"},
   };
   for (const auto& c : cases) {
-    const std::string msg = invalid_argument_message([&] { parse_kv_cache_tester(c.text, "f.json"); });
+    const std::string msg =
+        invalid_argument_message([&] { parse_kv_cache_tester(c.text, "f.json"); });
     EXPECT_NE(msg.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: " << msg;
   }
 }
@@ -249,22 +249,27 @@ TEST(LoadTrace, ReportsUnreadableFilesDirectoriesAndMixedBlockSizes) {
               load_trace(dir.path() + "/missing.jsonl", TraceFormat::kMooncake);
             }).find("missing.jsonl"),
             std::string::npos);
-  EXPECT_NE(invalid_argument_message([&] { load_trace(dir.path(), TraceFormat::kMooncake); })
-                .find("is a directory"),
+  EXPECT_NE(invalid_argument_message([&] {
+              load_trace(dir.path(), TraceFormat::kMooncake);
+            }).find("is a directory"),
             std::string::npos);
-  EXPECT_NE(invalid_argument_message([&] { load_trace(dir.path(), TraceFormat::kKvCacheTester); })
-                .find("holds no *.json"),
+  EXPECT_NE(invalid_argument_message([&] {
+              load_trace(dir.path(), TraceFormat::kKvCacheTester);
+            }).find("holds no *.json"),
             std::string::npos);
   const std::string bad = dir.write("bad.jsonl", "{\"timestamp\": 0}\n");
-  EXPECT_NE(invalid_argument_message([&] { load_trace(bad, TraceFormat::kMooncake); })
-                .find("bad.jsonl:1: missing field 'input_length'"),
+  EXPECT_NE(invalid_argument_message([&] {
+              load_trace(bad, TraceFormat::kMooncake);
+            }).find("bad.jsonl:1: missing field 'input_length'"),
             std::string::npos);
   const std::string a = dir.write("a.json", kKvctSample);
   const std::string b = dir.write(
-      "b.json", R"({"block_size": 32, "requests": [{"t": 0, "in": 32, "out": 1, "hash_ids": [1]}]})");
+      "b.json",
+      R"({"block_size": 32, "requests": [{"t": 0, "in": 32, "out": 1, "hash_ids": [1]}]})");
   const std::vector<std::string> paths = {a, b};
-  EXPECT_NE(invalid_argument_message([&] { load_traces(paths, TraceFormat::kKvCacheTester); })
-                .find("block size 32 differs from 64"),
+  EXPECT_NE(invalid_argument_message([&] {
+              load_traces(paths, TraceFormat::kKvCacheTester);
+            }).find("block size 32 differs from 64"),
             std::string::npos);
   EXPECT_THROW(load_traces(std::vector<std::string>{}, TraceFormat::kMooncake), InvalidArgument);
 }
@@ -272,7 +277,8 @@ TEST(LoadTrace, ReportsUnreadableFilesDirectoriesAndMixedBlockSizes) {
 TEST(TraceValidate, RejectsBrokenRequestsNamingTheIndex) {
   Trace t;
   t.block_size = 4;
-  t.requests.push_back({.timestamp = 1.0, .input_length = 5, .output_length = 0, .block_keys = {1, 2}});
+  t.requests.push_back(
+      {.timestamp = 1.0, .input_length = 5, .output_length = 0, .block_keys = {1, 2}});
   EXPECT_NO_THROW(t.validate());
   Trace wrong_keys = t;
   wrong_keys.requests[0].block_keys.pop_back();
@@ -313,7 +319,8 @@ TEST(RealTraces, MooncakeConversationTraceMatchesItsReadme) {
 
 TEST(RealTraces, KvCacheTesterDirectoryLoadsEverySession) {
   if (shared_dir().empty()) GTEST_FAIL() << "PAGEDKV_SHARED_DIR is not set";
-  const Trace t = load_trace(shared_dir() + "/data/traces/kv-cache-tester", TraceFormat::kKvCacheTester);
+  const Trace t =
+      load_trace(shared_dir() + "/data/traces/kv-cache-tester", TraceFormat::kKvCacheTester);
   EXPECT_EQ(t.block_size, 64);
   EXPECT_EQ(t.requests.size(), 41u + 33u + 12u + 14u + 3u);
   EXPECT_NO_THROW(t.validate());

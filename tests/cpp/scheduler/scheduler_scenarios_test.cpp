@@ -87,9 +87,9 @@ TEST(SchedulerScenarios, PriorityVictimAlreadyScheduledGivesItsTokensBack) {
   // PRIORITY; 5 usable pages. running = [A (priority 5), B (priority 0)].
   Harness h(6, config(4, 64, 64, SchedulingPolicy::kPriority));
   h.add("A", tokens(7, 100), max_tokens(50), 5);
-  h.step();                                  // A: pages 1, 2
+  h.step();  // A: pages 1, 2
   h.add("B", tokens(7, 200), max_tokens(50), 0);
-  h.step();                                  // A's token fits; B: pages 3, 4
+  h.step();  // A's token fits; B: pages 3, 4
   EXPECT_EQ(h.step().num_scheduled_tokens, (Scheduled{{"A", 1}, {"B", 1}}));  // A takes page 5
 
   // A's next token fits its pages and is scheduled; B's needs a page, none is free; the
@@ -119,7 +119,7 @@ TEST(SchedulerScenarios, FcfsVictimsAreTakenFromTheBackAndKeepTheirOrderInWaitin
   EXPECT_EQ(h.step().num_scheduled_tokens, (Scheduled{{"A", 8}, {"B", 4}, {"C", 4}}));
   const SchedulerOutput out = h.step();
   EXPECT_EQ(out.num_scheduled_tokens, (Scheduled{{"A", 8}}));
-  EXPECT_EQ(out.preempted_req_ids, (Ids{"C", "B"}));     // preemption order
+  EXPECT_EQ(out.preempted_req_ids, (Ids{"C", "B"}));    // preemption order
   EXPECT_EQ(ids(h.s.waiting()), (Ids{"B", "C", "D"}));  // original relative order, in front
   EXPECT_EQ(h.s.stats().num_preemptions, 2);
   h.run_to_completion();
@@ -225,7 +225,7 @@ TEST(SchedulerScenarios, AdmissionStopsAtTheFirstHeadThatDoesNotFitAndNeverPreem
   EXPECT_EQ(h.s.stats().num_preemptions, 0);
   EXPECT_EQ(h.s.prefix_cache_stats().requests(), 1);  // B's failed lookups are not counted
   EXPECT_EQ(h.m.prefix_cache_stats().requests(), 0);  // the scheduler's lookups record nothing
-  h.step();  // A finishes (3 outputs), freeing its pages
+  h.step();                                           // A finishes (3 outputs), freeing its pages
   EXPECT_EQ(h.step().num_scheduled_tokens, (Scheduled{{"B", 12}, {"C", 4}}));
   EXPECT_EQ(h.s.prefix_cache_stats().requests(), 3);
   h.run_to_completion();
@@ -332,13 +332,13 @@ TEST(SchedulerScenarios, AbortInEachState) {
   h.add("P", tokens(4, 200));
   h.step();  // R takes pages 1-4 (16 slots); P cannot be admitted (no page)
   EXPECT_EQ(ids(h.s.waiting()), (Ids{"P"}));
-  EXPECT_FALSE(h.s.abort_request("U"));   // unknown: no-op
-  EXPECT_TRUE(h.s.abort_request("P"));    // waiting
-  EXPECT_FALSE(h.s.abort_request("P"));   // finished already
+  EXPECT_FALSE(h.s.abort_request("U"));  // unknown: no-op
+  EXPECT_TRUE(h.s.abort_request("P"));   // waiting
+  EXPECT_FALSE(h.s.abort_request("P"));  // finished already
   EXPECT_EQ(h.s.num_waiting(), 0);
   h.s.verify();
 
-  EXPECT_TRUE(h.s.abort_request("R"));    // running: pages freed at once
+  EXPECT_TRUE(h.s.abort_request("R"));  // running: pages freed at once
   EXPECT_EQ(h.m.page_pool().get_num_free_pages(), 4);
   h.s.verify();
   SchedulerOutput out = h.s.schedule();

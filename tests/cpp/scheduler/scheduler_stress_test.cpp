@@ -39,8 +39,8 @@ KVCacheConfig kv_config(int32_t num_pages, std::vector<KVCacheGroupSpec> groups,
   return c;
 }
 
-SchedulerConfig sched_config(SchedulingPolicy policy, bool chunked, int32_t threshold,
-                             bool reserve, int32_t max_model_len, int32_t budget = 32) {
+SchedulerConfig sched_config(SchedulingPolicy policy, bool chunked, int32_t threshold, bool reserve,
+                             int32_t max_model_len, int32_t budget = 32) {
   SchedulerConfig c;
   c.max_num_seqs = 8;
   c.max_num_batched_tokens = chunked ? budget : std::max(budget, max_model_len);
@@ -78,8 +78,7 @@ class SchedulerStress : public ::testing::TestWithParam<size_t> {};
 
 class Driver {
  public:
-  Driver(const StressCase& c, uint32_t seed)
-      : c_(c), m_(c.kv), s_(c.sched, m_), rng_(seed) {
+  Driver(const StressCase& c, uint32_t seed) : c_(c), m_(c.kv), s_(c.sched, m_), rng_(seed) {
     for (auto& prefix : prefixes_) {
       prefix.resize(static_cast<size_t>(uniform(4, 24)));
       for (TokenId& t : prefix) t = uniform(10, 1000);
@@ -200,8 +199,7 @@ class Driver {
       ASSERT_EQ(d.num_computed_tokens % m_.config().lcm_page_size(), 0);  // whole pages hit
     }
     const CachedRequestData& cached = out.scheduled_cached_reqs;
-    ASSERT_EQ(out.scheduled_new_reqs.size() + static_cast<size_t>(cached.size()),
-              scheduled.size());
+    ASSERT_EQ(out.scheduled_new_reqs.size() + static_cast<size_t>(cached.size()), scheduled.size());
     for (int32_t i = 0; i < cached.size(); ++i) {
       const std::string& id = cached.request_ids[static_cast<size_t>(i)];
       const auto& pages = cached.new_page_ids[static_cast<size_t>(i)];

@@ -70,8 +70,7 @@ TEST(Sequence, TransitionsFromTheWrongStateAreInternalErrors) {
 TEST(Sequence, BadInputsAreInvalidArguments) {
   EXPECT_THROW(make_sequence(params(0)), InvalidArgument);
   EXPECT_THROW(make_sequence(params(4), 4, -1), InvalidArgument);
-  EXPECT_THROW(Sequence(Request("r", {1, 2}), params(4), kEos, 0, std::nan("")),
-               InvalidArgument);
+  EXPECT_THROW(Sequence(Request("r", {1, 2}), params(4), kEos, 0, std::nan("")), InvalidArgument);
   Request used("u", {1, 2, 3});
   const TokenId out[1] = {4};
   used.append_output_token_ids(out);
@@ -126,7 +125,7 @@ TEST(Sequence, MaxTokensFinishesWithLength) {
 
 TEST(Sequence, MaxModelLenFinishesWithLength) {
   Sequence s = running(params(50), /*prompt_len=*/4);
-  EXPECT_EQ(s.append_output_token(7, 6), std::nullopt);       // 5 tokens
+  EXPECT_EQ(s.append_output_token(7, 6), std::nullopt);           // 5 tokens
   EXPECT_EQ(s.append_output_token(7, 6), FinishReason::kLength);  // 6 = max_model_len
 }
 
