@@ -53,10 +53,11 @@ KVCacheManager::KVCacheManager(KVCacheManager&&) noexcept = default;
 KVCacheManager& KVCacheManager::operator=(KVCacheManager&&) noexcept = default;
 
 inline void KVCacheManager::check_request(const Request& request) const {
+  // The hasher's algorithm is options().hash_algorithm, read where the hot fields are.
   PAGEDKV_CHECK_ARG(!config_.enable_caching ||
-                        request.options().hash_algorithm == config_.hash_algorithm,
+                        request.hasher().algorithm() == config_.hash_algorithm,
                     "request '{}' hashes with {} but the cache uses {}", request.request_id(),
-                    hash_algorithm_name(request.options().hash_algorithm),
+                    hash_algorithm_name(request.hasher().algorithm()),
                     hash_algorithm_name(config_.hash_algorithm));
 }
 
@@ -173,7 +174,8 @@ std::string_view AllocationPlan::request_id() const {
   return request_ != nullptr ? std::string_view(request_->request_id()) : std::string_view();
 }
 
-inline void KVCacheManager::check_counts(const Request& request, const AllocationRequest& alloc) const {
+inline void KVCacheManager::check_counts(const Request& request,
+                                         const AllocationRequest& alloc) const {
   const std::string& id = request.request_id();
   check_request(request);
   PAGEDKV_CHECK_ARG(alloc.num_new_tokens >= 0, "num_new_tokens must be >= 0, got {}",
@@ -232,7 +234,7 @@ bool KVCacheManager::check_hit_pages(const Request& request,
 }
 
 inline void KVCacheManager::check_held_pages(const Request& request, int32_t slot,
-                                      bool has_hits) const {
+                                             bool has_hits) const {
   const std::string& id = request.request_id();
   const int32_t computed = request.num_computed_tokens();
   if (slot < 0) {
@@ -311,8 +313,10 @@ inline void KVCacheManager::plan_groups(const Request& request, const Allocation
   plan.num_free_pages_available = pool_->get_num_free_pages() + freed_by_skip;
 }
 
-void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
-                                     AllocationPlan& plan) const {
+// plan_allocation and apply, inline so that allocate_slots_into makes one call, not three.
+[[gnu::always_inline]] inline void KVCacheManager::plan_into(const Request& request,
+                                                             const AllocationRequest& alloc,
+                                                             AllocationPlan& plan) const {
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
   const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
@@ -336,6 +340,11 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
   plan.slot_ = slot;
   plan.request_num_tokens_ = request.num_tokens();
   plan.request_num_computed_tokens_ = request.num_computed_tokens();
+}
+
+void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
+                                     AllocationPlan& plan) const {
+  plan_into(request, alloc, plan);
 }
 
 AllocationPlan KVCacheManager::plan_allocation(const Request& request,
@@ -366,7 +375,8 @@ inline void KVCacheManager::check_plan(const AllocationPlan& plan) const {
                  plan.groups.size(), groups_.size());
 }
 
-void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
+[[gnu::always_inline]] inline void KVCacheManager::apply_plan(const AllocationPlan& plan,
+                                                              GroupPages& new_pages) {
   check_plan(plan);
   new_pages.resize(groups_.size());  // before anything changes: it may allocate
   for (std::vector<PageId>& pages : new_pages) pages.clear();
@@ -395,6 +405,10 @@ void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
   }
 }
 
+void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
+  apply_plan(plan, new_pages);
+}
+
 GroupPages KVCacheManager::apply(const AllocationPlan& plan) {
   GroupPages new_pages;
   apply(plan, new_pages);
@@ -411,9 +425,9 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
   AllocationPlan& plan = state_->plan;
-  plan_allocation(request, alloc, plan);
+  plan_into(request, alloc, plan);
   if (!plan.ok()) return false;
-  apply(plan, new_pages);
+  apply_plan(plan, new_pages);
   return true;
 }
 

@@ -295,6 +295,9 @@ class KVCacheManager {
   bool plan_in_place(const Request& request, const AllocationRequest& alloc, int32_t slot,
                      AllocationPlan& plan) const;
   void check_plan(const AllocationPlan& plan) const;
+  void plan_into(const Request& request, const AllocationRequest& alloc,
+                 AllocationPlan& plan) const;
+  void apply_plan(const AllocationPlan& plan, GroupPages& new_pages);
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
   int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);
 
