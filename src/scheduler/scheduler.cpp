@@ -380,7 +380,8 @@ void Scheduler::write_new_request(const Sequence& seq, NewRequestData& d) {
 // of a reused output that become nullopt keep their buffers in spare_pages_: in steady decode
 // only one request in page_size gets pages, and allocating for each of them costs more than
 // the rest of its step.
-void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index) {
+inline void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached,
+                                            size_t index) {
   Sequence& seq = *e.seq;
   set_id(cached.request_ids[index], seq.request_id());
   cached.resumed[index] = e.kind == EntryKind::kResumed;
@@ -450,7 +451,11 @@ void Scheduler::update_from_output(const SchedulerOutput& out,
     if (num_results == results.size()) results.emplace_back();
     RequestOutput& r = results[num_results++];
     set_id(r.request_id, seq.request_id());
-    r.new_token_ids.assign(1, token);
+    if (r.new_token_ids.size() == 1) {  // a reused result: overwrite its token
+      r.new_token_ids[0] = token;
+    } else {
+      r.new_token_ids.assign(1, token);
+    }
     r.finished = reason.has_value();
     r.finish_reason = reason;
     r.stop_reason = seq.stop_reason();

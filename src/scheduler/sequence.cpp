@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "pagedkv/common/errors.h"
@@ -86,10 +87,10 @@ void Sequence::preempt() {
   status_ = SequenceStatus::kPreempted;
 }
 
-void Sequence::advance(int32_t num_tokens) {
-  PAGEDKV_ASSERT(status_ == SequenceStatus::kRunning, "request '{}' advanced while {}",
-                 request_id(), sequence_status_name(status_));
-  request_.set_num_computed_tokens(request_.num_computed_tokens() + num_tokens);
+void Sequence::fail_not_running(const char* what) const {
+  PAGEDKV_ASSERT(false, "request '{}' {} while {}", request_id(), what,
+                 sequence_status_name(status_));
+  std::abort();  // not reached: the assertion above throws
 }
 
 void Sequence::append_pages(const GroupPages& new_pages) {
@@ -102,10 +103,8 @@ void Sequence::append_pages(const GroupPages& new_pages) {
 }
 
 std::optional<FinishReason> Sequence::append_output_token(TokenId token, int32_t max_num_tokens) {
-  PAGEDKV_ASSERT(status_ == SequenceStatus::kRunning, "request '{}' given a token while {}",
-                 request_id(), sequence_status_name(status_));
-  const TokenId one[1] = {token};
-  request_.append_output_token_ids(one);
+  if (status_ != SequenceStatus::kRunning) [[unlikely]] fail_not_running("given a token");
+  request_.append_output_token_id(token);
   const std::optional<FinishReason> reason = check_stop(max_num_tokens);
   if (reason) {
     if (*reason == FinishReason::kStop && !(eos_token_id_ == token && !params_.ignore_eos)) {

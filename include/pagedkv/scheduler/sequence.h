@@ -104,7 +104,10 @@ class Sequence {
   // kRunning -> kPreempted: computed 0, pages forgotten, outputs kept (rule 36).
   void preempt();
   // kRunning: computed += num_tokens (rule 41).
-  void advance(int32_t num_tokens);
+  void advance(int32_t num_tokens) {
+    if (status_ != SequenceStatus::kRunning) [[unlikely]] fail_not_running("advanced");
+    request_.set_num_computed_tokens(request_.num_computed_tokens() + num_tokens);
+  }
   // kRunning: appends the newly allocated pages of each group.
   void append_pages(const GroupPages& new_pages);
   // kRunning: appends `token` and makes the stop check above. Returns the finish reason when
@@ -119,6 +122,8 @@ class Sequence {
  private:
   // Checks 1-4 on the latest output token; nullopt: the request goes on.
   std::optional<FinishReason> check_stop(int32_t max_num_tokens) const;
+  // Throws InternalError: "request '<id>' <what> while <status>".
+  [[noreturn]] void fail_not_running(const char* what) const;
 
   Request request_;
   SamplingParams params_;
