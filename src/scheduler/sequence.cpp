@@ -61,12 +61,13 @@ void check_sequence_inputs(const Request& request, const SamplingParams& params,
 
 Sequence::Sequence(Request request, SamplingParams params, std::optional<TokenId> eos_token_id,
                    int32_t priority, double arrival_time)
-    : request_((check_sequence_inputs(request, params, eos_token_id, arrival_time),
-                std::move(request))),
-      params_(std::move(params)),
+    : status_((check_sequence_inputs(request, params, eos_token_id, arrival_time),
+               SequenceStatus::kWaiting)),
       eos_token_id_(eos_token_id),
+      params_(std::move(params)),
       priority_(priority),
-      arrival_time_(arrival_time) {}
+      arrival_time_(arrival_time),
+      request_(std::move(request)) {}
 
 void Sequence::admit(int32_t num_computed_tokens, GroupPages page_ids, int32_t kv_slot) {
   PAGEDKV_ASSERT(status_ == SequenceStatus::kWaiting || status_ == SequenceStatus::kPreempted,

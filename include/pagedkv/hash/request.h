@@ -19,8 +19,8 @@
 
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <limits>
+#include <list>
 #include <optional>
 #include <span>
 #include <string>
@@ -151,9 +151,10 @@ class Request {
   PageHasher hasher_;
   // The page sizes whose hashes are tracked: the first one inline (page_size 0: none yet) -
   // one is the common case, and an append then reads nothing outside the request - the
-  // others in a deque, so page_hashes() references survive new sizes.
+  // others in a list (nodes do not move, so page_hashes() references survive new sizes; an
+  // empty list is one pointer to test).
   mutable TrackedHashes first_{0, {}};
-  mutable std::deque<TrackedHashes> more_;
+  mutable std::list<TrackedHashes> more_;
   mutable int64_t num_pages_hashed_ = 0;
   RequestOptions options_;
 };
