@@ -103,32 +103,34 @@ void Sequence::append_pages(const GroupPages& new_pages) {
   }
 }
 
-std::optional<FinishReason> Sequence::append_output_token(TokenId token, int32_t max_num_tokens) {
-  if (status_ != SequenceStatus::kRunning) [[unlikely]] fail_not_running("given a token");
-  request_.append_output_token_id(token);
-  const std::optional<FinishReason> reason = check_stop(max_num_tokens);
-  if (reason) {
-    if (*reason == FinishReason::kStop && !(eos_token_id_ == token && !params_.ignore_eos)) {
-      stop_reason_ = token;  // check 3: a stop token, reported as vLLM's stop_reason
-    }
-    finish(*reason);
-  }
-  return reason;
-}
-
-std::optional<FinishReason> Sequence::check_stop(int32_t max_num_tokens) const {
+inline std::optional<FinishReason> Sequence::check_stop(TokenId last,
+                                                         int32_t max_num_tokens) const {
   const int32_t outputs = request_.num_output_tokens();
   const bool at_length_limit = request_.num_tokens() >= max_num_tokens;
   if (outputs < params_.min_tokens) {
     // min_tokens never takes a request past max_model_len (or what the pool can hold).
     return at_length_limit ? std::optional(FinishReason::kLength) : std::nullopt;
   }
-  const TokenId last = request_.all_token_ids().back();
   if (!params_.ignore_eos && eos_token_id_ == last) return FinishReason::kStop;
   const std::vector<TokenId>& stops = params_.stop_token_ids;
-  if (std::find(stops.begin(), stops.end(), last) != stops.end()) return FinishReason::kStop;
+  if (!stops.empty() && std::find(stops.begin(), stops.end(), last) != stops.end()) {
+    return FinishReason::kStop;
+  }
   if (at_length_limit || outputs >= params_.max_tokens) return FinishReason::kLength;
   return std::nullopt;
+}
+
+std::optional<FinishReason> Sequence::append_output_token(TokenId token, int32_t max_num_tokens) {
+  if (status_ != SequenceStatus::kRunning) [[unlikely]] fail_not_running("given a token");
+  request_.append_output_token_id(token);
+  const std::optional<FinishReason> reason = check_stop(token, max_num_tokens);
+  if (reason) [[unlikely]] {
+    if (*reason == FinishReason::kStop && !(eos_token_id_ == token && !params_.ignore_eos)) {
+      stop_reason_ = token;  // check 3: a stop token, reported as vLLM's stop_reason
+    }
+    finish(*reason);
+  }
+  return reason;
 }
 
 void Sequence::finish(FinishReason reason) {

@@ -121,8 +121,8 @@ class alignas(64) Sequence {
   void verify() const;
 
  private:
-  // Checks 1-4 on the latest output token; nullopt: the request goes on.
-  std::optional<FinishReason> check_stop(int32_t max_num_tokens) const;
+  // Checks 1-4 on the latest output token, `last`; nullopt: the request goes on.
+  std::optional<FinishReason> check_stop(TokenId last, int32_t max_num_tokens) const;
   // Throws InternalError: "request '<id>' <what> while <status>".
   [[noreturn]] void fail_not_running(const char* what) const;
 
