@@ -60,6 +60,10 @@ inline void set_id(std::string& dst, const std::string& id) {
   if (!equal_ids(dst, id)) copy_id(dst, id);
 }
 
+// How many requests ahead the per-request loops prefetch a sequence's cache lines: far enough
+// for the loads to arrive before the work reaches it, near enough that they are still there.
+constexpr size_t kPrefetchAhead = 4;
+
 bool any_pages(const GroupPages& pages) {
   return std::any_of(pages.begin(), pages.end(),
                      [](const std::vector<PageId>& g) { return !g.empty(); });
@@ -185,6 +189,7 @@ void Scheduler::schedule_running(int32_t& budget) {
   const int32_t threshold = config_.long_prefill_token_threshold;
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
+    if (i + kPrefetchAhead < running_.size()) running_[i + kPrefetchAhead]->prefetch();
     Sequence& seq = *running_[i];
     int32_t n = seq.num_tokens() - seq.num_computed_tokens();
     if (threshold > 0 && n > threshold) n = threshold;
@@ -339,6 +344,7 @@ void Scheduler::commit_step(SchedulerOutput& out) {
   out.total_num_scheduled_tokens = 0;
   size_t next_new = 0, next_cached = 0;
   for (size_t i = 0; i < num; ++i) {
+    if (i + kPrefetchAhead < num) entries_[i + kPrefetchAhead].seq->prefetch();
     StepEntry& e = entries_[i];
     set_id(out.num_scheduled_tokens[i].first, e.seq->request_id());
     out.num_scheduled_tokens[i].second = e.num_tokens;
@@ -443,7 +449,9 @@ void Scheduler::update_from_output(const SchedulerOutput& out,
   awaiting_update_ = false;
   size_t num_results = 0;
   bool any_finished = false;
-  for (size_t i = 0; i < static_cast<size_t>(num_entries_); ++i) {
+  const size_t num = static_cast<size_t>(num_entries_);
+  for (size_t i = 0; i < num; ++i) {
+    if (i + kPrefetchAhead < num) entries_[i + kPrefetchAhead].seq->prefetch();
     Sequence& seq = *entries_[i].seq;
     if (!produces_token(seq)) continue;
     const TokenId token = sampled_token_ids[i].front();
