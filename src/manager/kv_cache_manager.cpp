@@ -255,25 +255,41 @@ inline void KVCacheManager::check_held_pages(const Request& request, int32_t slo
 }
 
 // Every group's plan and the totals that decide (rules 18, 19, 23).
+inline GroupDemand KVCacheManager::demand_of(const Request& request,
+                                             const AllocationRequest& alloc) const {
+  const int64_t total = int64_t{request.num_computed_tokens()} +
+                        alloc.num_new_computed_tokens + alloc.num_new_tokens;
+  return GroupDemand{
+      .num_computed_tokens = request.num_computed_tokens(),
+      .num_tokens_need_slot = static_cast<int32_t>(
+          std::min<int64_t>(total + alloc.num_lookahead_tokens, config_.max_model_len)),
+      // Never the lookahead/draft tokens: they may be rejected (rule 19).
+      .num_tokens_to_cache =
+          config_.enable_caching
+              ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
+              : 0};
+}
+
 inline GroupDemand KVCacheManager::plan_demand(const Request& request,
                                                const AllocationRequest& alloc,
                                                AllocationPlan& plan) const {
-  const int64_t total = int64_t{request.num_computed_tokens()} +
-                        alloc.num_new_computed_tokens + alloc.num_new_tokens;
-  plan.num_tokens_need_slot = static_cast<int32_t>(
-      std::min<int64_t>(total + alloc.num_lookahead_tokens, config_.max_model_len));
-  // Never the lookahead/draft tokens: they may be rejected (rule 19).
-  plan.num_tokens_to_cache =
-      config_.enable_caching
-          ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
-          : 0;
-  return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
-                     .num_tokens_need_slot = plan.num_tokens_need_slot,
-                     .num_tokens_to_cache = plan.num_tokens_to_cache};
+  const GroupDemand demand = demand_of(request, alloc);
+  plan.num_tokens_need_slot = demand.num_tokens_need_slot;
+  plan.num_tokens_to_cache = demand.num_tokens_to_cache;
+  return demand;
+}
+
+inline bool KVCacheManager::steps_in_place(int32_t slot, const GroupDemand& demand,
+                                           int64_t& held_after) const {
+  for (const auto& group : groups_) {
+    if (!group->step_in_place(slot, demand)) return false;
+    held_after += group->num_pages_held(slot);
+  }
+  return true;
 }
 
 // The decode fast path: a running request without hit pages whose step every group meets with
-// the pages it holds, filling none (SingleTypeManager::plan_unchanged) - 15 of 16 decode tokens
+// the pages it holds, filling none (SingleTypeManager::step_in_place) - 15 of 16 decode tokens
 // at page size 16. Fills `plan` as check_held_pages and plan_groups would and returns true;
 // returns false, deciding nothing, in any other case. The held-pages checks hold here: every
 // group's pages cover num_tokens_need_slot, which is at least the computed tokens.
@@ -281,11 +297,11 @@ inline bool KVCacheManager::plan_in_place(const Request& request, const Allocati
                                           int32_t slot, AllocationPlan& plan) const {
   if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
   const GroupDemand demand = plan_demand(request, alloc, plan);
-  plan.groups.resize(groups_.size());
   int64_t held_after = 0;
+  if (!steps_in_place(slot, demand, held_after)) return false;
+  plan.groups.resize(groups_.size());
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (!groups_[g]->plan_unchanged(slot, demand, plan.groups[g])) return false;
-    held_after += plan.groups[g].num_pages_held_after;
+    groups_[g]->plan_unchanged(slot, demand, plan.groups[g]);
   }
   plan.num_free_pages_needed = plan.num_evictable_hit_pages = 0;
   plan.num_pages_held_after = held_after;
@@ -313,6 +329,14 @@ inline void KVCacheManager::plan_groups(const Request& request, const Allocation
   plan.num_free_pages_available = pool_->get_num_free_pages() + freed_by_skip;
 }
 
+inline void KVCacheManager::check_capacity(const Request& request, int64_t num_pages_held_after,
+                                           int32_t num_tokens_need_slot) const {
+  PAGEDKV_CHECK_CAPACITY(num_pages_held_after <= config_.num_usable_pages(),
+                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
+                         "usable pages: it can never fit", request.request_id(),
+                         num_pages_held_after, num_tokens_need_slot, config_.num_usable_pages());
+}
+
 // plan_allocation and apply, inline so that allocate_slots_into makes one call, not three.
 [[gnu::always_inline]] inline void KVCacheManager::plan_into(const Request& request,
                                                              const AllocationRequest& alloc,
@@ -326,11 +350,7 @@ inline void KVCacheManager::plan_groups(const Request& request, const Allocation
     check_held_pages(request, slot, has_hits);
     plan_groups(request, alloc, slot, plan);
   }
-  PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
-                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
-                         "usable pages: it can never fit", request.request_id(),
-                         plan.num_pages_held_after, plan.num_tokens_need_slot,
-                         config_.num_usable_pages());
+  check_capacity(request, plan.num_pages_held_after, plan.num_tokens_need_slot);
   plan.status = plan.num_free_pages_needed <= plan.num_free_pages_available
                     ? AllocationStatus::kOk
                     : AllocationStatus::kNotEnoughFreePages;
@@ -422,8 +442,30 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
   return new_pages;
 }
 
+// allocate_slots_into's decode fast path: a running request without hit pages whose step
+// changes no page (steps_in_place). It makes plan_allocation's checks, in the same order, and
+// has apply()'s effect for such a plan (new_pages empty, the generation moves on) without
+// writing out the plan, which nobody reads here. Returns false, having changed nothing, for
+// any other step (plan_allocation and apply then make it).
+inline bool KVCacheManager::allocate_in_place(GroupPages& new_pages, const Request& request,
+                                              const AllocationRequest& alloc) {
+  if (alloc.new_computed_pages != nullptr) return false;
+  const int32_t slot = resolve_slot(request, alloc.slot_hint);
+  if (slot < 0) return false;
+  check_counts(request, alloc);
+  const GroupDemand demand = demand_of(request, alloc);
+  int64_t held_after = 0;
+  if (!steps_in_place(slot, demand, held_after)) return false;
+  check_capacity(request, held_after, demand.num_tokens_need_slot);
+  new_pages.resize(groups_.size());
+  for (std::vector<PageId>& pages : new_pages) pages.clear();
+  ++generation_;
+  return true;
+}
+
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
+  if (allocate_in_place(new_pages, request, alloc)) return true;
   AllocationPlan& plan = state_->plan;
   plan_into(request, alloc, plan);
   if (!plan.ok()) return false;

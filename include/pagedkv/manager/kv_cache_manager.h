@@ -288,12 +288,22 @@ class KVCacheManager {
   void check_held_pages(const Request& request, int32_t slot, bool has_hits) const;
   void plan_groups(const Request& request, const AllocationRequest& alloc, int32_t slot,
                    AllocationPlan& plan) const;
-  // The token counts every group must meet (set in `plan` as well).
+  // The token counts every group must meet (plan_demand sets them in `plan` as well).
+  GroupDemand demand_of(const Request& request, const AllocationRequest& alloc) const;
   GroupDemand plan_demand(const Request& request, const AllocationRequest& alloc,
                           AllocationPlan& plan) const;
+  // Whether every group meets `demand` with the pages it holds, changing none; adds the pages
+  // held to held_after.
+  bool steps_in_place(int32_t slot, const GroupDemand& demand, int64_t& held_after) const;
   // The decode fast path of check_held_pages + plan_groups; false when it does not apply.
   bool plan_in_place(const Request& request, const AllocationRequest& alloc, int32_t slot,
                      AllocationPlan& plan) const;
+  // Rule 29: the request would hold more pages than the pool has usable (CapacityError).
+  void check_capacity(const Request& request, int64_t num_pages_held_after,
+                      int32_t num_tokens_need_slot) const;
+  // The decode fast path of allocate_slots_into; false (nothing done) when it does not apply.
+  bool allocate_in_place(GroupPages& new_pages, const Request& request,
+                         const AllocationRequest& alloc);
   void check_plan(const AllocationPlan& plan) const;
   void plan_into(const Request& request, const AllocationRequest& alloc,
                  AllocationPlan& plan) const;
