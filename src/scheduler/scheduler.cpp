@@ -204,9 +204,10 @@ void Scheduler::schedule_running(int32_t& budget) {
       break;  // it preempted itself
     }
     StepEntry& e = add_entry(seq, n, EntryKind::kRunning);
-    // Most decode steps add no page: new_pages_ then stays the manager's (warm) buffer.
+    // Most decode steps add no page. Pages are copied, not swapped, so that both the entry's
+    // and the manager's output buffers keep their capacity from step to step.
     e.has_new_pages = any_pages(new_pages_);
-    if (e.has_new_pages) std::swap(e.new_pages, new_pages_);
+    if (e.has_new_pages) e.new_pages = new_pages_;
     budget -= n;
     ++i;
   }
