@@ -338,11 +338,12 @@ inline void KVCacheManager::check_capacity(const Request& request, int64_t num_p
 }
 
 // plan_allocation and apply, inline so that allocate_slots_into makes one call, not three.
+// `slot` is resolve_slot(request, alloc.slot_hint).
 [[gnu::always_inline]] inline void KVCacheManager::plan_into(const Request& request,
                                                              const AllocationRequest& alloc,
+                                                             int32_t slot,
                                                              AllocationPlan& plan) const {
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
-  const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
   plan.in_place_ = plan_in_place(request, alloc, slot, plan);
   if (!plan.in_place_) {
@@ -364,7 +365,7 @@ inline void KVCacheManager::check_capacity(const Request& request, int64_t num_p
 
 void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
                                      AllocationPlan& plan) const {
-  plan_into(request, alloc, plan);
+  plan_into(request, alloc, resolve_slot(request, alloc.slot_hint), plan);
 }
 
 AllocationPlan KVCacheManager::plan_allocation(const Request& request,
@@ -448,10 +449,8 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
 // writing out the plan, which nobody reads here. Returns false, having changed nothing, for
 // any other step (plan_allocation and apply then make it).
 inline bool KVCacheManager::allocate_in_place(GroupPages& new_pages, const Request& request,
-                                              const AllocationRequest& alloc) {
-  if (alloc.new_computed_pages != nullptr) return false;
-  const int32_t slot = resolve_slot(request, alloc.slot_hint);
-  if (slot < 0) return false;
+                                              const AllocationRequest& alloc, int32_t slot) {
+  if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
   check_counts(request, alloc);
   const GroupDemand demand = demand_of(request, alloc);
   int64_t held_after = 0;
@@ -465,9 +464,10 @@ inline bool KVCacheManager::allocate_in_place(GroupPages& new_pages, const Reque
 
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
-  if (allocate_in_place(new_pages, request, alloc)) return true;
+  const int32_t slot = resolve_slot(request, alloc.slot_hint);
+  if (allocate_in_place(new_pages, request, alloc, slot)) return true;
   AllocationPlan& plan = state_->plan;
-  plan_into(request, alloc, plan);
+  plan_into(request, alloc, slot, plan);
   if (!plan.ok()) return false;
   apply_plan(plan, new_pages);
   return true;

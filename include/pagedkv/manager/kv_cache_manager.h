@@ -303,9 +303,9 @@ class KVCacheManager {
                       int32_t num_tokens_need_slot) const;
   // The decode fast path of allocate_slots_into; false (nothing done) when it does not apply.
   bool allocate_in_place(GroupPages& new_pages, const Request& request,
-                         const AllocationRequest& alloc);
+                         const AllocationRequest& alloc, int32_t slot);
   void check_plan(const AllocationPlan& plan) const;
-  void plan_into(const Request& request, const AllocationRequest& alloc,
+  void plan_into(const Request& request, const AllocationRequest& alloc, int32_t slot,
                  AllocationPlan& plan) const;
   void apply_plan(const AllocationPlan& plan, GroupPages& new_pages);
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
