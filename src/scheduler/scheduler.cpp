@@ -52,6 +52,8 @@ bool produces_token(const Sequence& seq) {
   return seq.status() == SequenceStatus::kRunning && seq.num_computed_tokens() >= seq.num_tokens();
 }
 
+// The copy of set_id, out of line: it is the rare case, and inline it made set_id too large
+// for the per-request loops to inline.
 [[gnu::noinline]] void copy_id(std::string& dst, const std::string& id) { dst = id; }
 
 // Writes a request id into a reused output string. The output usually lists the same requests
