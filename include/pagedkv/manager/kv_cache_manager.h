@@ -20,8 +20,10 @@
 // num_computed_tokens() is read, never written: the scheduler advances it after each step.
 //
 // Plan, then apply: allocate_slots is plan_allocation (pure: what would happen, as a value)
-// followed by apply (the one place where pages change hands). A scheduler plans to decide
-// before it commits:
+// followed by apply (the one place where pages change hands). For the commonest call - a
+// decode token that fits in the pages held and fills none - it decides the same way and has
+// the same effect (checks, generation) without writing the plan out. A scheduler plans to
+// decide before it commits:
 //   AllocationPlan plan = manager.plan_allocation(req, {.num_new_tokens = chunk});
 //   if (plan.ok()) new_pages = manager.apply(plan);
 //   else { /* plan.num_free_pages_needed > plan.num_free_pages_available: preempt or wait */ }
