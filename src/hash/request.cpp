@@ -2,6 +2,7 @@
 #include "pagedkv/hash/request.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 
 #include "pagedkv/common/errors.h"
@@ -82,17 +83,17 @@ void Request::append_output_token_ids(std::span<const TokenId> ids) {
   auto fills_a_page = [](const TrackedHashes& t, int64_t num_tokens) {
     return num_tokens >= (static_cast<int64_t>(t.hashes.size()) + 1) * t.page_size;
   };
-  for (TrackedHashes& t : tracked_) {
+  for_each_tracked([&](TrackedHashes& t) {
     if (fills_a_page(t, after)) reserve_hashes(t, after / t.page_size);
-  }
+  });
   if (ids.size() == 1) {
     tokens_.push_back(ids[0]);
   } else {
     tokens_.insert(tokens_.end(), ids.begin(), ids.end());
   }
-  for (TrackedHashes& t : tracked_) {
+  for_each_tracked([&](TrackedHashes& t) {
     if (fills_a_page(t, after)) extend_hashes(t);
-  }
+  });
 }
 
 // Room for `num_pages` hashes, growing geometrically: a decode fills one page at a time, and
@@ -103,22 +104,29 @@ void Request::reserve_hashes(TrackedHashes& t, int64_t num_pages) {
   t.hashes.reserve(std::max(static_cast<size_t>(num_pages), 2 * cap));
 }
 
-void Request::set_num_computed_tokens(int32_t n) {
-  PAGEDKV_CHECK_ARG(n >= 0 && n <= num_tokens(),
-                    "num_computed_tokens {} of request '{}' outside [0, {}]", n, id_, num_tokens());
-  num_computed_tokens_ = n;
+void Request::fail_num_computed_tokens(int32_t n) const {
+  PAGEDKV_CHECK_ARG(false, "num_computed_tokens {} of request '{}' outside [0, {}]", n, id_,
+                    num_tokens());
+  std::abort();  // not reached: the check above throws
 }
 
 const std::vector<PageHash>& Request::page_hashes(int32_t page_size) const {
   PAGEDKV_CHECK_ARG(page_size > 0, "page_size must be > 0, got {}", page_size);
-  for (TrackedHashes& t : tracked_) {
+  if (first_.page_size == page_size) return first_.hashes;
+  for (TrackedHashes& t : more_) {
     if (t.page_size == page_size) return t.hashes;
   }
-  TrackedHashes& t = tracked_.emplace_back(TrackedHashes{page_size, {}});
+  const bool is_first = first_.page_size == 0;
+  TrackedHashes& t = is_first ? first_ : more_.emplace_back(TrackedHashes{page_size, {}});
+  t.page_size = page_size;
   try {
     extend_hashes(t);
   } catch (...) {
-    tracked_.pop_back();
+    if (is_first) {
+      first_ = TrackedHashes{0, {}};
+    } else {
+      more_.pop_back();
+    }
     throw;
   }
   return t.hashes;
@@ -163,12 +171,18 @@ void Request::verify() const {
                  "num_computed_tokens {} outside [0, {}]", num_computed_tokens_, num_tokens());
   PAGEDKV_ASSERT(std::all_of(tokens_.begin(), tokens_.end(), [](TokenId t) { return t >= 0; }),
                  "request '{}' holds a negative token id", id_);
+  PAGEDKV_ASSERT(first_.page_size >= 0 && (first_.page_size > 0 || more_.empty()),
+                 "first tracked page size {} with {} more", first_.page_size, more_.size());
+  PAGEDKV_ASSERT(first_.page_size > 0 || first_.hashes.empty(),
+                 "{} hashes tracked for no page size", first_.hashes.size());
+  std::vector<const TrackedHashes*> tracked;
+  for_each_tracked([&](const TrackedHashes& t) { tracked.push_back(&t); });
   int64_t expected_hashed = 0;
-  for (size_t k = 0; k < tracked_.size(); ++k) {
-    const TrackedHashes& t = tracked_[k];
+  for (size_t k = 0; k < tracked.size(); ++k) {
+    const TrackedHashes& t = *tracked[k];
     PAGEDKV_ASSERT(t.page_size > 0, "tracked page size {} is not positive", t.page_size);
     for (size_t j = 0; j < k; ++j) {
-      PAGEDKV_ASSERT(tracked_[j].page_size != t.page_size, "page size {} tracked twice",
+      PAGEDKV_ASSERT(tracked[j]->page_size != t.page_size, "page size {} tracked twice",
                      t.page_size);
     }
     PAGEDKV_ASSERT(static_cast<int64_t>(t.hashes.size()) == num_tokens() / t.page_size,

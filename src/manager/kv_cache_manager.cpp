@@ -53,10 +53,11 @@ KVCacheManager::KVCacheManager(KVCacheManager&&) noexcept = default;
 KVCacheManager& KVCacheManager::operator=(KVCacheManager&&) noexcept = default;
 
 inline void KVCacheManager::check_request(const Request& request) const {
+  // The hasher's algorithm is options().hash_algorithm, read where the hot fields are.
   PAGEDKV_CHECK_ARG(
-      !config_.enable_caching || request.options().hash_algorithm == config_.hash_algorithm,
+      !config_.enable_caching || request.hasher().algorithm() == config_.hash_algorithm,
       "request '{}' hashes with {} but the cache uses {}", request.request_id(),
-      hash_algorithm_name(request.options().hash_algorithm),
+      hash_algorithm_name(request.hasher().algorithm()),
       hash_algorithm_name(config_.hash_algorithm));
 }
 
@@ -250,24 +251,40 @@ inline void KVCacheManager::check_held_pages(const Request& request, int32_t slo
 }
 
 // Every group's plan and the totals that decide (rules 18, 19, 23).
+inline GroupDemand KVCacheManager::demand_of(const Request& request,
+                                             const AllocationRequest& alloc) const {
+  const int64_t total =
+      int64_t{request.num_computed_tokens()} + alloc.num_new_computed_tokens + alloc.num_new_tokens;
+  return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
+                     .num_tokens_need_slot = static_cast<int32_t>(std::min<int64_t>(
+                         total + alloc.num_lookahead_tokens, config_.max_model_len)),
+                     // Never the lookahead/draft tokens: they may be rejected (rule 19).
+                     .num_tokens_to_cache =
+                         config_.enable_caching
+                             ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
+                             : 0};
+}
+
 inline GroupDemand KVCacheManager::plan_demand(const Request& request,
                                                const AllocationRequest& alloc,
                                                AllocationPlan& plan) const {
-  const int64_t total =
-      int64_t{request.num_computed_tokens()} + alloc.num_new_computed_tokens + alloc.num_new_tokens;
-  plan.num_tokens_need_slot = static_cast<int32_t>(
-      std::min<int64_t>(total + alloc.num_lookahead_tokens, config_.max_model_len));
-  // Never the lookahead/draft tokens: they may be rejected (rule 19).
-  plan.num_tokens_to_cache =
-      config_.enable_caching ? static_cast<int32_t>(std::min<int64_t>(total, request.num_tokens()))
-                             : 0;
-  return GroupDemand{.num_computed_tokens = request.num_computed_tokens(),
-                     .num_tokens_need_slot = plan.num_tokens_need_slot,
-                     .num_tokens_to_cache = plan.num_tokens_to_cache};
+  const GroupDemand demand = demand_of(request, alloc);
+  plan.num_tokens_need_slot = demand.num_tokens_need_slot;
+  plan.num_tokens_to_cache = demand.num_tokens_to_cache;
+  return demand;
+}
+
+inline bool KVCacheManager::steps_in_place(int32_t slot, const GroupDemand& demand,
+                                           int64_t& held_after) const {
+  for (const auto& group : groups_) {
+    if (!group->step_in_place(slot, demand)) return false;
+    held_after += group->num_pages_held(slot);
+  }
+  return true;
 }
 
 // The decode fast path: a running request without hit pages whose step every group meets with
-// the pages it holds, filling none (SingleTypeManager::plan_unchanged) - 15 of 16 decode tokens
+// the pages it holds, filling none (SingleTypeManager::step_in_place) - 15 of 16 decode tokens
 // at page size 16. Fills `plan` as check_held_pages and plan_groups would and returns true;
 // returns false, deciding nothing, in any other case. The held-pages checks hold here: every
 // group's pages cover num_tokens_need_slot, which is at least the computed tokens.
@@ -275,11 +292,11 @@ inline bool KVCacheManager::plan_in_place(const Request& request, const Allocati
                                           int32_t slot, AllocationPlan& plan) const {
   if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
   const GroupDemand demand = plan_demand(request, alloc, plan);
-  plan.groups.resize(groups_.size());
   int64_t held_after = 0;
+  if (!steps_in_place(slot, demand, held_after)) return false;
+  plan.groups.resize(groups_.size());
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (!groups_[g]->plan_unchanged(slot, demand, plan.groups[g])) return false;
-    held_after += plan.groups[g].num_pages_held_after;
+    groups_[g]->plan_unchanged(slot, demand, plan.groups[g]);
   }
   plan.num_free_pages_needed = plan.num_evictable_hit_pages = 0;
   plan.num_pages_held_after = held_after;
@@ -307,10 +324,22 @@ inline void KVCacheManager::plan_groups(const Request& request, const Allocation
   plan.num_free_pages_available = pool_->get_num_free_pages() + freed_by_skip;
 }
 
-void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
-                                     AllocationPlan& plan) const {
+inline void KVCacheManager::check_capacity(const Request& request, int64_t num_pages_held_after,
+                                           int32_t num_tokens_need_slot) const {
+  PAGEDKV_CHECK_CAPACITY(num_pages_held_after <= config_.num_usable_pages(),
+                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
+                         "usable pages: it can never fit",
+                         request.request_id(), num_pages_held_after, num_tokens_need_slot,
+                         config_.num_usable_pages());
+}
+
+// plan_allocation and apply, inline so that allocate_slots_into makes one call, not three.
+// `slot` is resolve_slot(request, alloc.slot_hint).
+[[gnu::always_inline]] inline void KVCacheManager::plan_into(const Request& request,
+                                                             const AllocationRequest& alloc,
+                                                             int32_t slot,
+                                                             AllocationPlan& plan) const {
   plan.manager_ = nullptr;  // if a check throws, `plan` cannot be applied
-  const int32_t slot = resolve_slot(request, alloc.slot_hint);
   check_counts(request, alloc);
   plan.in_place_ = plan_in_place(request, alloc, slot, plan);
   if (!plan.in_place_) {
@@ -318,11 +347,7 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
     check_held_pages(request, slot, has_hits);
     plan_groups(request, alloc, slot, plan);
   }
-  PAGEDKV_CHECK_CAPACITY(plan.num_pages_held_after <= config_.num_usable_pages(),
-                         "request '{}' needs {} pages for {} tokens but the pool has only {} "
-                         "usable pages: it can never fit",
-                         request.request_id(), plan.num_pages_held_after, plan.num_tokens_need_slot,
-                         config_.num_usable_pages());
+  check_capacity(request, plan.num_pages_held_after, plan.num_tokens_need_slot);
   plan.status = plan.num_free_pages_needed <= plan.num_free_pages_available
                     ? AllocationStatus::kOk
                     : AllocationStatus::kNotEnoughFreePages;
@@ -332,6 +357,11 @@ void KVCacheManager::plan_allocation(const Request& request, const AllocationReq
   plan.slot_ = slot;
   plan.request_num_tokens_ = request.num_tokens();
   plan.request_num_computed_tokens_ = request.num_computed_tokens();
+}
+
+void KVCacheManager::plan_allocation(const Request& request, const AllocationRequest& alloc,
+                                     AllocationPlan& plan) const {
+  plan_into(request, alloc, resolve_slot(request, alloc.slot_hint), plan);
 }
 
 AllocationPlan KVCacheManager::plan_allocation(const Request& request,
@@ -364,7 +394,8 @@ inline void KVCacheManager::check_plan(const AllocationPlan& plan) const {
                  plan.groups.size(), groups_.size());
 }
 
-void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
+[[gnu::always_inline]] inline void KVCacheManager::apply_plan(const AllocationPlan& plan,
+                                                              GroupPages& new_pages) {
   check_plan(plan);
   new_pages.resize(groups_.size());  // before anything changes: it may allocate
   for (std::vector<PageId>& pages : new_pages) pages.clear();
@@ -393,6 +424,10 @@ void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
   }
 }
 
+void KVCacheManager::apply(const AllocationPlan& plan, GroupPages& new_pages) {
+  apply_plan(plan, new_pages);
+}
+
 GroupPages KVCacheManager::apply(const AllocationPlan& plan) {
   GroupPages new_pages;
   apply(plan, new_pages);
@@ -406,12 +441,33 @@ std::optional<GroupPages> KVCacheManager::allocate_slots(const Request& request,
   return new_pages;
 }
 
+// allocate_slots_into's decode fast path: a running request without hit pages whose step
+// changes no page (steps_in_place). It makes plan_allocation's checks, in the same order, and
+// has apply()'s effect for such a plan (new_pages empty, the generation moves on) without
+// writing out the plan, which nobody reads here. Returns false, having changed nothing, for
+// any other step (plan_allocation and apply then make it).
+inline bool KVCacheManager::allocate_in_place(GroupPages& new_pages, const Request& request,
+                                              const AllocationRequest& alloc, int32_t slot) {
+  if (slot < 0 || alloc.new_computed_pages != nullptr) return false;
+  check_counts(request, alloc);
+  const GroupDemand demand = demand_of(request, alloc);
+  int64_t held_after = 0;
+  if (!steps_in_place(slot, demand, held_after)) return false;
+  check_capacity(request, held_after, demand.num_tokens_need_slot);
+  new_pages.resize(groups_.size());
+  for (std::vector<PageId>& pages : new_pages) pages.clear();
+  ++generation_;
+  return true;
+}
+
 bool KVCacheManager::allocate_slots_into(GroupPages& new_pages, const Request& request,
                                          const AllocationRequest& alloc) {
+  const int32_t slot = resolve_slot(request, alloc.slot_hint);
+  if (allocate_in_place(new_pages, request, alloc, slot)) return true;
   AllocationPlan& plan = state_->plan;
-  plan_allocation(request, alloc, plan);
+  plan_into(request, alloc, slot, plan);
   if (!plan.ok()) return false;
-  apply(plan, new_pages);
+  apply_plan(plan, new_pages);
   return true;
 }
 

@@ -156,6 +156,10 @@ void PrefixIndex::insert_unchecked(const PageHash& hash, GroupId group, PageId p
 
 void PrefixIndex::insert_batch(std::span<const PageHash> hashes, GroupId group,
                                std::span<const PageId> pages, PageId skip) {
+  if (pages.size() == 1) {  // a decode step's page: nothing to overlap, no prefetch ring
+    if (pages[0] != skip) insert_unchecked(hashes[0], group, pages[0]);
+    return;
+  }
   const Tables t = tables();
   // Each fingerprint is computed once, kPrefetchDistance pages ahead, to prefetch the home
   // slot; a ring keeps it until its insert.
@@ -228,6 +232,11 @@ void PrefixIndex::remove_unchecked(PageId page) {
 }
 
 int64_t PrefixIndex::remove_batch(std::span<const PageId> pages) {
+  if (pages.size() == 1) {  // a decode step's page: nothing to overlap, no prefetch stages
+    if (!contains_unchecked(pages[0])) return 0;
+    remove_unchecked(pages[0]);
+    return 1;
+  }
   const Tables t = tables();
   // Two prefetch stages: a page's record 2 * kPrefetchDistance pages ahead, then - once it
   // has arrived - the home slot it names, kPrefetchDistance pages ahead.

@@ -53,6 +53,8 @@ bool produces_token(const Sequence& seq) {
   return seq.status() == SequenceStatus::kRunning && seq.num_computed_tokens() >= seq.num_tokens();
 }
 
+// The copy of set_id, out of line: it is the rare case, and inline it made set_id too large
+// for the per-request loops to inline.
 [[gnu::noinline]] void copy_id(std::string& dst, const std::string& id) { dst = id; }
 
 // Writes a request id into a reused output string. The output usually lists the same requests
@@ -60,6 +62,10 @@ bool produces_token(const Sequence& seq) {
 inline void set_id(std::string& dst, const std::string& id) {
   if (!equal_ids(dst, id)) copy_id(dst, id);
 }
+
+// How many requests ahead the per-request loops prefetch a sequence's cache lines: far enough
+// for the loads to arrive before the work reaches it, near enough that they are still there.
+constexpr size_t kPrefetchAhead = 4;
 
 bool any_pages(const GroupPages& pages) {
   return std::any_of(pages.begin(), pages.end(),
@@ -184,6 +190,7 @@ void Scheduler::schedule_running(int32_t& budget) {
   const int32_t threshold = config_.long_prefill_token_threshold;
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
+    if (i + kPrefetchAhead < running_.size()) running_[i + kPrefetchAhead]->prefetch();
     Sequence& seq = *running_[i];
     int32_t n = seq.num_tokens() - seq.num_computed_tokens();
     if (threshold > 0 && n > threshold) n = threshold;
@@ -198,9 +205,10 @@ void Scheduler::schedule_running(int32_t& budget) {
       break;  // it preempted itself
     }
     StepEntry& e = add_entry(seq, n, EntryKind::kRunning);
-    // Most decode steps add no page: new_pages_ then stays the manager's (warm) buffer.
+    // Most decode steps add no page. Pages are copied, not swapped, so that both the entry's
+    // and the manager's output buffers keep their capacity from step to step.
     e.has_new_pages = any_pages(new_pages_);
-    if (e.has_new_pages) std::swap(e.new_pages, new_pages_);
+    if (e.has_new_pages) e.new_pages = new_pages_;
     budget -= n;
     ++i;
   }
@@ -337,6 +345,7 @@ void Scheduler::commit_step(SchedulerOutput& out) {
   out.total_num_scheduled_tokens = 0;
   size_t next_new = 0, next_cached = 0;
   for (size_t i = 0; i < num; ++i) {
+    if (i + kPrefetchAhead < num) entries_[i + kPrefetchAhead].seq->prefetch();
     StepEntry& e = entries_[i];
     set_id(out.num_scheduled_tokens[i].first, e.seq->request_id());
     out.num_scheduled_tokens[i].second = e.num_tokens;
@@ -378,7 +387,7 @@ void Scheduler::write_new_request(const Sequence& seq, NewRequestData& d) {
 // of a reused output that become nullopt keep their buffers in spare_pages_: in steady decode
 // only one request in page_size gets pages, and allocating for each of them costs more than
 // the rest of its step.
-void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index) {
+inline void Scheduler::write_cached_request(StepEntry& e, CachedRequestData& cached, size_t index) {
   Sequence& seq = *e.seq;
   set_id(cached.request_ids[index], seq.request_id());
   cached.resumed[index] = e.kind == EntryKind::kResumed;
@@ -440,7 +449,9 @@ void Scheduler::update_from_output(const SchedulerOutput& out,
   awaiting_update_ = false;
   size_t num_results = 0;
   bool any_finished = false;
-  for (size_t i = 0; i < static_cast<size_t>(num_entries_); ++i) {
+  const size_t num = static_cast<size_t>(num_entries_);
+  for (size_t i = 0; i < num; ++i) {
+    if (i + kPrefetchAhead < num) entries_[i + kPrefetchAhead].seq->prefetch();
     Sequence& seq = *entries_[i].seq;
     if (!produces_token(seq)) continue;
     const TokenId token = sampled_token_ids[i].front();
@@ -448,7 +459,11 @@ void Scheduler::update_from_output(const SchedulerOutput& out,
     if (num_results == results.size()) results.emplace_back();
     RequestOutput& r = results[num_results++];
     set_id(r.request_id, seq.request_id());
-    r.new_token_ids.assign(1, token);
+    if (r.new_token_ids.size() == 1) {  // a reused result: overwrite its token
+      r.new_token_ids[0] = token;
+    } else {
+      r.new_token_ids.assign(1, token);
+    }
     r.finished = reason.has_value();
     r.finish_reason = reason;
     r.stop_reason = seq.stop_reason();

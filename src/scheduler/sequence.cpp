@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <utility>
 
 #include "pagedkv/common/errors.h"
@@ -52,12 +53,13 @@ void check_sequence_inputs(const Request& request, const SamplingParams& params,
 
 Sequence::Sequence(Request request, SamplingParams params, std::optional<TokenId> eos_token_id,
                    int32_t priority, double arrival_time)
-    : request_(
-          (check_sequence_inputs(request, params, eos_token_id, arrival_time), std::move(request))),
-      params_(std::move(params)),
+    : status_((check_sequence_inputs(request, params, eos_token_id, arrival_time),
+               SequenceStatus::kWaiting)),
       eos_token_id_(eos_token_id),
+      params_(std::move(params)),
       priority_(priority),
-      arrival_time_(arrival_time) {}
+      arrival_time_(arrival_time),
+      request_(std::move(request)) {}
 
 void Sequence::admit(int32_t num_computed_tokens, GroupPages page_ids, int32_t kv_slot) {
   PAGEDKV_ASSERT(status_ == SequenceStatus::kWaiting || status_ == SequenceStatus::kPreempted,
@@ -78,10 +80,10 @@ void Sequence::preempt() {
   status_ = SequenceStatus::kPreempted;
 }
 
-void Sequence::advance(int32_t num_tokens) {
-  PAGEDKV_ASSERT(status_ == SequenceStatus::kRunning, "request '{}' advanced while {}",
-                 request_id(), sequence_status_name(status_));
-  request_.set_num_computed_tokens(request_.num_computed_tokens() + num_tokens);
+void Sequence::fail_not_running(const char* what) const {
+  PAGEDKV_ASSERT(false, "request '{}' {} while {}", request_id(), what,
+                 sequence_status_name(status_));
+  std::abort();  // not reached: the assertion above throws
 }
 
 void Sequence::append_pages(const GroupPages& new_pages) {
@@ -93,34 +95,35 @@ void Sequence::append_pages(const GroupPages& new_pages) {
   }
 }
 
-std::optional<FinishReason> Sequence::append_output_token(TokenId token, int32_t max_num_tokens) {
-  PAGEDKV_ASSERT(status_ == SequenceStatus::kRunning, "request '{}' given a token while {}",
-                 request_id(), sequence_status_name(status_));
-  const TokenId one[1] = {token};
-  request_.append_output_token_ids(one);
-  const std::optional<FinishReason> reason = check_stop(max_num_tokens);
-  if (reason) {
-    if (*reason == FinishReason::kStop && !(eos_token_id_ == token && !params_.ignore_eos)) {
-      stop_reason_ = token;  // check 3: a stop token, reported as vLLM's stop_reason
-    }
-    finish(*reason);
-  }
-  return reason;
-}
-
-std::optional<FinishReason> Sequence::check_stop(int32_t max_num_tokens) const {
+inline std::optional<FinishReason> Sequence::check_stop(TokenId last,
+                                                        int32_t max_num_tokens) const {
   const int32_t outputs = request_.num_output_tokens();
   const bool at_length_limit = request_.num_tokens() >= max_num_tokens;
   if (outputs < params_.min_tokens) {
     // min_tokens never takes a request past max_model_len (or what the pool can hold).
     return at_length_limit ? std::optional(FinishReason::kLength) : std::nullopt;
   }
-  const TokenId last = request_.all_token_ids().back();
   if (!params_.ignore_eos && eos_token_id_ == last) return FinishReason::kStop;
   const std::vector<TokenId>& stops = params_.stop_token_ids;
-  if (std::find(stops.begin(), stops.end(), last) != stops.end()) return FinishReason::kStop;
+  if (!stops.empty() && std::find(stops.begin(), stops.end(), last) != stops.end()) {
+    return FinishReason::kStop;
+  }
   if (at_length_limit || outputs >= params_.max_tokens) return FinishReason::kLength;
   return std::nullopt;
+}
+
+std::optional<FinishReason> Sequence::append_output_token(TokenId token, int32_t max_num_tokens) {
+  if (status_ != SequenceStatus::kRunning) [[unlikely]]
+    fail_not_running("given a token");
+  request_.append_output_token_id(token);
+  const std::optional<FinishReason> reason = check_stop(token, max_num_tokens);
+  if (reason) [[unlikely]] {
+    if (*reason == FinishReason::kStop && !(eos_token_id_ == token && !params_.ignore_eos)) {
+      stop_reason_ = token;  // check 3: a stop token, reported as vLLM's stop_reason
+    }
+    finish(*reason);
+  }
+  return reason;
 }
 
 void Sequence::finish(FinishReason reason) {

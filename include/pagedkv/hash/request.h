@@ -19,7 +19,8 @@
 
 #include <cstdint>
 #include <cstring>
-#include <deque>
+#include <limits>
+#include <list>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,10 +60,11 @@ inline bool equal_ids(std::string_view a, std::string_view b) {
     return load(x, uint32_t{}) == load(y, uint32_t{}) &&
            load(x + n - 4, uint32_t{}) == load(y + n - 4, uint32_t{});
   }
-  for (size_t i = 0; i < n; ++i) {
-    if (x[i] != y[i]) return false;
+  if (n >= 2) {  // two overlapping 2-byte words
+    return load(x, uint16_t{}) == load(y, uint16_t{}) &&
+           load(x + n - 2, uint16_t{}) == load(y + n - 2, uint16_t{});
   }
-  return true;
+  return n == 0 || x[0] == y[0];
 }
 
 class Request {
@@ -86,14 +88,29 @@ class Request {
   // Appends generated tokens; hashes pages that fill for every tracked page size.
   // Throws InvalidArgument on a negative token id (nothing appended then).
   void append_output_token_ids(std::span<const TokenId> ids);
+  // Appends one generated token, as append_output_token_ids({id}) does; inline when it fills
+  // no page (most decode tokens).
+  void append_output_token_id(TokenId id) {
+    if (id >= 0 && num_tokens() < std::numeric_limits<int32_t>::max() &&
+        !may_fill_a_page(num_tokens() + int64_t{1})) {
+      tokens_.push_back(id);
+      return;
+    }
+    append_output_token_ids(std::span<const TokenId>(&id, 1));
+  }
 
   int32_t num_computed_tokens() const { return num_computed_tokens_; }
   // Throws InvalidArgument unless 0 <= n <= num_tokens().
-  void set_num_computed_tokens(int32_t n);
+  void set_num_computed_tokens(int32_t n) {
+    if (n < 0 || n > num_tokens()) [[unlikely]]
+      fail_num_computed_tokens(n);
+    num_computed_tokens_ = n;
+  }
 
   // Hashes of the full pages at `page_size` (tracked from the first call on; later appends
   // extend it eagerly). Throws InvalidArgument if page_size <= 0. The reference stays valid
-  // for the request's lifetime (its contents grow as pages fill).
+  // for the request's lifetime (its contents grow as pages fill); it is a reference into this
+  // object, so a request moved from keeps it (emptied) and the new one has its own.
   const std::vector<PageHash>& page_hashes(int32_t page_size) const;
   // The extra keys of page `page_index` at `page_size` (page 0 carries the salt). The result
   // points into this request. Throws InvalidArgument if page_size <= 0, OutOfRange unless
@@ -112,18 +129,38 @@ class Request {
     int32_t page_size;
     std::vector<PageHash> hashes;
   };
+  [[noreturn]] void fail_num_computed_tokens(int32_t n) const;
+  // False only when growing to num_tokens tokens fills no page of any tracked size (true also
+  // when several sizes are tracked: append_output_token_ids then checks each).
+  bool may_fill_a_page(int64_t num_tokens) const {
+    if (first_.page_size == 0) return false;
+    return !more_.empty() ||
+           num_tokens >= (static_cast<int64_t>(first_.hashes.size()) + 1) * first_.page_size;
+  }
   static void reserve_hashes(TrackedHashes& t, int64_t num_pages);
   void extend_hashes(TrackedHashes& t) const;
+  // Calls fn(t) for every tracked page size, the first one first.
+  template <typename Fn>
+  void for_each_tracked(Fn&& fn) const {
+    if (first_.page_size == 0) return;
+    fn(first_);
+    for (TrackedHashes& t : more_) fn(t);
+  }
 
+  // What a decode step reads and writes first, the options (read when a page fills) last.
   std::string id_;
-  RequestOptions options_;
   std::vector<TokenId> tokens_;
   int32_t num_prompt_tokens_ = 0;
   int32_t num_computed_tokens_ = 0;
   PageHasher hasher_;
-  // Few page sizes: a flat list. A deque so page_hashes() references survive new sizes.
-  mutable std::deque<TrackedHashes> tracked_;
+  // The page sizes whose hashes are tracked: the first one inline (page_size 0: none yet) -
+  // one is the common case, and an append then reads nothing outside the request - the
+  // others in a list (nodes do not move, so page_hashes() references survive new sizes; an
+  // empty list is one pointer to test).
+  mutable TrackedHashes first_{0, {}};
+  mutable std::list<TrackedHashes> more_;
   mutable int64_t num_pages_hashed_ = 0;
+  RequestOptions options_;
 };
 
 }  // namespace pagedkv

@@ -20,8 +20,10 @@
 // num_computed_tokens() is read, never written: the scheduler advances it after each step.
 //
 // Plan, then apply: allocate_slots is plan_allocation (pure: what would happen, as a value)
-// followed by apply (the one place where pages change hands). A scheduler plans to decide
-// before it commits:
+// followed by apply (the one place where pages change hands). For the commonest call - a
+// decode token that fits in the pages held and fills none - it decides the same way and has
+// the same effect (checks, generation) without writing the plan out. A scheduler plans to
+// decide before it commits:
 //   AllocationPlan plan = manager.plan_allocation(req, {.num_new_tokens = chunk});
 //   if (plan.ok()) new_pages = manager.apply(plan);
 //   else { /* plan.num_free_pages_needed > plan.num_free_pages_available: preempt or wait */ }
@@ -288,13 +290,26 @@ class KVCacheManager {
   void check_held_pages(const Request& request, int32_t slot, bool has_hits) const;
   void plan_groups(const Request& request, const AllocationRequest& alloc, int32_t slot,
                    AllocationPlan& plan) const;
-  // The token counts every group must meet (set in `plan` as well).
+  // The token counts every group must meet (plan_demand sets them in `plan` as well).
+  GroupDemand demand_of(const Request& request, const AllocationRequest& alloc) const;
   GroupDemand plan_demand(const Request& request, const AllocationRequest& alloc,
                           AllocationPlan& plan) const;
+  // Whether every group meets `demand` with the pages it holds, changing none; adds the pages
+  // held to held_after.
+  bool steps_in_place(int32_t slot, const GroupDemand& demand, int64_t& held_after) const;
   // The decode fast path of check_held_pages + plan_groups; false when it does not apply.
   bool plan_in_place(const Request& request, const AllocationRequest& alloc, int32_t slot,
                      AllocationPlan& plan) const;
+  // Rule 29: the request would hold more pages than the pool has usable (CapacityError).
+  void check_capacity(const Request& request, int64_t num_pages_held_after,
+                      int32_t num_tokens_need_slot) const;
+  // The decode fast path of allocate_slots_into; false (nothing done) when it does not apply.
+  bool allocate_in_place(GroupPages& new_pages, const Request& request,
+                         const AllocationRequest& alloc, int32_t slot);
   void check_plan(const AllocationPlan& plan) const;
+  void plan_into(const Request& request, const AllocationRequest& alloc, int32_t slot,
+                 AllocationPlan& plan) const;
+  void apply_plan(const AllocationPlan& plan, GroupPages& new_pages);
   // Fixed point of the per-group hits starting from max_length (rule 25); returns hit tokens.
   int32_t longest_common_hit(const Request& request, int32_t max_length, ComputedPages& out);
 

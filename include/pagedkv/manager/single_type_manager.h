@@ -108,6 +108,10 @@ class SingleTypeManager {
   std::span<const PageId> pages(int32_t slot) const { return slots_[slot].pages; }
   int32_t num_cached_pages(int32_t slot) const { return slots_[slot].num_cached; }
   int32_t num_null_pages(int32_t slot) const { return slots_[slot].num_null; }
+  // Non-null pages the slot holds.
+  int32_t num_pages_held(int32_t slot) const {
+    return static_cast<int32_t>(slots_[slot].pages.size()) - slots_[slot].num_null;
+  }
 
   // What meeting `demand` costs `slot`, given this step's hit pages `new_computed` (non-empty
   // only for a slot holding nothing). slot == -1 stands for a request holding nothing yet.
@@ -117,18 +121,22 @@ class SingleTypeManager {
             GroupPlan& out) const;
   GroupPlan plan(int32_t slot, const GroupDemand& demand,
                  std::span<const PageId> new_computed) const;
-  // The decode fast path: when a full-attention slot needs no new page and fills none (15 of
-  // 16 decode tokens at page size 16), fills `out` exactly as plan(slot, demand, {}) would
-  // (nothing to drop, touch, take or cache) and returns true; otherwise returns false and
-  // leaves `out` alone. slot >= 0.
+  // The decode fast path. step_in_place: whether a full-attention slot meets `demand` with the
+  // pages it holds and fills none (15 of 16 decode tokens at page size 16), so that plan()
+  // would change nothing. plan_unchanged: if so, fills `out` exactly as plan(slot, demand, {})
+  // would (nothing to drop, touch, take or cache) and returns true; otherwise returns false
+  // and leaves `out` alone. slot >= 0.
+  bool step_in_place(int32_t slot, const GroupDemand& demand) const {
+    const Slot& s = slots_[slot];
+    const int64_t ps = spec_.page_size;
+    return spec_.kind == AttentionKind::kFullAttention &&
+           demand.num_tokens_need_slot <= static_cast<int64_t>(s.pages.size()) * ps &&
+           demand.num_tokens_to_cache < (s.num_cached + 1) * ps;
+  }
   bool plan_unchanged(int32_t slot, const GroupDemand& demand, GroupPlan& out) const {
+    if (!step_in_place(slot, demand)) return false;
     const Slot& s = slots_[slot];
     const int32_t held = static_cast<int32_t>(s.pages.size());
-    const int64_t ps = spec_.page_size;
-    if (spec_.kind != AttentionKind::kFullAttention || demand.num_tokens_need_slot > held * ps ||
-        demand.num_tokens_to_cache >= (s.num_cached + 1) * ps) {
-      return false;
-    }
     out.hit_pages.clear();
     out.num_evictable_hits = 0;
     out.num_new_pages = 0;

@@ -3,6 +3,7 @@
 
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "pagedkv/common/errors.h"
@@ -225,6 +226,46 @@ TEST(Request, AppendingANegativeTokenFailsAndChangesNothing) {
   EXPECT_EQ(Snapshot(req), before);  // the valid 5 was not appended either
   EXPECT_TRUE(req.page_hashes(16).empty());
   req.verify();
+}
+
+TEST(Request, OneTokenAppendMatchesTheSpanAppend) {
+  // append_output_token_id's inline path (no page fills) and its fallback (a page fills, a
+  // second page size is tracked, a negative id) end as append_output_token_ids would.
+  Request one("a", range_tokens(0, 13));
+  Request span("a", range_tokens(0, 13));
+  (void)one.page_hashes(4);
+  (void)span.page_hashes(4);
+  for (TokenId t = 100; t < 140; ++t) {
+    if (t == 120) {
+      (void)one.page_hashes(8);
+      (void)span.page_hashes(8);
+    }
+    one.append_output_token_id(t);
+    const TokenId ids[1] = {t};
+    span.append_output_token_ids(ids);
+    ASSERT_EQ(one.page_hashes(4), span.page_hashes(4));
+    ASSERT_EQ(one.num_pages_hashed(), span.num_pages_hashed());
+  }
+  EXPECT_EQ(one.page_hashes(8), span.page_hashes(8));
+  EXPECT_EQ(std::vector<TokenId>(one.all_token_ids().begin(), one.all_token_ids().end()),
+            std::vector<TokenId>(span.all_token_ids().begin(), span.all_token_ids().end()));
+  EXPECT_THROW(one.append_output_token_id(-1), InvalidArgument);
+  EXPECT_EQ(one.num_tokens(), span.num_tokens());
+  one.verify();
+}
+
+TEST(Request, EqualIdsComparesEveryByte) {
+  for (size_t n = 0; n <= 40; ++n) {
+    std::string a(n, 'x');
+    for (size_t i = 0; i < n; ++i) a[i] = static_cast<char>('a' + i % 26);
+    EXPECT_TRUE(equal_ids(a, std::string(a))) << n;
+    EXPECT_FALSE(equal_ids(a, a + "z")) << n;
+    for (size_t i = 0; i < n; ++i) {
+      std::string b = a;
+      b[i] = '#';
+      EXPECT_FALSE(equal_ids(a, b)) << n << " " << i;
+    }
+  }
 }
 
 TEST(Request, ComputedTokensStayWithinTheTokens) {

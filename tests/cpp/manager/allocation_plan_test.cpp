@@ -594,6 +594,8 @@ class TwinDriver {
     for (const auto& e : reqs_) ids.push_back(e->req.request_id());
     ASSERT_EQ(snapshot(planned_, ids), snapshot(direct_, ids));  // free-queue order included
     ASSERT_EQ(planned_.page_pool().num_evictions(), direct_.page_pool().num_evictions());
+    // allocate_slots' decode fast path moves the generation on exactly as apply() does.
+    ASSERT_EQ(planned_.generation(), direct_.generation());
     const std::vector<KVEvent> ev_p = planned_.take_events();
     const std::vector<KVEvent> ev_d = direct_.take_events();
     ASSERT_EQ(ev_p.size(), ev_d.size());
