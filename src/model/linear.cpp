@@ -1,10 +1,10 @@
 #include "pagedkv/model/linear.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
+#include <dnnl.hpp>
+#include <unordered_map>
 
 #include "linear_kernels.h"
 #include "pagedkv/common/cpu_info.h"
@@ -57,14 +57,11 @@ void forward_deterministic(const LinearArgs& a, int32_t rows) {
   }
 }
 
-// OpenBLAS (pthread build) keeps its own thread count; follow the OpenMP one the engine sets.
-void sync_blas_threads() {
-  static std::atomic<int> current{0};
-  const int want = omp_get_max_threads();
-  if (current.load(std::memory_order_relaxed) != want) {
-    openblas_set_num_threads(want);
-    current.store(want, std::memory_order_relaxed);
-  }
+// oneDNN runs on the OpenMP runtime the rest of the engine uses (no second thread pool
+// spinning against it). The primitive of each shape comes from oneDNN's primitive cache.
+const dnnl::engine& dnnl_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
 }
 
 }  // namespace
@@ -88,15 +85,26 @@ void Linear::forward(const float* x, int32_t rows, float* y, MatmulMode mode) co
 }
 
 void Linear::forward_fast(const float* x, int32_t rows, float* y) const {
-  sync_blas_threads();
-  float beta = 0.0f;
-  if (bias_ != nullptr) {
-    for (int32_t r = 0; r < rows; ++r) std::copy(bias_, bias_ + out_, y + int64_t{r} * out_);
-    beta = 1.0f;
-  }
-  // y [rows, out] = x [rows, in] * W^T, W stored [out, in].
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_, in_, 1.0f, x, in_, weight_, in_,
-              beta, y, out_);
+  using dnnl::memory;
+  const dnnl::engine& eng = dnnl_engine();
+  const memory::dim m = rows, k = in_, n = out_;
+  const memory::desc x_md({m, k}, memory::data_type::f32, memory::format_tag::ab);
+  const memory::desc w_md({k, n}, memory::data_type::f32, memory::format_tag::ba);  // W [n, k]
+  const memory::desc y_md({m, n}, memory::data_type::f32, memory::format_tag::ab);
+  const memory::desc b_md =
+      bias_ != nullptr ? memory::desc({1, n}, memory::data_type::f32, memory::format_tag::ab)
+                       : memory::desc();
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x_md, w_md, b_md, y_md), eng);
+  const dnnl::matmul prim(pd);
+  // oneDNN's memory objects take non-const handles; it only reads x, W and the bias.
+  std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, memory(x_md, eng, const_cast<float*>(x))},
+      {DNNL_ARG_WEIGHTS, memory(w_md, eng, const_cast<float*>(weight_))},
+      {DNNL_ARG_DST, memory(y_md, eng, y)}};
+  if (bias_ != nullptr) args.emplace(DNNL_ARG_BIAS, memory(b_md, eng, const_cast<float*>(bias_)));
+  dnnl::stream stream(eng);
+  prim.execute(stream, args);
+  stream.wait();
 }
 
 }  // namespace pagedkv

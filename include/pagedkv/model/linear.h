@@ -13,10 +13,10 @@
 //   out_features, in_features >= 1; rows >= 0 (rows == 0 writes nothing).
 //
 // Modes
-//   kFast           OpenBLAS sgemm (the weight transposed in place by the call, no copy), run
-//                   with omp_get_max_threads() OpenBLAS threads. Fastest, but the summation
-//                   order depends on the shape of the call: results for a row may change
-//                   (within rounding) with the number of rows in the call.
+//   kFast           oneDNN matmul reading the weight where it is (no packed copy), on the
+//                   OpenMP threads (omp_get_max_threads()). Faster for batches (bench/
+//                   linear_bench.cpp), but oneDNN picks its kernel and blocking by shape: a
+//                   row's result may change (within rounding) with the rows of the call.
 //   kDeterministic  pagedkv's own SIMD kernel (ISA = pagedkv::active_isa() at call time).
 //                   Rule 49's batch invariance: every y[r][o] = bias[o] + dot(x[r,:], W[o,:])
 //                   is reduced in one fixed order - SIMD lanes accumulated along in_features,
