@@ -1,8 +1,8 @@
 // Linear (pagedkv/model/linear.h) on the projection shapes of SmolLM-135M (hidden 576, 9 q
 // heads / 3 kv heads of 64, intermediate 1536, vocab 49152) and 1 to 512 rows.
 //
-//   linear/<in>x<out>/rows<R>/fast             kFast: oneDNN matmul on the [out, in] weight
-//                                              (plain "ba" layout), primitive per call
+//   linear/<in>x<out>/rows<R>/fast             kFast (rows > 8: oneDNN matmul on the weight
+//                                              in "ba" layout, primitive per call)
 //   linear/<in>x<out>/rows<R>/onednn_prebuilt  the same primitive built outside the timing
 //                                              (what the per-call descriptor costs)
 //   linear/<in>x<out>/rows<R>/openblas         OpenBLAS sgemm (rows == 1: sgemv), W^T by the

@@ -25,6 +25,10 @@ LinearBlockFn block_fn_cached(Isa isa) {
   return fns[static_cast<int>(isa)];
 }
 
+// oneDNN's matmul is slower than the own kernel for a few rows (bench/linear_bench.cpp: up to
+// 5x at rows == 1, still behind at rows == 8 on SmolLM-135M shapes), so kFast uses it above.
+constexpr int32_t kFastOwnKernelMaxRows = 8;
+
 // Below this many multiply-adds a call runs on the calling thread: forking costs more.
 constexpr int64_t kParallelMacs = int64_t{1} << 17;
 // Work items are blocks of up to kBlockRows rows x block_cols weight rows: both operands of a
@@ -77,7 +81,7 @@ void Linear::forward(const float* x, int32_t rows, float* y, MatmulMode mode) co
   PAGEDKV_CHECK_ARG(rows >= 0, "Linear::forward rows must be >= 0, got {}", rows);
   if (rows == 0) return;
   PAGEDKV_CHECK_ARG(x != nullptr && y != nullptr, "Linear::forward x and y must not be null");
-  if (mode == MatmulMode::kFast) {
+  if (mode == MatmulMode::kFast && rows > kFastOwnKernelMaxRows) {
     forward_fast(x, rows, y);
   } else {
     forward_deterministic(LinearArgs{x, weight_, bias_, y, in_, out_}, rows);

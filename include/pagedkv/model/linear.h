@@ -13,10 +13,11 @@
 //   out_features, in_features >= 1; rows >= 0 (rows == 0 writes nothing).
 //
 // Modes
-//   kFast           oneDNN matmul reading the weight where it is (no packed copy), on the
-//                   OpenMP threads (omp_get_max_threads()). Faster for batches (bench/
-//                   linear_bench.cpp), but oneDNN picks its kernel and blocking by shape: a
-//                   row's result may change (within rounding) with the rows of the call.
+//   kFast           rows > 8: oneDNN matmul reading the weight where it is (no packed copy),
+//                   on the OpenMP threads (omp_get_max_threads()); rows <= 8: the
+//                   deterministic kernel below, which is faster there (bench/linear_bench.cpp).
+//                   oneDNN picks its kernel and blocking by shape: a row's result may change
+//                   (within rounding) with the rows of the call.
 //   kDeterministic  pagedkv's own SIMD kernel (ISA = pagedkv::active_isa() at call time).
 //                   Rule 49's batch invariance: every y[r][o] = bias[o] + dot(x[r,:], W[o,:])
 //                   is reduced in one fixed order - SIMD lanes accumulated along in_features,
