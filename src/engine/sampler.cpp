@@ -105,8 +105,7 @@ void Sampler::sample_into(std::span<const float> logits, const SamplingContext& 
   PAGEDKV_CHECK_ARG(!logits.empty(), "logits must hold at least one token, got vocab 0");
   PAGEDKV_CHECK_ARG(logits.size() <= static_cast<size_t>(std::numeric_limits<TokenId>::max()),
                     "vocab {} exceeds the TokenId range", logits.size());
-  const float max_logit = check_row(logits, ctx, 0);
-  sample_checked(logits, ctx, max_logit, out);
+  sample_checked(logits, ctx, check_row(logits, ctx, 0), out);
 }
 
 void Sampler::sample_batch(const float* logits, int32_t rows, int32_t vocab,
@@ -121,12 +120,12 @@ void Sampler::sample_batch(const float* logits, int32_t rows, int32_t vocab,
   const auto row_span = [&](int32_t r) {
     return std::span<const float>(logits + static_cast<size_t>(r) * vocab, vocab);
   };
-  row_max_.resize(rows);
+  row_checks_.resize(rows);
   for (int32_t r = 0; r < rows; ++r) {
     check_context(ctx[r], r);
-    row_max_[r] = check_row(row_span(r), ctx[r], r);
+    row_checks_[r] = check_row(row_span(r), ctx[r], r);
   }
-  for (int32_t r = 0; r < rows; ++r) sample_checked(row_span(r), ctx[r], row_max_[r], out[r]);
+  for (int32_t r = 0; r < rows; ++r) sample_checked(row_span(r), ctx[r], row_checks_[r], out[r]);
 }
 
 void Sampler::check_context(const SamplingContext& ctx, int32_t row) const {
@@ -140,9 +139,10 @@ void Sampler::check_context(const SamplingContext& ctx, int32_t row) const {
                     "row {}: eos_token_id must be >= 0, got {}", row, ctx.eos_token_id.value_or(0));
 }
 
-// Rejects +inf and rows with nothing to sample; returns the row's max logit (finite).
-float Sampler::check_row(std::span<const float> logits, const SamplingContext& ctx,
-                         int32_t row) const {
+// Rejects +inf and rows with nothing to sample; returns the row's max logit (finite) and its
+// greedy token, which the greedy path then reuses.
+Sampler::RowCheck Sampler::check_row(std::span<const float> logits, const SamplingContext& ctx,
+                                     int32_t row) const {
   float max_logit = kNegInf;
   for (size_t i = 0; i < logits.size(); ++i) {
     const float x = logits[i];
@@ -154,17 +154,19 @@ float Sampler::check_row(std::span<const float> logits, const SamplingContext& c
   PAGEDKV_CHECK_ARG(max_logit > kNegInf,
                     "row {}: no token can be sampled (every logit of {} is NaN or -inf)", row,
                     logits.size());
-  PAGEDKV_CHECK_ARG(greedy_pick(logits, ctx) >= 0,
+  const TokenId greedy = greedy_pick(logits, ctx);
+  PAGEDKV_CHECK_ARG(greedy >= 0,
                     "row {}: no token can be sampled (every finite logit is masked by "
                     "min_tokens = {}, {} outputs so far)",
                     row, ctx.params->min_tokens, ctx.num_output_tokens);
-  return max_logit;
+  return {max_logit, greedy};
 }
 
 void Sampler::sample_checked(std::span<const float> logits, const SamplingContext& ctx,
-                             float max_logit, SampledToken& out) {
+                             RowCheck check, SampledToken& out) {
   const SamplingParams& p = *ctx.params;
-  const TokenId token = is_greedy(p) ? greedy_pick(logits, ctx) : draw(logits, ctx);
+  const float max_logit = check.max_logit;
+  const TokenId token = is_greedy(p) ? check.greedy : draw(logits, ctx);
   PAGEDKV_ASSERT(token >= 0 && static_cast<size_t>(token) < logits.size(),
                  "sampled token {} outside vocab {}", token, logits.size());
   const float log_sum = log_normalizer(logits, max_logit);
@@ -230,19 +232,24 @@ TokenId Sampler::draw(std::span<const float> logits, const SamplingContext& ctx)
   return last_positive;
 }
 
-// Moves the nucleus to the front of order_ and returns its size. Sorts only as many of the
-// heaviest tokens as needed, growing the sorted prefix 8x while the mass is short of top_p.
+// Moves the nucleus to the front of order_ and returns its size. Orders only as many of the
+// heaviest tokens as needed: each round selects the next block (8x the sorted prefix, at least
+// 64) from the unsorted rest with nth_element and sorts just that block.
 int32_t Sampler::keep_top_p(int32_t count, double total, float top_p) {
   const double threshold = static_cast<double>(top_p) * total;
   auto heavier = [&](TokenId a, TokenId b) { return ranks_before(weight_[a], a, weight_[b], b); };
   auto first = order_.begin();
-  for (int32_t sorted = std::min(count, 64);; sorted = std::min(count, sorted * 8)) {
-    std::partial_sort(first, first + sorted, first + count, heavier);
-    double mass = 0.0;
-    int32_t kept = 0;
-    while (kept < sorted && (kept == 0 || mass < threshold)) mass += weight_[order_[kept++]];
-    if (mass >= threshold || sorted == count) return kept;
+  double mass = 0.0;
+  int32_t kept = 0;
+  for (int32_t sorted = 0; sorted < count;) {
+    const int32_t next = std::min(count, std::max(64, sorted * 8));
+    if (next < count) std::nth_element(first + sorted, first + next, first + count, heavier);
+    std::sort(first + sorted, first + next, heavier);
+    while (kept < next && (kept == 0 || mass < threshold)) mass += weight_[order_[kept++]];
+    if (mass >= threshold) return kept;
+    sorted = next;
   }
+  return count;  // rounding kept the mass just short of the threshold: keep everything
 }
 
 }  // namespace pagedkv

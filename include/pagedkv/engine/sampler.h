@@ -94,16 +94,21 @@ class Sampler {
                     std::span<const SamplingContext> ctx, std::span<SampledToken> out);
 
  private:
+  struct RowCheck {
+    float max_logit;  // largest raw logit (finite)
+    TokenId greedy;   // step 3's token
+  };
+
   void check_context(const SamplingContext& ctx, int32_t row) const;
-  float check_row(std::span<const float> logits, const SamplingContext& ctx, int32_t row) const;
-  void sample_checked(std::span<const float> logits, const SamplingContext& ctx, float max_logit,
+  RowCheck check_row(std::span<const float> logits, const SamplingContext& ctx, int32_t row) const;
+  void sample_checked(std::span<const float> logits, const SamplingContext& ctx, RowCheck check,
                       SampledToken& out);
   TokenId draw(std::span<const float> logits, const SamplingContext& ctx);
   int32_t keep_top_p(int32_t count, double total, float top_p);
 
-  std::vector<float> weight_;   // [vocab] scaled logit, then weight, of each candidate token
-  std::vector<TokenId> order_;  // [vocab] candidate token ids (first `count` are live)
-  std::vector<float> row_max_;  // [rows] max logit of each row, from the check pass
+  std::vector<float> weight_;         // [vocab] scaled logit, then weight, of each candidate token
+  std::vector<TokenId> order_;        // [vocab] candidate token ids (first `count` are live)
+  std::vector<RowCheck> row_checks_;  // [rows] from sample_batch's check pass
 };
 
 }  // namespace pagedkv
