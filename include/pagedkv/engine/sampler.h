@@ -22,7 +22,8 @@
 //      regardless of ignore_eos. Ids outside [0, vocab) cannot be sampled and are skipped.
 //   3. Greedy when temperature < 1e-5 (vLLM's _SAMPLING_EPS) or top_k == 1: the largest logit,
 //      ties -> the smallest id.
-//   4. Otherwise s[i] = x[i] / temperature (float32) over the unmasked, non-NaN tokens.
+//   4. Otherwise s[i] = x[i] / temperature (float32) over the unmasked, non-NaN tokens (should
+//      the division overflow float for every candidate or for the largest, step 3 is used).
 //   5. top-k (0, -1 or >= candidates = off): keep the k largest s, ties by smaller id, so
 //      exactly k tokens (vLLM keeps every token tied with the k-th value; ties are rare).
 //   6. Weights w[i] = exp(float(s[i] - max kept s)) in float32; W = their sum in double in
@@ -46,8 +47,10 @@
 //     step 2): the message names the row.
 //   sample_batch checks every row before writing any output.
 //
-// Not thread-safe: one Sampler per thread (its scratch buffers are members). Steady-state
-// calls allocate nothing, except the first growth of an output's `top` vector.
+// Not thread-safe: one Sampler per thread (its scratch buffers are members). Once the scratch
+// has grown to the vocabulary, sample_into and sample_batch allocate nothing except the first
+// growth of an output's `top` vector (sample() returns a fresh SampledToken, so its `top` is
+// allocated on each call that asks for logprobs).
 #pragma once
 
 #include <cstdint>
