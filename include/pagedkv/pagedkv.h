@@ -18,6 +18,8 @@
 #include "pagedkv/compat/kv_cache_update.h"
 #include "pagedkv/compat/metadata_write.h"
 #include "pagedkv/compat/paged_attention_metadata.h"
+#include "pagedkv/engine/sampler.h"
+#include "pagedkv/engine/sampling_rng.h"
 #include "pagedkv/hash/page_hash.h"
 #include "pagedkv/hash/request.h"
 #include "pagedkv/kv_cache/kv_cache_write.h"
