@@ -43,6 +43,7 @@ ModelInputBuilder::ModelInputBuilder(const ModelInputBuilderConfig& config)
   const size_t groups = config_.page_sizes.size();
   row_owner_.assign(reqs, -1);
   entries_.resize(reqs);
+  pending_.resize(reqs);
   token_ids_.resize(tokens);
   positions_.resize(tokens);
   query_start_loc_.resize(reqs + 1);
@@ -96,11 +97,11 @@ void ModelInputBuilder::check_output(const SchedulerOutput& out) {
                     config_.max_num_reqs);
   const NewRequestData* new_reqs = out.scheduled_new_reqs.data();
   const CachedRequestData& cached = out.scheduled_cached_reqs;
-  PAGEDKV_CHECK_ARG(
-      cached.resumed.size() == cached.request_ids.size() &&
-          cached.new_page_ids.size() == cached.request_ids.size() &&
-          cached.num_computed_tokens.size() == cached.request_ids.size(),
-      "scheduled_cached_reqs has lists of different lengths ({} ids)", cached.request_ids.size());
+  PAGEDKV_CHECK_ARG(cached.resumed.size() == cached.request_ids.size() &&
+                        cached.new_page_ids.size() == cached.request_ids.size() &&
+                        cached.num_computed_tokens.size() == cached.request_ids.size(),
+                    "scheduled_cached_reqs has lists of different lengths ({} ids)",
+                    cached.request_ids.size());
   PAGEDKV_CHECK_ARG(
       out.scheduled_new_reqs.size() + cached.request_ids.size() == sz(static_cast<int32_t>(num)),
       "the output lists {} new and {} cached requests but schedules {}",
@@ -119,7 +120,7 @@ void ModelInputBuilder::check_output(const SchedulerOutput& out) {
                       config_.max_num_batched_tokens, id);
     PAGEDKV_CHECK_ARG(!contains(out.finished_req_ids, id),
                       "request '{}' is scheduled and listed as finished", id);
-    Entry& e = entries_[sz(i)];
+    Entry& e = pending_[sz(i)];
     e.num_tokens = n;
     int32_t known = 0;
     if (next_cached < cached.request_ids.size() && cached.request_ids[next_cached] == id) {
@@ -182,6 +183,7 @@ void ModelInputBuilder::check_output(const SchedulerOutput& out) {
   PAGEDKV_CHECK_ARG(held + rows_needed <= config_.max_num_reqs,
                     "{} requests would hold page-table rows, more than max_num_reqs {}",
                     held + rows_needed, config_.max_num_reqs);
+  entries_.swap(pending_);  // only now: a refused output leaves the last step's entries
   num_entries_ = static_cast<int32_t>(num);
 }
 
@@ -287,8 +289,8 @@ void ModelInputBuilder::place_rows(const SchedulerOutput& out) {
     Entry& e = entries_[sz(i)];
     if (e.kind == EntryKind::kRunning) {
       const int32_t cur = tracked_[sz(e.tracked)].row;
-      PAGEDKV_ASSERT(cur >= i, "request slot {} in row {} placed at batch entry {}", e.tracked,
-                     cur, i);
+      PAGEDKV_ASSERT(cur >= i, "request slot {} in row {} placed at batch entry {}", e.tracked, cur,
+                     i);
       if (cur != i) swap_rows(cur, i);
       const std::optional<GroupPages>& pages = cached.new_page_ids[sz(e.source)];
       if (pages && !pages->empty()) table_.append_row(*pages, i);
@@ -434,8 +436,8 @@ void ModelInputBuilder::verify() const {
     ++live;
     PAGEDKV_ASSERT(find(r.id) == static_cast<int32_t>(t), "request '{}' is not indexed", r.id);
     PAGEDKV_ASSERT(static_cast<int32_t>(r.tokens.size()) <= config_.max_model_len,
-                   "request '{}' has {} tokens, more than max_model_len {}", r.id,
-                   r.tokens.size(), config_.max_model_len);
+                   "request '{}' has {} tokens, more than max_model_len {}", r.id, r.tokens.size(),
+                   config_.max_model_len);
     if (r.row >= 0) {
       PAGEDKV_ASSERT(row_owner_[sz(r.row)] == static_cast<int32_t>(t),
                      "request '{}' says row {} but the row belongs to {}", r.id, r.row,

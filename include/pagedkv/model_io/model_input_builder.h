@@ -140,18 +140,19 @@ class ModelInputBuilder {
   std::vector<Tracked> tracked_;                    // request slots, reused
   std::vector<int32_t> free_tracked_;
   std::vector<int32_t> row_owner_;  // [max_num_reqs] tracked index or -1
-  std::vector<Entry> entries_;      // [max_num_reqs]
+  std::vector<Entry> entries_;      // [max_num_reqs] the last built output's entries
+  std::vector<Entry> pending_;      // [max_num_reqs] check_output's scratch
   int32_t num_entries_ = 0;
 
   // Persistent output buffers.
-  std::vector<TokenId> token_ids_;                 // [max_num_batched_tokens]
-  std::vector<int32_t> positions_;                 // [max_num_batched_tokens]
-  std::vector<int32_t> query_start_loc_;           // [max_num_reqs + 1]
-  std::vector<int32_t> seq_lens_;                  // [max_num_reqs]
-  std::vector<int32_t> computed_;                  // [max_num_reqs]
-  std::vector<int32_t> counts_;                    // [max_num_reqs]
-  std::vector<int32_t> rows_;                      // [max_num_reqs] 0, 1, 2, ...
-  std::vector<std::vector<int64_t>> slots_;        // [G][max_num_batched_tokens]
+  std::vector<TokenId> token_ids_;                    // [max_num_batched_tokens]
+  std::vector<int32_t> positions_;                    // [max_num_batched_tokens]
+  std::vector<int32_t> query_start_loc_;              // [max_num_reqs + 1]
+  std::vector<int32_t> seq_lens_;                     // [max_num_reqs]
+  std::vector<int32_t> computed_;                     // [max_num_reqs]
+  std::vector<int32_t> counts_;                       // [max_num_reqs]
+  std::vector<int32_t> rows_;                         // [max_num_reqs] 0, 1, 2, ...
+  std::vector<std::vector<int64_t>> slots_;           // [G][max_num_batched_tokens]
   std::vector<std::span<const int64_t>> slot_views_;  // [G]
   std::vector<PageTableView> table_views_;            // [G]
   std::vector<int32_t> logits_indices_;               // [max_num_reqs]
