@@ -115,7 +115,8 @@ class Driver {
       const auto& p = prefixes_[static_cast<size_t>(uniform(0, 2))];
       prompt.assign(p.begin(), p.end());
     }
-    const int32_t extra = uniform(1, std::max(1, max_prompt_ - static_cast<int32_t>(prompt.size())));
+    const int32_t extra =
+        uniform(1, std::max(1, max_prompt_ - static_cast<int32_t>(prompt.size())));
     for (int32_t i = 0; i < extra; ++i) prompt.push_back(uniform(10, 1000));
     SamplingParams params;
     params.max_tokens = uniform(1, 20);
@@ -126,8 +127,8 @@ class Driver {
     std::vector<const Sequence*> live = s_.running();
     for (const Sequence* w : s_.waiting()) live.push_back(w);
     if (live.empty()) return;
-    s_.abort_request(live[static_cast<size_t>(uniform(0, static_cast<int32_t>(live.size()) - 1))]
-                         ->request_id());
+    s_.abort_request(
+        live[static_cast<size_t>(uniform(0, static_cast<int32_t>(live.size()) - 1))]->request_id());
   }
 
   void step() {
@@ -184,8 +185,8 @@ class Driver {
         const PageTableView& table = in.page_tables[static_cast<size_t>(g)];
         ASSERT_EQ(table.num_rows, b);
         for (int32_t c = 0; c < table.num_cols; ++c) {
-          const PageId want = c < static_cast<int32_t>(p.size()) ? p[static_cast<size_t>(c)]
-                                                                 : kPageTablePadding;
+          const PageId want =
+              c < static_cast<int32_t>(p.size()) ? p[static_cast<size_t>(c)] : kPageTablePadding;
           ASSERT_EQ(table(i, c), want) << id << " group " << g << " column " << c;
         }
         for (int32_t k = 0; k < n; ++k) {
@@ -208,9 +209,8 @@ class Driver {
       }
     }
     ASSERT_EQ(std::vector<int32_t>(in.logits_indices.begin(), in.logits_indices.end()), logits);
-    ASSERT_EQ(
-        std::vector<int32_t>(in.logits_request_index.begin(), in.logits_request_index.end()),
-        logits_req);
+    ASSERT_EQ(std::vector<int32_t>(in.logits_request_index.begin(), in.logits_request_index.end()),
+              logits_req);
     ASSERT_TRUE(std::equal(in.slot_mapping.begin(), in.slot_mapping.end(),
                            in.slot_mappings[0].begin(), in.slot_mappings[0].end()));
     // The attention view reads the same rows.
@@ -245,8 +245,7 @@ TEST_P(ModelInputDifferential, EveryFieldMatchesANaiveRecomputationFromTheSchedu
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, ModelInputDifferential,
-                         ::testing::Range<size_t>(0, cases().size()),
+INSTANTIATE_TEST_SUITE_P(Cases, ModelInputDifferential, ::testing::Range<size_t>(0, cases().size()),
                          [](const auto& info) { return std::string(cases()[info.param].name); });
 
 }  // namespace
