@@ -57,8 +57,8 @@
 namespace pagedkv {
 
 struct ModelInputBatch {
-  std::vector<TokenId> input_ids;           // [chunk_size (if prefill) + batch_size (if decodes)]
-  std::vector<int32_t> positions;           // same shape; -1 for a free decode slot
+  std::vector<TokenId> input_ids;  // [chunk_size (if prefill) + batch_size (if decodes)]
+  std::vector<int32_t> positions;  // same shape; -1 for a free decode slot
   PagedAttentionMetadata attn_meta = PagedAttentionMetadata::init_empty();
   std::vector<std::string> sampling_params;  // [rows] request id per row (see above)
 };

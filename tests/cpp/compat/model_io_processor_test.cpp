@@ -27,7 +27,8 @@ TEST(ModelIOProcessor, PrefillChunksAreSlicedByChunkIndexAndPaddedWithZeros) {
   HBMPageManager manager(16, 4);
   InferenceScheduler scheduler(manager, {.batch_size = 2, .num_pages_per_sequence = 4});
   ActiveSequenceBatch batch(2);
-  scheduler.enqueue_prefill_request({.id = "a", .prompt_token_ids = prompt(6, 100), .chunk_size = 4, .page_indices = {}});
+  scheduler.enqueue_prefill_request(
+      {.id = "a", .prompt_token_ids = prompt(6, 100), .chunk_size = 4, .page_indices = {}});
 
   NextIterationPlan plan = scheduler.create_plan(std::nullopt, batch);
   ModelInputBatch in = ModelIOProcessor::build_input(plan, batch);
@@ -62,7 +63,8 @@ TEST(ModelIOProcessor, DecodeRowsFollowTheSlotsAndFreeSlotsArePadding) {
   HBMPageManager manager(16, 4);
   InferenceScheduler scheduler(manager, {.batch_size = 3, .num_pages_per_sequence = 4});
   ActiveSequenceBatch batch(3);
-  scheduler.enqueue_prefill_request({.id = "a", .prompt_token_ids = prompt(4, 10), .chunk_size = 8, .page_indices = {}});
+  scheduler.enqueue_prefill_request(
+      {.id = "a", .prompt_token_ids = prompt(4, 10), .chunk_size = 8, .page_indices = {}});
   NextIterationPlan plan = scheduler.create_plan(std::nullopt, batch);
   InitialSequenceRequest a = std::move(*plan.prefill_request);
   ++a.chunk_idx;
@@ -99,8 +101,8 @@ TEST(ModelIOProcessor, DecodeRowsFollowTheSlotsAndFreeSlotsArePadding) {
 
 TEST(ModelIOProcessor, FinishedAndPaddedDecodeRowsGetMinusOne) {
   // Prefill row first, then decode rows at positions 9, -1 (padding), 3, 5.
-  const PagedAttentionMetadata meta(3, V{0, 1, 2, 3}, V{4}, V{9, -1, 3, 5},
-                                    V(16, 0), /*pages_per_sequence=*/4);
+  const PagedAttentionMetadata meta(3, V{0, 1, 2, 3}, V{4}, V{9, -1, 3, 5}, V(16, 0),
+                                    /*pages_per_sequence=*/4);
   const std::vector<TokenId> next = {1, 2, 3, 4, 5};
   const std::vector<uint8_t> complete = {1, 0, 0, 1, 0};
   const std::vector<std::string> ids = {"p", "x", "", "y", "z"};
