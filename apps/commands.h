@@ -46,10 +46,20 @@ struct SimulateArgs {
   bool quiet = false;
 };
 
+struct MakeModelArgs {
+  std::string preset = "tiny";
+  uint64_t seed = 0;
+  std::string dtype = "f32";
+  std::string out_dir;
+};
+
 CLI::App* add_replay_command(CLI::App& app, ReplayArgs& args);
 int run_replay(const ReplayArgs& args);
 
 CLI::App* add_simulate_command(CLI::App& app, SimulateArgs& args);
 int run_simulate(const SimulateArgs& args);
+
+CLI::App* add_make_model_command(CLI::App& app, MakeModelArgs& args);
+int run_make_model(const MakeModelArgs& args);
 
 }  // namespace pagedkv::cli

@@ -1,9 +1,10 @@
-// pagedkv - command-line tool. A thin shell over the replay module: parses arguments, runs the
-// chosen command (apps/commands.h) and maps errors to exit codes.
+// pagedkv - command-line tool. A thin shell over the replay and model modules: parses
+// arguments, runs the chosen command (apps/commands.h) and maps errors to exit codes.
 //
 //   pagedkv replay                                  built-in workload, a few capacities, table
 //   pagedkv replay --trace conversation_trace.jsonl --num-pages 65536,262144,1048576 --json
 //   pagedkv simulate --trace conversation_trace.jsonl --num-pages 262144 --policy priority
+//   pagedkv make-model --preset tiny --seed 0 --dtype bf16 /tmp/tiny
 //   pagedkv version
 //
 // Exit codes: 0 success (and --help), 2 bad arguments or an unusable trace (one-line message
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
   CLI::App* replay = cli::add_replay_command(app, replay_args);
   cli::SimulateArgs simulate_args;
   CLI::App* simulate = cli::add_simulate_command(app, simulate_args);
+  cli::MakeModelArgs make_model_args;
+  CLI::App* make_model = cli::add_make_model_command(app, make_model_args);
 
   try {
     app.parse(argc, argv);
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
     }
     if (replay->parsed()) return cli::run_replay(replay_args);
     if (simulate->parsed()) return cli::run_simulate(simulate_args);
+    if (make_model->parsed()) return cli::run_make_model(make_model_args);
     return 2;  // unreachable: require_subcommand(1)
   } catch (const InternalError& e) {
     fmt::print(stderr, "pagedkv: internal error: {}\n", e.what());

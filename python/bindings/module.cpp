@@ -11,9 +11,12 @@ namespace pagedkv::python {
 void bind_errors(py::module_& m) {
   // The one-to-one map of typed C++ errors onto Python exceptions.
   static py::exception<CapacityError> capacity_error(m, "CapacityError", PyExc_RuntimeError);
+  static py::exception<FormatError> format_error(m, "FormatError", PyExc_ValueError);
   static py::exception<InternalError> internal_error(m, "InternalError", PyExc_AssertionError);
   capacity_error.attr("__doc__") =
       "Raised when a request or a page count can never fit (a RuntimeError).";
+  format_error.attr("__doc__") =
+      "Raised when a file breaks its format, e.g. a bad safetensors header (a ValueError).";
   internal_error.attr("__doc__") =
       "Raised when verify() finds a broken invariant (an AssertionError): a bug in pagedkv.";
   py::register_exception_translator([](std::exception_ptr p) {
@@ -27,6 +30,8 @@ void bind_errors(py::module_& m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     } catch (const CapacityError& e) {
       PyErr_SetString(capacity_error.ptr(), e.what());
+    } catch (const FormatError& e) {
+      PyErr_SetString(format_error.ptr(), e.what());
     } catch (const InternalError& e) {
       PyErr_SetString(internal_error.ptr(), e.what());
     }

@@ -12,10 +12,11 @@
 // Example:
 //   PAGEDKV_CHECK_ARG(n >= 0, "num_pages must be >= 0, got {}", n);
 //   PAGEDKV_CHECK_RANGE(row < max_rows, "row {} out of range [0, {})", row, max_rows);
+//   PAGEDKV_CHECK_FORMAT(end <= size, "'{}': tensor '{}' ends at {}, past {}", path, name, ...);
 //
 // Python mapping (python/bindings): InvalidArgument -> ValueError, OutOfRange -> IndexError,
 // StateError -> RuntimeError, CapacityError -> pagedkv.CapacityError (a RuntimeError),
-// InternalError -> AssertionError.
+// FormatError -> pagedkv.FormatError (a ValueError), InternalError -> AssertionError.
 #pragma once
 
 #include <fmt/format.h>
@@ -57,6 +58,13 @@ class CapacityError : public Error {
   using Error::Error;
 };
 
+// A file's contents break its format (a safetensors header, a model directory): the message
+// names the file and the part of it (tensor, field) that is wrong.
+class FormatError : public Error {
+ public:
+  using Error::Error;
+};
+
 // An internal invariant does not hold: a bug in pagedkv, never the caller's fault.
 class InternalError : public Error {
  public:
@@ -68,6 +76,7 @@ namespace detail {
 [[noreturn]] void throw_out_of_range(const std::string& msg);
 [[noreturn]] void throw_state_error(const std::string& msg);
 [[noreturn]] void throw_capacity_error(const std::string& msg);
+[[noreturn]] void throw_format_error(const std::string& msg);
 [[noreturn]] void throw_internal_error(const char* file, int line, const std::string& msg);
 
 // A failed check formats its message here, out of line and marked cold: the function making
@@ -92,6 +101,11 @@ template <typename... Args>
 [[noreturn, gnu::cold, gnu::noinline]] void fail_capacity_error(fmt::format_string<Args...> format,
                                                                 Args&&... args) {
   throw_capacity_error(fmt::format(format, std::forward<Args>(args)...));
+}
+template <typename... Args>
+[[noreturn, gnu::cold, gnu::noinline]] void fail_format_error(fmt::format_string<Args...> format,
+                                                              Args&&... args) {
+  throw_format_error(fmt::format(format, std::forward<Args>(args)...));
 }
 template <typename... Args>
 [[noreturn, gnu::cold, gnu::noinline]] void fail_internal_error(const char* file, int line,
@@ -125,6 +139,12 @@ template <typename... Args>
   do {                                                     \
     if (!(cond)) [[unlikely]]                              \
       ::pagedkv::detail::fail_capacity_error(__VA_ARGS__); \
+  } while (0)
+
+#define PAGEDKV_CHECK_FORMAT(cond, ...)                  \
+  do {                                                   \
+    if (!(cond)) [[unlikely]]                            \
+      ::pagedkv::detail::fail_format_error(__VA_ARGS__); \
   } while (0)
 
 #define PAGEDKV_ASSERT(cond, ...)                                              \

@@ -17,6 +17,7 @@ TEST(Errors, CheckMacrosThrowTypedErrorsWithTheMessage) {
   EXPECT_THROW(PAGEDKV_CHECK_RANGE(false, "row {} out of range [0, {})", 5, 4), OutOfRange);
   EXPECT_THROW(PAGEDKV_CHECK_STATE(false, "x"), StateError);
   EXPECT_THROW(PAGEDKV_CHECK_CAPACITY(false, "x"), CapacityError);
+  EXPECT_THROW(PAGEDKV_CHECK_FORMAT(false, "x"), FormatError);
   EXPECT_THROW(PAGEDKV_ASSERT(false, "x"), InternalError);
   EXPECT_NO_THROW(PAGEDKV_CHECK_ARG(true, "never"));
 }
