@@ -266,9 +266,10 @@ int32_t plan_tiles(const AttentionBatch& batch, const AttentionOptions& opt, int
     const size_t first_page =
         pt.is_csr() ? static_cast<size_t>(pt.indptr[b]) : b * static_cast<size_t>(pt.row_stride);
     const int32_t* pages = pt.page_ids.data() + first_page;
-    // The kernel shape depends on this request alone.
-    const bool gemm = int64_t{q_len} * group >= attention_detail::kGemmMinRows;
-    const int32_t per_tile = gemm ? std::max(1, attention_detail::kGemmTileRows / group) : q_len;
+    // The kernel shape depends on this request alone (and on nothing when shape_invariant).
+    const bool gemm =
+        !opt.shape_invariant && int64_t{q_len} * group >= attention_detail::kGemmMinRows;
+    const int32_t per_tile = std::max(1, attention_detail::kGemmTileRows / group);
     for (int32_t t0 = 0; t0 < q_len; t0 += per_tile) {
       TileDesc t;
       t.token_begin = qsl[b] + t0;

@@ -32,7 +32,8 @@
 //
 // Invariants (what tests check)
 //   - Batch invariance: a request's output is bitwise identical whatever else is in the batch
-//     and whatever the OpenMP thread count. Keys are processed in chunks of kAttentionKvChunk
+//     and whatever the OpenMP thread count (and, with options.shape_invariant, whatever its own
+//     number of query tokens). Keys are processed in chunks of kAttentionKvChunk
 //     positions aligned to absolute position 0; each chunk yields a partial softmax state and
 //     states are merged in chunk order, whether one thread does a request or several threads
 //     share its chunks. Results differ (within rounding) between ISA levels, never within one.
@@ -92,6 +93,11 @@ struct AttentionOptions {
   float scale = 0.0f;          // softmax scale, finite and > 0 (usually 1 / sqrt(head_dim))
   int32_t sliding_window = 0;  // > 0: keys in (pos - window, pos]; 0: full causal attention
   float soft_cap = 0.0f;       // > 0: logits become cap * tanh(logit / cap); 0: off
+  // true: every request runs the row-dot kernel shape, whatever its number of query tokens, so
+  // a query's output is bitwise the same whether its request computes 1, 7 or 500 tokens in the
+  // call (prefill chunking, a decode after a cached prefix: rule 49). false (default): requests
+  // with q_len * group >= 16 run the faster gemm shape, whose rounding differs.
+  bool shape_invariant = false;
 };
 
 // Reusable scratch (per-thread tiles, work lists, split-KV partial states). Buffers grow on the
