@@ -129,7 +129,8 @@ void LLMEngine::check_new_request(const std::string& id, std::span<const TokenId
 }
 
 void LLMEngine::add_request(const std::string& request_id, std::vector<TokenId> prompt,
-                            const SamplingParams& params, int32_t priority) {
+                            const SamplingParams& params, int32_t priority,
+                            std::string cache_salt) {
   check_new_request(request_id, prompt, params);
   auto live = std::make_unique<Live>();
   live->prompt = prompt;
@@ -139,7 +140,10 @@ void LLMEngine::add_request(const std::string& request_id, std::vector<TokenId> 
   live->outputs.reserve(static_cast<size_t>(std::max(params.max_tokens, 0)));
   std::optional<TokenId> eos = tokenizer_->eos_token_id();
   // The scheduler validates the rest (params, lengths, capacity) and changes nothing on error.
-  scheduler_->add_request(Request(request_id, std::move(prompt)), params, eos, priority);
+  RequestOptions options;
+  options.cache_salt = std::move(cache_salt);
+  scheduler_->add_request(Request(request_id, std::move(prompt), std::move(options)), params, eos,
+                          priority);
   live_.emplace(request_id, std::move(live));
 }
 

@@ -120,9 +120,10 @@ class LLMEngine {
 
   // Queues a request. Throws (changing nothing) InvalidArgument for a live id, an empty prompt,
   // a token id outside the vocabulary, bad sampling params, a prompt of max_model_len tokens or
-  // more; CapacityError for a prompt the pool can never hold.
+  // more; CapacityError for a prompt the pool can never hold. `cache_salt` (the tenant) keys
+  // the first page's hash: requests with different salts never share cached pages.
   void add_request(const std::string& request_id, std::vector<TokenId> prompt_token_ids,
-                   const SamplingParams& params, int32_t priority = 0);
+                   const SamplingParams& params, int32_t priority = 0, std::string cache_salt = {});
   // Same, with the prompt encoded by the model's tokenizer.
   void add_request_text(const std::string& request_id, std::string_view prompt,
                         const SamplingParams& params, int32_t priority = 0);
