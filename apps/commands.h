@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli_util.h"
+#include "engine_options.h"
 
 namespace pagedkv::cli {
 
@@ -53,6 +54,15 @@ struct MakeModelArgs {
   std::string out_dir;
 };
 
+struct ServeArgs {
+  EngineArgs engine;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string served_model_name;  // empty: the model directory's base name
+  int64_t max_queued_requests = 128;
+  int64_t max_body_bytes = int64_t{1} << 20;
+};
+
 CLI::App* add_replay_command(CLI::App& app, ReplayArgs& args);
 int run_replay(const ReplayArgs& args);
 
@@ -61,5 +71,8 @@ int run_simulate(const SimulateArgs& args);
 
 CLI::App* add_make_model_command(CLI::App& app, MakeModelArgs& args);
 int run_make_model(const MakeModelArgs& args);
+
+CLI::App* add_serve_command(CLI::App& app, ServeArgs& args);
+int run_serve(const ServeArgs& args);
 
 }  // namespace pagedkv::cli

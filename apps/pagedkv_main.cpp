@@ -5,6 +5,7 @@
 //   pagedkv replay --trace conversation_trace.jsonl --num-pages 65536,262144,1048576 --json
 //   pagedkv simulate --trace conversation_trace.jsonl --num-pages 262144 --policy priority
 //   pagedkv make-model --preset tiny --seed 0 --dtype bf16 /tmp/tiny
+//   pagedkv serve --model /tmp/tiny --port 8000        OpenAI-compatible HTTP server
 //   pagedkv version
 //
 // Exit codes: 0 success (and --help), 2 bad arguments or an unusable trace (one-line message
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
   CLI::App* simulate = cli::add_simulate_command(app, simulate_args);
   cli::MakeModelArgs make_model_args;
   CLI::App* make_model = cli::add_make_model_command(app, make_model_args);
+  cli::ServeArgs serve_args;
+  CLI::App* serve = cli::add_serve_command(app, serve_args);
 
   try {
     app.parse(argc, argv);
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
     if (replay->parsed()) return cli::run_replay(replay_args);
     if (simulate->parsed()) return cli::run_simulate(simulate_args);
     if (make_model->parsed()) return cli::run_make_model(make_model_args);
+    if (serve->parsed()) return cli::run_serve(serve_args);
     return 2;  // unreachable: require_subcommand(1)
   } catch (const InternalError& e) {
     fmt::print(stderr, "pagedkv: internal error: {}\n", e.what());

@@ -7,9 +7,10 @@ packages=(
   g++ cmake ninja-build pkg-config
   libfmt-dev libssl-dev libxxhash-dev nlohmann-json3-dev libcli11-dev libhwy-dev libabsl-dev
   libopenblas-dev libopenblas0-pthread libdnnl-dev
-  libsentencepiece-dev
+  libsentencepiece-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev pybind11-dev python3-numpy python3-pytest python3-hypothesis python3-xxhash
+  python3-requests
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)
