@@ -60,10 +60,11 @@ int run_serve(const ServeArgs& a) {
   options.max_body_bytes = a.max_body_bytes;
   HttpServer server(engine, options);
   const int port = server.bind();
-  fmt::print("pagedkv serve: model '{}' ({}), max_model_len {}, {} KV pages; listening on "
-             "http://{}:{}\n",
-             options.served_model_name, a.engine.model, engine.max_model_len(), engine.num_pages(),
-             a.host, port);
+  fmt::print(
+      "pagedkv serve: model '{}' ({}), max_model_len {}, {} KV pages; listening on "
+      "http://{}:{}\n",
+      options.served_model_name, a.engine.model, engine.max_model_len(), engine.num_pages(), a.host,
+      port);
   std::fflush(stdout);
 
   std::thread waiter([&] {

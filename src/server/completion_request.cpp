@@ -205,10 +205,10 @@ CompletionRequest parse_fields(const json& body, const CompletionLimits& limits)
   r.prompt_token_ids = parse_prompt(body, limits);
   const int64_t total = static_cast<int64_t>(r.prompt_token_ids.size()) + r.params.max_tokens;
   if (total > limits.max_model_len) {
-    fail("max_tokens", fmt::format("this model's maximum context length is {} tokens; the "
-                                   "request asks for {} ({} in the prompt, {} in the completion)",
-                                   limits.max_model_len, total, r.prompt_token_ids.size(),
-                                   r.params.max_tokens));
+    fail("max_tokens",
+         fmt::format("this model's maximum context length is {} tokens; the "
+                     "request asks for {} ({} in the prompt, 'max_tokens' {})",
+                     limits.max_model_len, total, r.prompt_token_ids.size(), r.params.max_tokens));
   }
   r.stop = parse_stop(body);
   if (const json* v = find(body, "stream")) r.stream = as_bool(*v, "stream");

@@ -111,10 +111,9 @@ HttpServer::HttpServer(LLMEngine& engine, ServerOptions options)
 HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::bind() {
-  const int port = options_.port == 0 ? http_->bind_to_any_port(options_.host)
-                                      : (http_->bind_to_port(options_.host, options_.port)
-                                             ? options_.port
-                                             : -1);
+  const int port = options_.port == 0
+                       ? http_->bind_to_any_port(options_.host)
+                       : (http_->bind_to_port(options_.host, options_.port) ? options_.port : -1);
   PAGEDKV_CHECK_STATE(port > 0, "cannot listen on {}:{}", options_.host, options_.port);
   return port;
 }
@@ -171,8 +170,9 @@ void HttpServer::install_routes() {
 
   http_->Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
     if (static_cast<int64_t>(req.body.size()) > options_.max_body_bytes) {
-      reply_error(res, ApiError::invalid("body", "the request body is larger than "
-                                                 "--max-body-bytes"));
+      reply_error(res, ApiError::invalid("body",
+                                         "the request body is larger than "
+                                         "--max-body-bytes"));
       return;
     }
     ParsedCompletion parsed = parse_completion_request(req.body, limits_);
@@ -255,10 +255,9 @@ void HttpServer::install_routes() {
       choice.token_ids = std::move(token_ids);
       choice.prompt_token_ids = r.prompt_token_ids;
     }
-    res.set_content(
-        dump_json(completion_response(header, choice,
-                                      usage_json(ev.prompt_tokens, ev.completion_tokens))),
-        "application/json");
+    res.set_content(dump_json(completion_response(
+                        header, choice, usage_json(ev.prompt_tokens, ev.completion_tokens))),
+                    "application/json");
   });
 }
 

@@ -28,7 +28,7 @@ void Histogram::observe(double value) {
 }
 
 std::vector<double> ttft_buckets() {
-  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
+  return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
           0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
 }
 
@@ -76,8 +76,8 @@ void histogram(std::string& out, std::string_view name, std::string_view help,
     fmt::format_to(std::back_inserter(out), "pagedkv:{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
                    h.bounds()[i], cumulative);
   }
-  fmt::format_to(std::back_inserter(out), "pagedkv:{}_bucket{{{},le=\"+Inf\"}} {}\n", name,
-                 labels, h.count());
+  fmt::format_to(std::back_inserter(out), "pagedkv:{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels,
+                 h.count());
   fmt::format_to(std::back_inserter(out), "pagedkv:{}_sum{{{}}} {}\n", name, labels, h.sum());
   fmt::format_to(std::back_inserter(out), "pagedkv:{}_count{{{}}} {}\n", name, labels, h.count());
 }
@@ -94,8 +94,10 @@ std::string render_prometheus(const ServerMetrics& m, std::string_view model_nam
          d(m.num_requests_waiting));
   scalar(out, "kv_cache_usage_perc", "gauge", "Fraction of KV-cache pages in use (1 = all).",
          labels, m.kv_cache_usage);
-  scalar(out, "prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix "
-         "cache.", labels, d(m.prefix_cache_queries));
+  scalar(out, "prefix_cache_queries_total", "counter",
+         "Prompt tokens looked up in the prefix "
+         "cache.",
+         labels, d(m.prefix_cache_queries));
   scalar(out, "prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache.",
          labels, d(m.prefix_cache_hits));
   scalar(out, "num_preemptions_total", "counter", "Requests preempted by the scheduler.", labels,

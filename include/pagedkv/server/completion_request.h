@@ -63,7 +63,7 @@ struct CompletionLimits {
 struct CompletionRequest {
   std::string model;  // the served name (filled in when the request omits it)
   std::vector<TokenId> prompt_token_ids;
-  SamplingParams params;  // max_tokens, temperature, ..., logprobs
+  SamplingParams params;          // max_tokens, temperature, ..., logprobs
   std::vector<std::string> stop;  // stop strings: the text is cut before the first one found
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage

@@ -51,7 +51,7 @@ nlohmann::json completion_response(const CompletionHeader& h, const CompletionCh
                                    nlohmann::json usage);
 // One streaming chunk; `usage` null in every chunk but the usage chunk.
 nlohmann::json completion_chunk(const CompletionHeader& h, const CompletionChoice& choice,
-                                 nlohmann::json usage = nullptr);
+                                nlohmann::json usage = nullptr);
 // The final usage chunk of stream_options.include_usage: no choices, usage set.
 nlohmann::json usage_chunk(const CompletionHeader& h, nlohmann::json usage);
 // "data: <json>\n\n"; invalid UTF-8 replaced.

@@ -35,8 +35,8 @@ namespace pagedkv {
 
 // One generated token in OpenAI's completions logprobs object.
 struct LogprobEntry {
-  std::string token;     // the token's own text
-  float logprob = 0.0f;  // of the sampled token
+  std::string token;                               // the token's own text
+  float logprob = 0.0f;                            // of the sampled token
   std::vector<std::pair<std::string, float>> top;  // top-n {text, logprob}, best first
   int64_t text_offset = 0;
 };
@@ -71,8 +71,8 @@ class CompletionText {
   std::vector<std::string> stop_;
   size_t max_stop_ = 0;
   bool with_logprobs_;
-  std::string text_;   // the text so far (cut at a found stop string)
-  size_t sent_ = 0;    // bytes of text_ already returned
+  std::string text_;    // the text so far (cut at a found stop string)
+  size_t sent_ = 0;     // bytes of text_ already returned
   int64_t offset_ = 0;  // uncut bytes so far (text offsets)
   bool stopped_ = false;
   int32_t num_tokens_ = 0;

@@ -129,7 +129,7 @@ class EngineLoop {
   bool stopping_ = false;
 
   std::unordered_map<std::string, std::unique_ptr<Live>> live_;  // loop thread only
-  ServerMetrics building_;                                         // loop thread only
+  ServerMetrics building_;                                       // loop thread only
   mutable std::mutex metrics_mu_;
   ServerMetrics published_;
 
