@@ -9,7 +9,8 @@
 //   BM_ArgmaxBaseline/V     a bare argmax loop over the same row: the floor of one pass
 //
 // One engine step: sample_batch over 64 rows at vocab 49,152 (SmolLM), every row with the same
-// params, on every OpenMP thread (OMP_NUM_THREADS caps them). Time per batch.
+// params; sample_batch splits the rows that need more than an argmax over the OpenMP threads
+// (OMP_NUM_THREADS). Time per batch (real time).
 //   BM_BatchGreedy          temperature 0, no logprobs
 //   BM_BatchGreedyLogprobs  temperature 0, logprobs = 5
 //   BM_BatchTopP            temperature 0.8, top_p 0.95
