@@ -133,8 +133,7 @@ void BM_MatmulsAlone(benchmark::State& state) {
   static const ModelWeights weights = ModelWeights::load(smollm_dir());
   const ModelConfig& c = weights.config();
   const auto h = static_cast<int32_t>(c.hidden_size);
-  const int32_t q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim,
+  const int32_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim,
                 inter = static_cast<int32_t>(c.intermediate_size);
   const auto vocab = static_cast<int32_t>(c.vocab_size);
   std::vector<Linear> linears;

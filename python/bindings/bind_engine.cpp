@@ -92,7 +92,8 @@ void bind_outputs(py::module_& m) {
           "list[dict[int, float]] | None: per generated token, the top-n {token_id: logprob} "
           "(always including the sampled token); None without SamplingParams.logprobs")
       .def_property_readonly(
-          "ttft", [](const GenerationOutput& o) {
+          "ttft",
+          [](const GenerationOutput& o) {
             return o.metrics.first_token_time - o.metrics.arrival_time;
           },
           "float: seconds from add_request to the first token")
@@ -101,11 +102,11 @@ void bind_outputs(py::module_& m) {
           [](const GenerationOutput& o) { return o.metrics.num_cached_prompt_tokens; },
           "int: prompt tokens served from the prefix cache at admission")
       .def("__repr__", [](const GenerationOutput& o) {
-        return fmt::format("RequestOutput(request_id='{}', output_token_ids=[{}], finished={}, "
-                           "finish_reason={})",
-                           o.request_id, fmt::join(o.output_token_ids, ", "),
-                           o.finished ? "True" : "False",
-                           o.finish_reason ? finish_reason_name(*o.finish_reason) : "None");
+        return fmt::format(
+            "RequestOutput(request_id='{}', output_token_ids=[{}], finished={}, "
+            "finish_reason={})",
+            o.request_id, fmt::join(o.output_token_ids, ", "), o.finished ? "True" : "False",
+            o.finish_reason ? finish_reason_name(*o.finish_reason) : "None");
       });
 
   py::class_<EngineStats>(m, "EngineStats", "Engine counters and the step-time split.")
@@ -136,10 +137,10 @@ void bind_llm_engine(py::module_& m) {
                        int32_t page_size, int32_t max_num_seqs, int32_t max_num_batched_tokens,
                        std::optional<int32_t> max_model_len, bool enable_prefix_caching,
                        bool deterministic, int32_t num_threads) {
-             return std::make_unique<LLMEngine>(make_config(
-                 model, kv_cache_dtype, num_pages, kv_cache_bytes, page_size, max_num_seqs,
-                 max_num_batched_tokens, max_model_len, enable_prefix_caching, deterministic,
-                 num_threads));
+             return std::make_unique<LLMEngine>(
+                 make_config(model, kv_cache_dtype, num_pages, kv_cache_bytes, page_size,
+                             max_num_seqs, max_num_batched_tokens, max_model_len,
+                             enable_prefix_caching, deterministic, num_threads));
            }),
            py::arg("model"), py::arg("kv_cache_dtype") = "float32",
            py::arg("num_pages") = py::none(), py::arg("kv_cache_bytes") = py::none(),
@@ -166,9 +167,8 @@ void bind_llm_engine(py::module_& m) {
       .def(
           "add_request",
           [](LLMEngine& e, const std::string& id, const Prompt& prompt,
-             const SamplingParams& params, int32_t priority) {
-            e.add_request(id, prompt_ids(e, prompt), params, priority);
-          },
+             const SamplingParams& params,
+             int32_t priority) { e.add_request(id, prompt_ids(e, prompt), params, priority); },
           py::arg("request_id"), py::arg("prompt"), py::arg("params") = SamplingParams{},
           py::arg("priority") = 0,
           "add_request(request_id: str, prompt: str | list[int], params: SamplingParams = "
@@ -187,12 +187,16 @@ void bind_llm_engine(py::module_& m) {
       .def("stats", &LLMEngine::stats, "stats() -> EngineStats")
       .def("verify", &LLMEngine::verify,
            "verify(): checks every invariant (pages conserved); raises pagedkv.InternalError")
-      .def("encode", [](const LLMEngine& e, const std::string& text) {
-             return e.tokenizer().encode(text);
-           }, py::arg("text"), "encode(text: str) -> list[int]: the model's tokenizer")
-      .def("decode", [](const LLMEngine& e, const std::vector<TokenId>& ids) {
-             return py::bytes(e.tokenizer().decode(ids)).attr("decode")("utf-8", "replace");
-           }, py::arg("token_ids"), "decode(token_ids: list[int]) -> str")
+      .def(
+          "encode",
+          [](const LLMEngine& e, const std::string& text) { return e.tokenizer().encode(text); },
+          py::arg("text"), "encode(text: str) -> list[int]: the model's tokenizer")
+      .def(
+          "decode",
+          [](const LLMEngine& e, const std::vector<TokenId>& ids) {
+            return py::bytes(e.tokenizer().decode(ids)).attr("decode")("utf-8", "replace");
+          },
+          py::arg("token_ids"), "decode(token_ids: list[int]) -> str")
       .def_property_readonly("num_pages", &LLMEngine::num_pages, "int: KV pool pages")
       .def_property_readonly("num_free_pages", &LLMEngine::num_free_pages, "int")
       .def_property_readonly("max_model_len", &LLMEngine::max_model_len, "int")

@@ -112,11 +112,10 @@ EngineBenchResult run_engine_bench(LLMEngine& engine, const std::vector<BenchReq
       queries == 0 ? 0.0 : double(s.prefix_cache_hits - before.prefix_cache_hits) / queries;
   r.preemptions = s.num_preemptions - before.num_preemptions;
   r.steps = s.num_steps - before.num_steps;
-  const double phases[] = {s.schedule_seconds - before.schedule_seconds,
-                           s.build_seconds - before.build_seconds,
-                           s.forward_seconds - before.forward_seconds,
-                           s.sample_seconds - before.sample_seconds,
-                           s.update_seconds - before.update_seconds};
+  const double phases[] = {
+      s.schedule_seconds - before.schedule_seconds, s.build_seconds - before.build_seconds,
+      s.forward_seconds - before.forward_seconds, s.sample_seconds - before.sample_seconds,
+      s.update_seconds - before.update_seconds};
   double total = 0;
   for (double p : phases) total += p;
   total = std::max(total, 1e-12);
