@@ -54,6 +54,33 @@ struct MakeModelArgs {
   std::string out_dir;
 };
 
+struct GenerateArgs {
+  EngineArgs engine;
+  std::string prompt;
+  std::string prompt_ids;  // "1,2,3"
+  int32_t max_tokens = 16;
+  int32_t min_tokens = 0;
+  float temperature = 0.0f;
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  int64_t seed = -1;  // < 0: unset
+  bool ignore_eos = false;
+  std::vector<int32_t> stop_token_ids;
+  int32_t logprobs = 0;
+  bool json = false;
+};
+
+struct BenchArgs {
+  EngineArgs engine;
+  TraceArgs trace;
+  int32_t num_requests = 64;
+  int32_t prompt_len = 256;
+  int32_t shared_prefix_len = 192;
+  int32_t output_len = 64;
+  uint64_t seed = 0;
+  bool json = false;
+  bool progress = false;
+
 struct ServeArgs {
   EngineArgs engine;
   std::string host = "127.0.0.1";
@@ -71,6 +98,12 @@ int run_simulate(const SimulateArgs& args);
 
 CLI::App* add_make_model_command(CLI::App& app, MakeModelArgs& args);
 int run_make_model(const MakeModelArgs& args);
+
+CLI::App* add_generate_command(CLI::App& app, GenerateArgs& args);
+int run_generate(const GenerateArgs& args);
+
+CLI::App* add_bench_command(CLI::App& app, BenchArgs& args);
+int run_bench(const BenchArgs& args);
 
 CLI::App* add_serve_command(CLI::App& app, ServeArgs& args);
 int run_serve(const ServeArgs& args);

@@ -5,6 +5,8 @@
 //   pagedkv replay --trace conversation_trace.jsonl --num-pages 65536,262144,1048576 --json
 //   pagedkv simulate --trace conversation_trace.jsonl --num-pages 262144 --policy priority
 //   pagedkv make-model --preset tiny --seed 0 --dtype bf16 /tmp/tiny
+//   pagedkv generate --model /tmp/tiny --prompt "Hello" --max-tokens 16
+//   pagedkv bench --model /tmp/tiny --num-requests 64 --json
 //   pagedkv serve --model /tmp/tiny --port 8000        OpenAI-compatible HTTP server
 //   pagedkv version
 //
@@ -39,6 +41,10 @@ int main(int argc, char** argv) {
   CLI::App* simulate = cli::add_simulate_command(app, simulate_args);
   cli::MakeModelArgs make_model_args;
   CLI::App* make_model = cli::add_make_model_command(app, make_model_args);
+  cli::GenerateArgs generate_args;
+  CLI::App* generate = cli::add_generate_command(app, generate_args);
+  cli::BenchArgs bench_args;
+  CLI::App* bench = cli::add_bench_command(app, bench_args);
   cli::ServeArgs serve_args;
   CLI::App* serve = cli::add_serve_command(app, serve_args);
 
@@ -60,6 +66,8 @@ int main(int argc, char** argv) {
     if (replay->parsed()) return cli::run_replay(replay_args);
     if (simulate->parsed()) return cli::run_simulate(simulate_args);
     if (make_model->parsed()) return cli::run_make_model(make_model_args);
+    if (generate->parsed()) return cli::run_generate(generate_args);
+    if (bench->parsed()) return cli::run_bench(bench_args);
     if (serve->parsed()) return cli::run_serve(serve_args);
     return 2;  // unreachable: require_subcommand(1)
   } catch (const InternalError& e) {

@@ -8,6 +8,14 @@
 //   BM_Logprobs/V           greedy with logprobs = 5
 //   BM_ArgmaxBaseline/V     a bare argmax loop over the same row: the floor of one pass
 //
+// One engine step: sample_batch over 64 rows at vocab 49,152 (SmolLM), every row with the same
+// params; sample_batch splits the rows that need more than an argmax over the OpenMP threads
+// (OMP_NUM_THREADS). Time per batch (real time).
+//   BM_BatchGreedy          temperature 0, no logprobs
+//   BM_BatchGreedyLogprobs  temperature 0, logprobs = 5
+//   BM_BatchTopP            temperature 0.8, top_p 0.95
+//   BM_BatchArgmaxBaseline  a bare argmax loop over the 64 rows, one thread: the floor
+//
 //   build/bench/sampler_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -70,6 +78,50 @@ void BM_ArgmaxBaseline(benchmark::State& state) {
   }
 }
 
+constexpr int32_t kBatchRows = 64;
+constexpr int32_t kBatchVocab = 49152;
+
+void run_batch(benchmark::State& state, const SamplingParams& params) {
+  const std::vector<float> logits = random_logits(int64_t{kBatchRows} * kBatchVocab);
+  Sampler sampler;
+  std::vector<SamplingContext> ctx(kBatchRows);
+  std::vector<SampledToken> out(kBatchRows);
+  int32_t index = 0;
+  for (auto _ : state) {
+    for (int32_t r = 0; r < kBatchRows; ++r) {
+      ctx[r] =
+          SamplingContext{&params, 0x1234u + static_cast<uint64_t>(r), index, index, std::nullopt};
+    }
+    sampler.sample_batch(logits.data(), kBatchRows, kBatchVocab, ctx, out);
+    benchmark::DoNotOptimize(out.data());
+    index = (index + 1) & 0xffff;
+  }
+}
+
+void BM_BatchGreedy(benchmark::State& state) { run_batch(state, with(0.0f, 0, 1.0f)); }
+void BM_BatchGreedyLogprobs(benchmark::State& state) {
+  SamplingParams p = with(0.0f, 0, 1.0f);
+  p.logprobs = 5;
+  run_batch(state, p);
+}
+void BM_BatchTopP(benchmark::State& state) { run_batch(state, with(0.8f, 0, 0.95f)); }
+
+void BM_BatchArgmaxBaseline(benchmark::State& state) {
+  const std::vector<float> logits = random_logits(int64_t{kBatchRows} * kBatchVocab);
+  std::vector<size_t> best(kBatchRows);
+  for (auto _ : state) {
+    for (int32_t r = 0; r < kBatchRows; ++r) {
+      const float* row = logits.data() + static_cast<size_t>(r) * kBatchVocab;
+      size_t b = 0;
+      for (size_t i = 1; i < kBatchVocab; ++i) {
+        if (row[i] > row[b]) b = i;
+      }
+      best[r] = b;
+    }
+    benchmark::DoNotOptimize(best.data());
+  }
+}
+
 #define SAMPLER_BENCH(fn) BENCHMARK(fn)->Arg(32000)->Arg(151936)->Unit(benchmark::kMicrosecond)
 SAMPLER_BENCH(BM_Greedy);
 SAMPLER_BENCH(BM_Temperature);
@@ -78,6 +130,10 @@ SAMPLER_BENCH(BM_TopP);
 SAMPLER_BENCH(BM_TopKTopP);
 SAMPLER_BENCH(BM_Logprobs);
 SAMPLER_BENCH(BM_ArgmaxBaseline);
+BENCHMARK(BM_BatchGreedy)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_BatchGreedyLogprobs)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_BatchTopP)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_BatchArgmaxBaseline)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace pagedkv

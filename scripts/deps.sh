@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages pagedkv needs to build and test, if any are missing.
-# Usage: scripts/deps.sh [--bench]   (--bench adds what the benchmark scripts need)
+# Usage: scripts/deps.sh
 set -euo pipefail
 
 packages=(
@@ -10,11 +10,8 @@ packages=(
   libsentencepiece-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-dev pybind11-dev python3-numpy python3-pytest python3-hypothesis python3-xxhash
-  python3-requests
+  python3-torch python3-requests
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

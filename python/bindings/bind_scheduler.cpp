@@ -1,5 +1,5 @@
 // The scheduler component: SchedulerConfig, SamplingParams, Scheduler, its outputs
-// (SchedulerOutput, NewRequestData, CachedRequestData, RequestOutput), Sequence snapshots and
+// (SchedulerOutput, NewRequestData, CachedRequestData, EngineCoreOutput), Sequence snapshots and
 // SchedulerStats. Registration only: validation and policy live in the C++ library. Names
 // follow vLLM's (req_id, num_scheduled_tokens, ...); page ids cross as lists per group, enums
 // as their names ("fcfs", "running", "stop", ...).
@@ -226,7 +226,7 @@ void bind_outputs(py::module_& m) {
             o.preempted_req_ids.size(), o.finished_req_ids.size());
       });
 
-  py::class_<RequestOutput>(m, "RequestOutput",
+  py::class_<RequestOutput>(m, "EngineCoreOutput",
                             "What update_from_output reports for a request that produced a "
                             "token.")
       .def_readonly("request_id", &RequestOutput::request_id, "str")
@@ -239,7 +239,7 @@ void bind_outputs(py::module_& m) {
                     "int | None: the stop token that finished the request")
       .def("__repr__", [](const RequestOutput& r) {
         return fmt::format(
-            "RequestOutput(request_id='{}', new_token_ids={}, finished={}, "
+            "EngineCoreOutput(request_id='{}', new_token_ids={}, finished={}, "
             "finish_reason={})",
             r.request_id, py::repr(py::cast(r.new_token_ids)).cast<std::string>(),
             py_bool(r.finished),
@@ -358,7 +358,7 @@ void bind_scheduler_class(py::module_& m) {
           },
           py::arg("scheduler_output"), py::arg("sampled_token_ids"),
           "update_from_output(scheduler_output: SchedulerOutput, sampled_token_ids: dict[str, "
-          "list[int]]) -> list[RequestOutput]: one token per request that completed its "
+          "list[int]]) -> list[EngineCoreOutput]: one token per request that completed its "
           "tokens (partial prefill chunks produce none; tokens given for them are ignored)")
       .def(
           "update_from_output",
@@ -367,7 +367,7 @@ void bind_scheduler_class(py::module_& m) {
           },
           py::arg("scheduler_output"), py::arg("sampled_token_ids"),
           "update_from_output(scheduler_output: SchedulerOutput, sampled_token_ids: "
-          "list[list[int]]) -> list[RequestOutput]: the same, entry i for request i of "
+          "list[list[int]]) -> list[EngineCoreOutput]: the same, entry i for request i of "
           "scheduler_output.num_scheduled_tokens")
       .def("num_waiting", &Scheduler::num_waiting, "num_waiting() -> int")
       .def("num_running", &Scheduler::num_running, "num_running() -> int")

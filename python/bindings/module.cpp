@@ -62,6 +62,7 @@ PYBIND11_MODULE(_pagedkv, m) {
   bind_kv_cache(m);
   bind_attention(m);
   bind_scheduler(m);
+  bind_engine(m);
   bind_compat(m);
   bind_seed_scheduler(m);
 }

@@ -64,9 +64,8 @@ LLMEngine::LLMEngine(EngineConfig config)
   if (config_.num_threads > 0) omp_set_num_threads(config_.num_threads);
   weights_ = std::make_unique<ModelWeights>(ModelWeights::load(config_.model));
   const ModelConfig& mc = weights_->config();
-  model_ = std::make_unique<LlamaModel>(*weights_, config_.deterministic
-                                                       ? MatmulMode::kDeterministic
-                                                       : MatmulMode::kFast);
+  model_ = std::make_unique<LlamaModel>(
+      *weights_, config_.deterministic ? MatmulMode::kDeterministic : MatmulMode::kFast);
   std::optional<TokenId> bos, eos;
   if (mc.bos_token_id >= 0) bos = static_cast<TokenId>(mc.bos_token_id);
   if (!mc.eos_token_id.empty()) eos = static_cast<TokenId>(mc.eos_token_id.front());
@@ -89,9 +88,8 @@ LLMEngine::LLMEngine(EngineConfig config)
   PAGEDKV_CHECK_ARG(num_pages_ <= INT32_MAX, "num_pages {} exceeds {}", num_pages_, INT32_MAX);
   cache_ = std::make_unique<PagedKVCache>(model_->kv_cache_metadata(
       num_pages_, config_.page_size, config_.kv_cache_dtype, max_model_len_));
-  manager_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_pages_),
-                                              config_.page_size, max_model_len_,
-                                              config_.enable_prefix_caching);
+  manager_ = std::make_unique<KVCacheManager>(static_cast<int32_t>(num_pages_), config_.page_size,
+                                              max_model_len_, config_.enable_prefix_caching);
   SchedulerConfig sc;
   sc.max_num_seqs = config_.max_num_seqs;
   sc.max_num_batched_tokens = config_.max_num_batched_tokens;
@@ -119,8 +117,8 @@ void LLMEngine::check_new_request(const std::string& id, std::span<const TokenId
   const int32_t vocab = model_->vocab_size();
   for (size_t i = 0; i < prompt.size(); ++i) {
     PAGEDKV_CHECK_ARG(prompt[i] >= 0 && prompt[i] < vocab,
-                      "request '{}': prompt token {} at index {} is outside [0, vocab_size {})",
-                      id, prompt[i], i, vocab);
+                      "request '{}': prompt token {} at index {} is outside [0, vocab_size {})", id,
+                      prompt[i], i, vocab);
   }
   for (TokenId t : params.stop_token_ids) {
     PAGEDKV_CHECK_ARG(t >= 0 && t < vocab,
@@ -130,7 +128,7 @@ void LLMEngine::check_new_request(const std::string& id, std::span<const TokenId
 
 void LLMEngine::add_request(const std::string& request_id, std::vector<TokenId> prompt,
                             const SamplingParams& params, int32_t priority,
-                            std::string cache_salt) {
+                            const std::string& cache_salt) {
   check_new_request(request_id, prompt, params);
   auto live = std::make_unique<Live>();
   live->prompt = prompt;
@@ -141,15 +139,16 @@ void LLMEngine::add_request(const std::string& request_id, std::vector<TokenId> 
   std::optional<TokenId> eos = tokenizer_->eos_token_id();
   // The scheduler validates the rest (params, lengths, capacity) and changes nothing on error.
   RequestOptions options;
-  options.cache_salt = std::move(cache_salt);
+  options.cache_salt = cache_salt;
   scheduler_->add_request(Request(request_id, std::move(prompt), std::move(options)), params, eos,
                           priority);
   live_.emplace(request_id, std::move(live));
 }
 
 void LLMEngine::add_request_text(const std::string& request_id, std::string_view prompt,
-                                 const SamplingParams& params, int32_t priority) {
-  add_request(request_id, tokenizer_->encode(prompt), params, priority);
+                                 const SamplingParams& params, int32_t priority,
+                                 const std::string& cache_salt) {
+  add_request(request_id, tokenizer_->encode(prompt), params, priority, cache_salt);
 }
 
 bool LLMEngine::abort_request(const std::string& request_id) {
@@ -164,8 +163,7 @@ void LLMEngine::sample_rows(const ModelInput& input) {
   sampled_.resize(rows);
   sampled_ids_.resize(rows);
   for (size_t i = 0; i < rows; ++i) {
-    const std::string& id =
-        input.request_ids[static_cast<size_t>(input.logits_request_index[i])];
+    const std::string& id = input.request_ids[static_cast<size_t>(input.logits_request_index[i])];
     const Live& live = *live_.at(id);
     SamplingContext& c = contexts_[i];
     c.params = &live.params;
@@ -174,8 +172,8 @@ void LLMEngine::sample_rows(const ModelInput& input) {
     c.num_output_tokens = c.output_index;
     c.eos_token_id = tokenizer_->eos_token_id();
   }
-  sampler_.sample_batch(logits_.data(), static_cast<int32_t>(rows), model_->vocab_size(),
-                        contexts_, sampled_);
+  sampler_.sample_batch(logits_.data(), static_cast<int32_t>(rows), model_->vocab_size(), contexts_,
+                        sampled_);
   for (size_t i = 0; i < rows; ++i) sampled_ids_[i] = sampled_[i].token;
 }
 
@@ -200,8 +198,8 @@ std::vector<GenerationOutput> LLMEngine::step() {
   const ModelInput& input = builder_->build(schedule_out_);
   lap(t0, totals_.build_seconds);
 
-  ForwardBatch batch{input.token_ids, input.positions, input.attention_batch(0),
-                     input.slot_mapping, input.logits_indices};
+  ForwardBatch batch{input.token_ids, input.positions, input.attention_batch(0), input.slot_mapping,
+                     input.logits_indices};
   logits_.resize(input.logits_indices.size() * static_cast<size_t>(model_->vocab_size()));
   model_->forward(batch, *cache_, logits_);
   lap(t0, totals_.forward_seconds);

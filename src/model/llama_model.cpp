@@ -45,14 +45,11 @@ LlamaModel::LlamaModel(const ModelWeights& weights, MatmulMode mode)
   layers_.reserve(static_cast<size_t>(config_.num_hidden_layers));
   for (int32_t i = 0; i < config_.num_hidden_layers; ++i) {
     const LayerWeights& w = weights.layer(i);
-    layers_.push_back(Layer{&w,
-                            Linear(w.q_proj, w.q_bias, q_width_, h),
-                            Linear(w.k_proj, w.k_bias, kv_width_, h),
-                            Linear(w.v_proj, w.v_bias, kv_width_, h),
-                            Linear(w.o_proj, nullptr, h, q_width_),
-                            Linear(w.gate_proj, nullptr, inter, h),
-                            Linear(w.up_proj, nullptr, inter, h),
-                            Linear(w.down_proj, nullptr, h, inter)});
+    layers_.push_back(
+        Layer{&w, Linear(w.q_proj, w.q_bias, q_width_, h), Linear(w.k_proj, w.k_bias, kv_width_, h),
+              Linear(w.v_proj, w.v_bias, kv_width_, h), Linear(w.o_proj, nullptr, h, q_width_),
+              Linear(w.gate_proj, nullptr, inter, h), Linear(w.up_proj, nullptr, inter, h),
+              Linear(w.down_proj, nullptr, h, inter)});
   }
 }
 
@@ -85,8 +82,7 @@ PagedKVCacheMetadata LlamaModel::kv_cache_metadata(int64_t num_pages, int32_t pa
   return md;
 }
 
-void LlamaModel::check(const ForwardBatch& b, const PagedKVCache& cache,
-                       size_t logits_size) const {
+void LlamaModel::check(const ForwardBatch& b, const PagedKVCache& cache, size_t logits_size) const {
   const size_t t = b.token_ids.size();
   PAGEDKV_CHECK_ARG(t > 0, "a forward batch needs at least one token, got 0");
   PAGEDKV_CHECK_ARG(b.positions.size() == t, "positions has {} entries, token_ids {}",
@@ -157,8 +153,7 @@ void LlamaModel::run_layer(const Layer& layer, int32_t index, const ForwardBatch
 
   const PagedKVView view = cache.view(index);
   write_slots(view, ConstTokenTensor::f32(k_.data(), t, config_.num_key_value_heads, d),
-              ConstTokenTensor::f32(v_.data(), t, config_.num_key_value_heads, d),
-              b.slot_mapping);
+              ConstTokenTensor::f32(v_.data(), t, config_.num_key_value_heads, d), b.slot_mapping);
   AttentionOptions options;
   options.scale = 1.0f / std::sqrt(static_cast<float>(d));
   // One kernel shape for every request, so chunking and cached prefixes change no bit (rule 49).

@@ -38,8 +38,7 @@ std::vector<float> score_tokens(LlamaModel& model, std::span<const TokenId> toke
   PAGEDKV_CHECK_ARG(o.page_size > 0, "page_size must be > 0, got {}", o.page_size);
   PAGEDKV_CHECK_ARG(o.chunk_size >= 0, "chunk_size must be >= 0, got {}", o.chunk_size);
   const int32_t num_seq_pages = (n + o.page_size - 1) / o.page_size;
-  PagedKVCache cache(
-      model.kv_cache_metadata(num_seq_pages + 1, o.page_size, o.kv_cache_dtype, n));
+  PagedKVCache cache(model.kv_cache_metadata(num_seq_pages + 1, o.page_size, o.kv_cache_dtype, n));
   const std::vector<int32_t> pages = page_order(num_seq_pages, o.page_order_seed);
   std::vector<int64_t> slots(static_cast<size_t>(n));
   for (int32_t i = 0; i < n; ++i) {

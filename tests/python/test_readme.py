@@ -26,3 +26,14 @@ def test_readme_scheduler_example_runs(capsys):
     exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert capsys.readouterr().out.strip() == "length 255"
     namespace["sched"].verify()
+
+
+def test_readme_engine_example_runs(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    block = next(b for b in blocks if "pagedkv.LLMEngine(" in b)
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "16 255"
+    assert lines[0].startswith("generate-0-0 [") and "length" in lines[0]
+    namespace["engine"].verify()

@@ -328,7 +328,7 @@ def test_random_requests_through_a_tight_pool_all_finish(policy):  # rules 30, 4
 def test_every_binding_has_a_docstring():
     for cls in [pagedkv.Scheduler, pagedkv.SchedulerConfig, pagedkv.SamplingParams,
                 pagedkv.SchedulerOutput, pagedkv.NewRequestData, pagedkv.CachedRequestData,
-                pagedkv.RequestOutput, pagedkv.Sequence, pagedkv.SchedulerStats]:
+                pagedkv.EngineCoreOutput, pagedkv.Sequence, pagedkv.SchedulerStats]:
         assert cls.__doc__, cls
         for name, member in vars(cls).items():
             if name.startswith("_") and name != "__init__":

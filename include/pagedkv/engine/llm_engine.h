@@ -118,15 +118,17 @@ class LLMEngine {
   int64_t num_free_pages() const;  // pages in the pool's free queue
   int32_t max_model_len() const { return max_model_len_; }
 
-  // Queues a request. Throws (changing nothing) InvalidArgument for a live id, an empty prompt,
-  // a token id outside the vocabulary, bad sampling params, a prompt of max_model_len tokens or
-  // more; CapacityError for a prompt the pool can never hold. `cache_salt` (the tenant) keys
-  // the first page's hash: requests with different salts never share cached pages.
+  // Queues a request. cache_salt separates tenants: requests with different salts never share
+  // cached pages (rule 13). Throws (changing nothing) InvalidArgument for a live id, an empty
+  // prompt, a token id outside the vocabulary, bad sampling params, a prompt of max_model_len
+  // tokens or more; CapacityError for a prompt the pool can never hold.
   void add_request(const std::string& request_id, std::vector<TokenId> prompt_token_ids,
-                   const SamplingParams& params, int32_t priority = 0, std::string cache_salt = {});
+                   const SamplingParams& params, int32_t priority = 0,
+                   const std::string& cache_salt = {});
   // Same, with the prompt encoded by the model's tokenizer.
   void add_request_text(const std::string& request_id, std::string_view prompt,
-                        const SamplingParams& params, int32_t priority = 0);
+                        const SamplingParams& params, int32_t priority = 0,
+                        const std::string& cache_salt = {});
   // Frees the request's pages at once; false for an unknown or finished id.
   bool abort_request(const std::string& request_id);
   bool has_unfinished_requests() const { return scheduler_->has_unfinished_requests(); }

@@ -7,16 +7,21 @@
 //   SamplingContext ctx{&params, request_sampling_key(id, params.seed),
 //                       /*output_index=*/n, /*num_output_tokens=*/n, /*eos=*/2};
 //   SampledToken t = sampler.sample(logits_row, ctx);   // logits_row [vocab]
-//   // t.token, t.logprob (raw log-probability of t.token), t.top (top-n when params.logprobs)
+//   // t.token; when params.logprobs is set: t.logprob (raw log-probability of t.token) and
+//   // t.top (the top params.logprobs tokens); when it is unset, t.logprob is NaN, t.top empty
 //
 // Semantics, in order (vLLM v1 Sampler with the default logprobs_mode "raw_logprobs"):
 //   0. NaN logits count as -inf; a +inf logit is an error.
 //   1. Logprobs are log_softmax of the logits as given, before min_tokens, temperature, top-k
 //      and top-p: lp[i] = float(x[i] - M) - float(log(S)), M = max_i x[i],
 //      S = sum_i exp(float(x[i] - M)) with the exps in float32 summed in double in token-id
-//      order. SampledToken::logprob is lp[token] always; `top` holds the params.logprobs
-//      (capped at vocab) tokens of highest lp, descending, ties by smaller id (empty when
-//      params.logprobs is unset). As in vLLM, a token masked in step 2 keeps its raw logprob.
+//      order. Computed only when params.logprobs is set (0 included): SampledToken::logprob
+//      is then lp[token] and `top` holds the params.logprobs (capped at vocab) tokens of
+//      highest lp, descending, ties by smaller id. When params.logprobs is unset (nullopt)
+//      nothing of step 1 is computed: logprob is NaN (never a valid logprob, so "not asked"
+//      cannot pass for a probability; test with std::isnan) and `top` is empty. The token never
+//      depends on whether logprobs were asked for. As in vLLM, a token masked in step 2 keeps
+//      its raw logprob.
 //   2. min_tokens: while num_output_tokens < min_tokens, every stop_token_id and the EOS token
 //      get -inf - the EOS token even with ignore_eos, as vLLM adds EOS to all_stop_token_ids
 //      regardless of ignore_eos. Ids outside [0, vocab) cannot be sampled and are skipped.
@@ -47,13 +52,23 @@
 //     step 2): the message names the row.
 //   sample_batch checks every row before writing any output.
 //
-// Not thread-safe: one Sampler per thread (its scratch buffers are members). Once the scratch
-// has grown to the vocabulary, sample_into and sample_batch allocate nothing except the first
-// growth of an output's `top` vector (sample() returns a fresh SampledToken, so its `top` is
-// allocated on each call that asks for logprobs).
+// Cost: a greedy row without logprobs is one SIMD argmax pass over the logits (the +inf and
+// "nothing to sample" checks ride on it; a second scan only when min_tokens masks the argmax).
+// Logprobs add one exp pass and, for `top`, one selection pass; random sampling adds steps 4-8.
+//
+// Threads: sample_batch first checks every row on the calling thread (one argmax pass each;
+// the first bad row is reported), then splits the rows over OpenMP threads
+// (omp_get_max_threads()) when at least two of them need more than the argmax (logprobs or a
+// random draw); each thread has its own scratch, kept by the Sampler and reused. Each row's
+// result is bitwise the same whatever the thread count or which thread took it. A Sampler is not
+// thread-safe: one Sampler per calling thread. Once the scratch has grown to the vocabulary (per
+// thread), sample_into and sample_batch allocate nothing except the first growth of an output's
+// `top` vector (sample() returns a fresh SampledToken, so its `top` is allocated on each call that
+// asks for logprobs).
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <span>
 #include <vector>
@@ -71,8 +86,9 @@ struct TokenLogprob {
 
 struct SampledToken {
   TokenId token = 0;
-  float logprob = 0.0f;           // raw logprob of `token` (step 1)
-  std::vector<TokenLogprob> top;  // [min(params.logprobs, vocab)] descending, ties by smaller id
+  float logprob = 0.0f;           // raw logprob of `token` (step 1); NaN if logprobs unset
+  std::vector<TokenLogprob> top;  // [min(params.logprobs, vocab)] descending, ties by smaller id;
+                                  // empty when params.logprobs is unset
 };
 
 struct SamplingContext {
@@ -92,7 +108,7 @@ class Sampler {
   void sample_into(std::span<const float> logits, const SamplingContext& ctx, SampledToken& out);
 
   // logits [rows, vocab] row-major; ctx [rows]; out [rows]. Row i gives exactly what
-  // sample(row i, ctx[i]) gives.
+  // sample(row i, ctx[i]) gives, bit for bit, on any number of OpenMP threads.
   void sample_batch(const float* logits, int32_t rows, int32_t vocab,
                     std::span<const SamplingContext> ctx, std::span<SampledToken> out);
 
@@ -101,17 +117,22 @@ class Sampler {
     float max_logit;  // largest raw logit (finite)
     TokenId greedy;   // step 3's token
   };
+  struct Scratch {
+    std::vector<float> weight;   // [vocab] scaled logit, then weight, of each candidate token
+    std::vector<TokenId> order;  // [vocab] candidate token ids (first `count` are live)
+  };
 
-  void check_context(const SamplingContext& ctx, int32_t row) const;
-  RowCheck check_row(std::span<const float> logits, const SamplingContext& ctx, int32_t row) const;
-  void sample_checked(std::span<const float> logits, const SamplingContext& ctx, RowCheck check,
-                      SampledToken& out);
-  TokenId draw(std::span<const float> logits, const SamplingContext& ctx);
-  int32_t keep_top_p(int32_t count, double total, float top_p);
+  static void check_context(const SamplingContext& ctx, int32_t row);
+  static RowCheck check_row(std::span<const float> logits, const SamplingContext& ctx, int32_t row);
+  static void sample_checked(std::span<const float> logits, const SamplingContext& ctx,
+                             RowCheck check, Scratch& scratch, SampledToken& out);
+  static TokenId draw(std::span<const float> logits, const SamplingContext& ctx, Scratch& scratch);
+  static int32_t keep_top_p(Scratch& scratch, int32_t count, double total, float top_p);
+  void rethrow_first_error() const;
 
-  std::vector<float> weight_;         // [vocab] scaled logit, then weight, of each candidate token
-  std::vector<TokenId> order_;        // [vocab] candidate token ids (first `count` are live)
-  std::vector<RowCheck> row_checks_;  // [rows] from sample_batch's check pass
+  std::vector<Scratch> scratch_;                // [OpenMP threads] one per thread, kept
+  std::vector<RowCheck> row_checks_;            // [rows] from sample_batch's check pass
+  std::vector<std::exception_ptr> row_errors_;  // [rows] what each row threw, if anything
 };
 
 }  // namespace pagedkv

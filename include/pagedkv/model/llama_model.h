@@ -87,8 +87,7 @@ class LlamaModel {
   };
   void check(const ForwardBatch& batch, const PagedKVCache& cache, size_t logits_size) const;
   void grow_scratch(int32_t num_tokens, int32_t num_logits);
-  void run_layer(const Layer& layer, int32_t index, const ForwardBatch& batch,
-                 PagedKVCache& cache);
+  void run_layer(const Layer& layer, int32_t index, const ForwardBatch& batch, PagedKVCache& cache);
 
   const ModelWeights* weights_;
   ModelConfig config_;

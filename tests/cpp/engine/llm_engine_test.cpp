@@ -25,8 +25,8 @@ const std::string& model_dir(const std::string& preset) {
   static std::map<std::string, std::string> dirs;
   auto it = dirs.find(preset);
   if (it != dirs.end()) return it->second;
-  const fs::path dir = fs::temp_directory_path() /
-                       fmt::format("pagedkv-engine-test-{}-{}", preset, static_cast<long>(getpid()));
+  const fs::path dir = fs::temp_directory_path() / fmt::format("pagedkv-engine-test-{}-{}", preset,
+                                                               static_cast<long>(getpid()));
   make_model(preset_config(preset), /*seed=*/7, DType::kFloat32, dir.string());
   return dirs.emplace(preset, dir.string()).first->second;
 }
@@ -210,7 +210,7 @@ TEST(Engine, BadRequestsChangeNothing) {
   LLMEngine engine(config_for("tiny"));
   SamplingParams p;
   EXPECT_THROW(engine.add_request("x", {}, p), InvalidArgument);
-  EXPECT_THROW(engine.add_request("x", {1, 384}, p), InvalidArgument);  // vocab is 384
+  EXPECT_THROW(engine.add_request("x", {1, 384}, p), InvalidArgument);           // vocab is 384
   EXPECT_THROW(engine.add_request("x", prompt_of(600, 1), p), InvalidArgument);  // > max_model_len
   engine.add_request("x", {1, 2}, p);
   EXPECT_THROW(engine.add_request("x", {1, 2}, p), InvalidArgument);  // live id

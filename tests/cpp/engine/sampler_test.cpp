@@ -4,8 +4,10 @@
 #include "pagedkv/engine/sampler.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -62,6 +64,38 @@ double chi_square(const std::map<TokenId, int>& counts, const std::vector<double
   return chi2;
 }
 
+std::vector<float> normal_logits(size_t n, uint32_t seed, float stddev = 2.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, stddev);
+  std::vector<float> logits(n);
+  for (float& x : logits) x = normal(rng);
+  return logits;
+}
+
+// Equal bit for bit (NaN included): what "the same result" means for the batch.
+void expect_identical(const SampledToken& a, const SampledToken& b, const std::string& where) {
+  EXPECT_EQ(a.token, b.token) << where;
+  EXPECT_EQ(std::bit_cast<uint32_t>(a.logprob), std::bit_cast<uint32_t>(b.logprob)) << where;
+  ASSERT_EQ(a.top.size(), b.top.size()) << where;
+  for (size_t j = 0; j < a.top.size(); ++j) {
+    EXPECT_EQ(a.top[j].token, b.top[j].token) << where << " top " << j;
+    EXPECT_EQ(std::bit_cast<uint32_t>(a.top[j].logprob), std::bit_cast<uint32_t>(b.top[j].logprob))
+        << where << " top " << j;
+  }
+}
+
+// Sets the OpenMP thread count for one scope.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) : saved_(omp_get_max_threads()) { omp_set_num_threads(n); }
+  ~OmpThreads() { omp_set_num_threads(saved_); }
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
 std::set<TokenId> keys_of(const std::map<TokenId, int>& counts) {
   std::set<TokenId> s;
   for (const auto& [t, c] : counts) s.insert(t);
@@ -95,6 +129,42 @@ TEST(SamplerGreedy, NaNLogitsNeverWin) {
   Sampler sampler;
   const SamplingParams p = greedy_params();
   EXPECT_EQ(sampler.sample(std::vector<float>{kNaN, -5.0f, kNaN}, context(p)).token, 1);
+}
+
+TEST(SamplerGreedy, MatchesANaiveArgmaxOnLongRowsWithTiesNaNAndInfinity) {
+  Sampler sampler;
+  const SamplingParams p = greedy_params();
+  std::mt19937 rng(23);
+  for (const size_t vocab : {1u, 15u, 17u, 255u, 256u, 257u, 1000u, 4099u}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      // Few distinct values, so the maximum is often tied across and within blocks.
+      std::vector<float> logits(vocab);
+      std::uniform_int_distribution<int> level(-4, 4);
+      for (float& x : logits) x = static_cast<float>(level(rng));
+      std::uniform_int_distribution<size_t> at(0, vocab - 1);
+      for (int k = 0; k < 3; ++k) logits[at(rng)] = kNaN;
+      logits[at(rng)] = -kInf;
+      size_t expected = vocab;
+      for (size_t i = 0; i < vocab; ++i) {
+        if (logits[i] > -kInf && (expected == vocab || logits[i] > logits[expected])) expected = i;
+      }
+      if (expected == vocab) continue;  // nothing to sample: covered by the error tests
+      ASSERT_EQ(sampler.sample(logits, context(p)).token, static_cast<TokenId>(expected))
+          << "vocab " << vocab << " trial " << trial;
+    }
+  }
+}
+
+TEST(SamplerGreedy, MaskedArgmaxFallsBackToTheBestUnmaskedToken) {
+  Sampler sampler;
+  SamplingParams p = greedy_params();
+  p.min_tokens = 1;
+  p.stop_token_ids = {700};
+  std::vector<float> logits(1000, 0.0f);
+  logits[700] = 9.0f;  // masked
+  logits[900] = 5.0f;
+  logits[300] = 5.0f;  // tie with 900: the smaller id wins
+  EXPECT_EQ(sampler.sample(logits, context(p)).token, 300);
 }
 
 // ---- Temperature, top-k, top-p ----
@@ -279,6 +349,28 @@ TEST(SamplerLogprobs, UnsetMeansNoTopAndTooManyIsCapped) {
   EXPECT_EQ(t.top[1].logprob, -kInf);  // NaN counts as -inf
 }
 
+TEST(SamplerLogprobs, NotRequestedLeavesLogprobNaNAndTopEmpty) {
+  Sampler sampler;
+  const std::vector<float> logits = normal_logits(3000, 9);
+  SamplingParams greedy = greedy_params();
+  SamplingParams random;
+  random.temperature = 0.8f;
+  random.top_p = 0.9f;
+  for (const SamplingParams* p : {&greedy, &random}) {
+    SamplingParams asked = *p;
+    asked.logprobs = 2;
+    SampledToken out;
+    sampler.sample_into(logits, context(asked, 4), out);  // fills `top` and `logprob`
+    ASSERT_EQ(out.top.size(), 2u);
+    ASSERT_FALSE(std::isnan(out.logprob));
+    const TokenId token = out.token;
+    sampler.sample_into(logits, context(*p, 4), out);  // the same output slot, not asked
+    EXPECT_EQ(out.token, token);  // asking for logprobs never changes the token
+    EXPECT_TRUE(std::isnan(out.logprob));
+    EXPECT_TRUE(out.top.empty());
+  }
+}
+
 // ---- Determinism ----
 
 TEST(SamplerDeterminism, SameKeyAndIndexGiveTheSameTokenAcrossSamplers) {
@@ -361,40 +453,77 @@ TEST(SamplerDeterminism, MatchesTheDocumentedDrawExactly) {
   }
 }
 
-TEST(SamplerBatch, EachRowEqualsSamplingItAlone) {
-  constexpr int32_t kRows = 6, kVocab = 257;
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 1.5f);
-  std::vector<float> logits(kRows * kVocab);
-  for (float& x : logits) x = normal(rng);
-  std::vector<SamplingParams> params(kRows);
-  params[0] = greedy_params();
-  params[1].temperature = 0.9f;
-  params[2].top_k = 5;
-  params[3].top_p = 0.8f;
-  params[3].logprobs = 3;
-  params[4].top_k = 20;
-  params[4].top_p = 0.5f;
-  params[4].seed = 99;
-  params[5].min_tokens = 4;
-  params[5].stop_token_ids = {7, 9};
-  std::vector<SamplingContext> ctx;
-  for (int32_t r = 0; r < kRows; ++r) {
-    ctx.push_back({&params[r], request_sampling_key("req-" + std::to_string(r), params[r].seed),
-                   r * 3, r, TokenId{1}});
+// One context per row covering every path: greedy with and without logprobs, temperature,
+// top-k, top-p, both, min_tokens masking (greedy and random), a masked argmax.
+std::vector<SamplingParams> mixed_params(int32_t rows) {
+  std::vector<SamplingParams> params(rows);
+  for (int32_t r = 0; r < rows; ++r) {
+    SamplingParams& p = params[r];
+    switch (r % 8) {
+      case 0: p = greedy_params(); break;
+      case 1: p.temperature = 0.9f; break;
+      case 2:
+        p.top_k = 5;
+        p.logprobs = 0;
+        break;
+      case 3:
+        p.top_p = 0.8f;
+        p.logprobs = 3;
+        break;
+      case 4:
+        p.top_k = 20;
+        p.top_p = 0.5f;
+        p.seed = 99;
+        break;
+      case 5:
+        p.min_tokens = 4;
+        p.stop_token_ids = {7, 9};
+        break;
+      case 6:
+        p = greedy_params();
+        p.logprobs = 5;
+        break;
+      case 7:
+        p = greedy_params();
+        p.min_tokens = 2;
+        p.stop_token_ids = {r};
+        break;
+    }
   }
-  Sampler batch_sampler, single_sampler;
-  std::vector<SampledToken> out(kRows);
-  batch_sampler.sample_batch(logits.data(), kRows, kVocab, ctx, out);
+  return params;
+}
+
+std::vector<SamplingContext> contexts_for(const std::vector<SamplingParams>& params) {
+  std::vector<SamplingContext> ctx;
+  for (size_t r = 0; r < params.size(); ++r) {
+    const auto row = static_cast<int32_t>(r);
+    ctx.push_back({&params[r], request_sampling_key("req-" + std::to_string(r), params[r].seed),
+                   row * 3, row % 3, TokenId{1}});
+  }
+  return ctx;
+}
+
+TEST(SamplerBatch, EachRowEqualsSamplingItAloneWithOneAndTwoThreads) {
+  constexpr int32_t kRows = 32, kVocab = 8191;
+  std::vector<float> logits = normal_logits(size_t{kRows} * kVocab, 5, 1.5f);
+  for (int32_t r = 7; r < kRows; r += 8)
+    logits[static_cast<size_t>(r) * kVocab + r] = 50.0f;  // masked max
+  const std::vector<SamplingParams> params = mixed_params(kRows);
+  const std::vector<SamplingContext> ctx = contexts_for(params);
+  Sampler single_sampler;
+  std::vector<SampledToken> alone;
   for (int32_t r = 0; r < kRows; ++r) {
-    const SampledToken alone =
-        single_sampler.sample(std::span<const float>(logits.data() + r * kVocab, kVocab), ctx[r]);
-    EXPECT_EQ(out[r].token, alone.token) << "row " << r;
-    EXPECT_EQ(out[r].logprob, alone.logprob) << "row " << r;
-    ASSERT_EQ(out[r].top.size(), alone.top.size()) << "row " << r;
-    for (size_t j = 0; j < alone.top.size(); ++j) {
-      EXPECT_EQ(out[r].top[j].token, alone.top[j].token);
-      EXPECT_EQ(out[r].top[j].logprob, alone.top[j].logprob);
+    alone.push_back(single_sampler.sample(
+        std::span<const float>(logits.data() + static_cast<size_t>(r) * kVocab, kVocab), ctx[r]));
+  }
+  Sampler batch_sampler;  // one sampler across thread counts: its scratch is reused
+  for (const int threads : {1, 2, 1}) {
+    const OmpThreads scope(threads);
+    std::vector<SampledToken> out(kRows);
+    batch_sampler.sample_batch(logits.data(), kRows, kVocab, ctx, out);
+    for (int32_t r = 0; r < kRows; ++r) {
+      expect_identical(out[r], alone[r],
+                       "row " + std::to_string(r) + ", " + std::to_string(threads) + " threads");
     }
   }
 }
@@ -432,6 +561,20 @@ TEST(SamplerErrors, BadInputsAreInvalidArguments) {
   EXPECT_THROW(sampler.sample(ok, context(bad_top_p)), InvalidArgument);
 }
 
+TEST(SamplerErrors, PositiveInfinityIsReportedAtItsToken) {
+  Sampler sampler;
+  SamplingParams p;
+  std::vector<float> logits(2000, 0.0f);
+  logits[777] = kInf;
+  logits[1500] = kInf;
+  try {
+    sampler.sample(logits, context(p));
+    FAIL() << "expected InvalidArgument";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("token 777 is +inf"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SamplerErrors, EverythingMaskedByMinTokensIsRejected) {
   Sampler sampler;
   SamplingParams p;
@@ -467,6 +610,28 @@ TEST(SamplerErrors, BatchRejectsABadRowNamingItAndWritesNothing) {
                InvalidArgument);
   EXPECT_THROW(sampler.sample_batch(logits.data(), kRows, 0, ctx, out), InvalidArgument);
   EXPECT_THROW(sampler.sample_batch(nullptr, kRows, kVocab, ctx, out), InvalidArgument);
+}
+
+TEST(SamplerErrors, BatchReportsTheFirstBadRowWhateverTheThreadCount) {
+  constexpr int32_t kRows = 8, kVocab = 600;
+  std::vector<float> logits(kRows * kVocab, 0.5f);
+  std::fill(logits.begin() + 3 * kVocab, logits.begin() + 4 * kVocab, -kInf);  // row 3
+  logits[6 * kVocab + 10] = kInf;                                              // row 6
+  SamplingParams p;
+  std::vector<SamplingContext> ctx(kRows, context(p));
+  Sampler sampler;
+  for (const int threads : {1, 2}) {
+    const OmpThreads scope(threads);
+    std::vector<SampledToken> out(kRows);
+    for (auto& t : out) t.token = -7;
+    try {
+      sampler.sample_batch(logits.data(), kRows, kVocab, ctx, out);
+      FAIL() << "expected InvalidArgument";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("row 3:"), std::string::npos) << e.what();
+    }
+    for (const auto& t : out) EXPECT_EQ(t.token, -7) << threads << " threads";
+  }
 }
 
 }  // namespace
