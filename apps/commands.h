@@ -80,6 +80,7 @@ struct BenchArgs {
   uint64_t seed = 0;
   bool json = false;
   bool progress = false;
+};
 
 struct ServeArgs {
   EngineArgs engine;
