@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <thread>
 #include <utility>
 
 #include "pagedkv/common/errors.h"
@@ -124,8 +125,14 @@ void HttpServer::run() {
 
 void HttpServer::stop() {
   if (stopped_.exchange(true)) return;
-  http_->stop();  // no new connections; run() returns once the handlers below end
-  loop_->stop();  // every in-flight request ends with "abort", which ends its handler
+  loop_->stop();  // every in-flight request ends with "abort"; new ones get 503
+  // Let the streams write their "abort" chunk and [DONE] before the connections close
+  // (httplib ends a chunked response without its last chunk once it stops).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (active_streams_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  http_->stop();  // run() returns once the handlers have ended
 }
 
 void HttpServer::install_routes() {
@@ -204,6 +211,8 @@ void HttpServer::install_routes() {
       state->request = std::move(r);
       state->pending = std::move(first);
       EngineLoop* loop = loop_.get();
+      std::atomic<int64_t>* active = &active_streams_;
+      ++active_streams_;
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
@@ -226,9 +235,10 @@ void HttpServer::install_routes() {
             }
             return true;
           },
-          [state, loop](bool) {
+          [state, loop, active](bool) {
             // The client went away (or the write failed) before the end: free its pages.
             if (!state->done) loop->abort(state->header.id);
+            --*active;
           });
       return;
     }

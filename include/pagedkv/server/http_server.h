@@ -19,8 +19,9 @@
 // 503 at once when max_queued_requests requests already wait beyond the max_num_seqs that can
 // run; 500 when the engine failed.
 // A streaming client that disconnects has its request aborted (pages freed within a step).
-// stop(): stops accepting, aborts in-flight requests (their streams end with "abort"), and
-// makes run() return; safe to call from any thread, more than once.
+// stop(): refuses new requests (503), aborts in-flight ones (their streams end with "abort" and
+// [DONE], given up to 5 s to be written), closes the listener and makes run() return; safe to
+// call from any thread, more than once.
 #pragma once
 
 #include <atomic>
@@ -70,6 +71,7 @@ class HttpServer {
   std::unique_ptr<httplib::Server> http_;
   std::atomic<int64_t> next_id_{0};
   std::atomic<bool> stopped_{false};
+  std::atomic<int64_t> active_streams_{0};  // streaming responses not yet released
 };
 
 }  // namespace pagedkv

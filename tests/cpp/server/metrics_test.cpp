@@ -15,9 +15,9 @@ bool has_line(const std::string& text, const std::string& line) {
 
 TEST(Histogram, BucketsAreLessOrEqualAndCountTheRest) {
   Histogram h({0.1, 1.0});
-  h.observe(0.1);   // on the bound: in the first bucket
+  h.observe(0.1);  // on the bound: in the first bucket
   h.observe(0.5);
-  h.observe(5.0);   // above every bound
+  h.observe(5.0);  // above every bound
   EXPECT_EQ(h.counts(), (std::vector<int64_t>{1, 1, 1}));
   EXPECT_EQ(h.count(), 3);
   EXPECT_DOUBLE_EQ(h.sum(), 5.6);
