@@ -140,9 +140,7 @@ void EngineLoop::run() {
       continue;
     }
     try {
-      const std::vector<GenerationOutput> outs = engine_.step();
-      const double now = engine_.now();
-      for (const GenerationOutput& out : outs) handle(out, now);
+      for (const GenerationOutput& out : engine_.step()) handle(out);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "pagedkv serve: engine step failed: %s\n", e.what());
       ApiError err;
@@ -226,7 +224,7 @@ void EngineLoop::finish(const std::string& id, StreamEvent ev) {
   --in_flight_;
 }
 
-void EngineLoop::handle(const GenerationOutput& out, double /*now*/) {
+void EngineLoop::handle(const GenerationOutput& out) {
   auto it = live_.find(out.request_id);
   if (it == live_.end()) return;
   Live& live = *it->second;

@@ -114,7 +114,7 @@ class EngineLoop {
   void drain(std::vector<EngineJob>& adds, std::vector<std::string>& aborts);
   void add(EngineJob& job);
   void finish(const std::string& id, StreamEvent ev);
-  void handle(const GenerationOutput& out, double now);
+  void handle(const GenerationOutput& out);
   void fail_all(const ApiError& error);
   void snapshot();
 
