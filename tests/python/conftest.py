@@ -32,3 +32,14 @@ def shared_dir() -> pathlib.Path:
     if not value:
         raise RuntimeError("PAGEDKV_SHARED_DIR is not set (CTest sets it; export it by hand)")
     return pathlib.Path(value)
+
+
+@pytest.fixture(scope="session")
+def cli() -> pathlib.Path:
+    """The `pagedkv` binary, <PAGEDKV_BUILD_DIR>/apps/pagedkv."""
+    build = os.environ.get("PAGEDKV_BUILD_DIR")
+    if not build:
+        raise RuntimeError("PAGEDKV_BUILD_DIR is not set (CTest sets it; export it by hand)")
+    path = pathlib.Path(build) / "apps" / "pagedkv"
+    assert path.is_file(), f"{path} is missing: build the pagedkv_cli target"
+    return path

@@ -5,8 +5,6 @@ The binary is <PAGEDKV_BUILD_DIR>/apps/pagedkv (CTest sets PAGEDKV_BUILD_DIR).
 """
 
 import json
-import os
-import pathlib
 import subprocess
 
 import pytest
@@ -16,16 +14,6 @@ MOONCAKE_LINES = [
     {"timestamp": 1000, "input_length": 1100, "output_length": 5, "hash_ids": [1, 3, 4]},
     {"timestamp": 2000, "input_length": 1000, "output_length": 5, "hash_ids": [1, 2]},
 ]
-
-
-@pytest.fixture(scope="module")
-def cli() -> pathlib.Path:
-    build = os.environ.get("PAGEDKV_BUILD_DIR")
-    if not build:
-        raise RuntimeError("PAGEDKV_BUILD_DIR is not set (CTest sets it; export it by hand)")
-    path = pathlib.Path(build) / "apps" / "pagedkv"
-    assert path.is_file(), f"{path} is missing: build the pagedkv_cli target"
-    return path
 
 
 def run(cli, *args):

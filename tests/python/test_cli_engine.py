@@ -2,23 +2,11 @@
 command-line tool, and its output agrees with the Python engine."""
 
 import json
-import os
-import pathlib
 import subprocess
 
 import pytest
 
 import pagedkv
-
-
-@pytest.fixture(scope="module")
-def cli() -> pathlib.Path:
-    build = os.environ.get("PAGEDKV_BUILD_DIR")
-    if not build:
-        raise RuntimeError("PAGEDKV_BUILD_DIR is not set (CTest sets it; export it by hand)")
-    path = pathlib.Path(build) / "apps" / "pagedkv"
-    assert path.is_file(), f"{path} is missing: build the pagedkv_cli target"
-    return path
 
 
 def run(cli, *args):

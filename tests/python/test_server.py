@@ -8,7 +8,6 @@ SIGTERM exits 0.
 
 import concurrent.futures
 import json
-import os
 import pathlib
 import re
 import signal
@@ -22,16 +21,6 @@ import pagedkv
 
 NUM_PAGES = 512
 MAX_MODEL_LEN = 2048
-
-
-@pytest.fixture(scope="module")
-def cli() -> pathlib.Path:
-    build = os.environ.get("PAGEDKV_BUILD_DIR")
-    if not build:
-        raise RuntimeError("PAGEDKV_BUILD_DIR is not set (CTest sets it; export it by hand)")
-    path = pathlib.Path(build) / "apps" / "pagedkv"
-    assert path.is_file(), f"{path} is missing: build the pagedkv_cli target"
-    return path
 
 
 @pytest.fixture(scope="module")
