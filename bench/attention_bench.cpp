@@ -1,5 +1,5 @@
 // Paged attention throughput on real model shapes (Llama-3-8B 32/8/128, Qwen2-7B 28/4/128,
-// small 8/2/64), page size 16 and 128, bfloat16 and float32 caches.
+// small 8/2/64), page size 16 and 128, float32, float16, bfloat16, int8 and fp8_e4m3 caches.
 //
 //   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/paged       pages of each request shuffled
 //   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/contiguous  same kernel, consecutive pages
@@ -49,7 +49,8 @@ struct Setup {
   Model model;
   DType dtype;
   int32_t page_size, batch, ctx, q_len;
-  MappedRegion k, v;  // cache memory as PagedKVCache maps it
+  MappedRegion k, v;                      // cache memory as PagedKVCache maps it
+  std::vector<float> k_scales, v_scales;  // int8: [kv_heads, num_pages, page_size], 1/127
   PagedKVView view;
   std::vector<int32_t> paged_table, contiguous_table, qsl, lens;
   int32_t max_pages = 0;
@@ -59,7 +60,8 @@ struct Setup {
 };
 
 void fill(uint8_t* p, int64_t bytes, DType dt, uint32_t seed) {
-  // Finite values in (-1, 1) (random bit patterns would include NaN/denormals).
+  // Finite values in (-1, 1) (random bit patterns would include NaN/denormals), stored in the
+  // cache dtype: int8 codes are the values times 127 (the scales are 1/127).
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   std::vector<float> pool(4096);
@@ -70,11 +72,22 @@ void fill(uint8_t* p, int64_t bytes, DType dt, uint32_t seed) {
   for (int64_t i = 0; i < n; ++i) {
     state = state * 1664525u + 1013904223u;
     const float x = pool[state >> 20];
-    if (dt == DType::kFloat32) {
-      std::memcpy(p + i * 4, &x, 4);
-    } else {
-      const uint16_t b = float_to_bf16(x);
-      std::memcpy(p + i * 2, &b, 2);
+    switch (dt) {
+      case DType::kFloat32: std::memcpy(p + i * 4, &x, 4); break;
+      case DType::kBFloat16: {
+        const uint16_t b = float_to_bf16(x);
+        std::memcpy(p + i * 2, &b, 2);
+        break;
+      }
+      case DType::kFloat16: {
+        const uint16_t h = float_to_fp16(x);
+        std::memcpy(p + i * 2, &h, 2);
+        break;
+      }
+      case DType::kInt8:
+        p[i] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x * 127)));
+        break;
+      case DType::kFp8E4M3: p[i] = float_to_fp8_e4m3(x); break;
     }
   }
 }
@@ -110,6 +123,13 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
                         .head_dim = m.head_dim,
                         .k_data = s->k.data(),
                         .v_data = s->v.data()};
+  if (dt == DType::kInt8) {
+    const auto scales = static_cast<size_t>(num_pages * ps * m.kv_heads);
+    s->k_scales.assign(scales, 1.0f / 127);
+    s->v_scales.assign(scales, 1.0f / 127);
+    s->view.k_scales = s->k_scales.data();
+    s->view.v_scales = s->v_scales.data();
+  }
   std::vector<int32_t> ids(num_pages - 1);
   std::iota(ids.begin(), ids.end(), 1);
   s->contiguous_table = ids;
@@ -128,6 +148,8 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   for (float& x : s->query) x = uni(rng);
   for (float x : s->query) s->query_bf16.push_back(float_to_bf16(x));
   s->out.resize(s->query.size());
+  // K and V bytes attention reads (int8 also reads one float scale per 128-byte row, 3% more,
+  // not counted, so int8 rows slightly understate its bandwidth).
   s->kv_bytes =
       2 * int64_t{batch} * ctx * m.kv_heads * m.head_dim * static_cast<int64_t>(dtype_size(dt));
   last = s;
@@ -255,18 +277,21 @@ void register_prefill(const Model& m, DType dt, int32_t q_len, int32_t ctx) {
 }
 
 void register_all() {
-  // Decode grid, sampled: KV bytes stay <= 1 GiB per case.
-  for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+  // Decode grid: every cache dtype, page sizes 16 and 128 (shuffled pages beside the same pages
+  // in order, and the read-only baseline), contexts 1k-32k at batch 1, and batch 8 x 4k; cases
+  // whose K + V exceed 2 GiB are left out.
+  for (DType dt :
+       {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
     for (int32_t ps : {16, 128}) {
       for (auto [b, c] : {std::pair{1, 1024},
-                          {1, 8192},
+                          {1, 4096},
+                          {1, 16384},
                           {1, 32768},
-                          {8, 1024},
+                          {8, 4096},
                           {8, 8192},
-                          {64, 1024},
-                          {8, 32768}}) {
+                          {64, 1024}}) {
         const int64_t bytes = int64_t{2} * b * c * 8 * 128 * static_cast<int64_t>(dtype_size(dt));
-        if (bytes <= (int64_t{1} << 30)) register_decode(kLlama, dt, ps, b, c);
+        if (bytes <= (int64_t{2} << 30)) register_decode(kLlama, dt, ps, b, c);
       }
     }
   }
