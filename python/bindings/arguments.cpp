@@ -50,4 +50,9 @@ std::optional<std::vector<std::vector<PageId>>> optional_group_pages_arg(py::han
   return group_pages_arg(obj, name);
 }
 
+std::optional<std::string> reason_name(std::optional<FinishReason> r) {
+  if (!r) return std::nullopt;
+  return std::string(finish_reason_name(*r));
+}
+
 }  // namespace pagedkv::python

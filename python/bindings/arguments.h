@@ -1,15 +1,18 @@
 // Argument and result conversions shared by the binding files, one helper per concept:
 // hash algorithms (a name or a pagedkv.HashAlgorithm), digests (bytes of the algorithm's size)
-// and page ids per group (any sequence of integer sequences; PageIds are read in place).
+// page ids per group (any sequence of integer sequences; PageIds are read in place) and finish
+// reasons.
 #pragma once
 
 #include <pybind11/pybind11.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "pagedkv/common/types.h"
 #include "pagedkv/hash/page_hash.h"
+#include "pagedkv/scheduler/sequence.h"
 
 namespace pagedkv::python {
 
@@ -31,5 +34,8 @@ std::optional<std::vector<std::vector<PageId>>> optional_group_pages_arg(pybind1
 
 // One-dimensional page ids (IntSequence<int32_t>, ValueError unless 1-D).
 std::vector<PageId> page_ids_arg(pybind11::handle obj, const char* name);
+
+// A finish reason's vLLM name ("stop", "length", "abort"), or nullopt (None in Python).
+std::optional<std::string> reason_name(std::optional<FinishReason> r);
 
 }  // namespace pagedkv::python

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "arguments.h"
 #include "bindings.h"
 #include "pagedkv/engine/llm_engine.h"
 #include "pagedkv/model/model_maker.h"
@@ -25,11 +26,6 @@ namespace pagedkv::python {
 namespace {
 
 using Prompt = std::variant<std::string, std::vector<TokenId>>;
-
-std::optional<std::string> reason_name(std::optional<FinishReason> r) {
-  if (!r) return std::nullopt;
-  return std::string(finish_reason_name(*r));
-}
 
 // Per generated token, {token_id: logprob} (top-n plus the sampled token).
 py::list logprob_dicts(const GenerationOutput& o) {

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "arguments.h"
 #include "bindings.h"
 #include "pagedkv/hash/request.h"
 #include "pagedkv/manager/kv_cache_manager.h"
@@ -26,11 +27,6 @@ namespace py = pybind11;
 
 namespace pagedkv::python {
 namespace {
-
-std::optional<std::string> reason_name(std::optional<FinishReason> r) {
-  if (!r) return std::nullopt;
-  return std::string(finish_reason_name(*r));
-}
 
 const char* py_bool(bool b) { return b ? "True" : "False"; }
 

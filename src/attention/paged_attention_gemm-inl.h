@@ -17,8 +17,8 @@
 #define PAGEDKV_SRC_PAGED_ATTENTION_GEMM_INL_H_
 #endif
 
-#include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
 
 #include <algorithm>
 
@@ -29,7 +29,6 @@ HWY_BEFORE_NAMESPACE();
 namespace pagedkv::attention_detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
 
 HWY_INLINE int32_t PaddedRows(int32_t rows) {
   const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
@@ -231,7 +230,6 @@ void ChunkGemm(const KernelParams& p, const TileDesc& t, int32_t chunk, float* s
   for (int32_t r = 0; r < R; r += N) GemmSoftmaxLanes(p, t, r, k0, k1, s, state, state + R);
   GemmPv(p, t, k0, k1, s, state + 2 * R);
 }
-
 
 }  // namespace HWY_NAMESPACE
 }  // namespace pagedkv::attention_detail

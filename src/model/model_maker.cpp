@@ -11,20 +11,12 @@
 #include <numbers>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/common/splitmix.h"
 #include "pagedkv/model/safetensors.h"
 
 namespace pagedkv {
 
 namespace {
-
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;
-
-// The splitmix64 output function: a bijective mix of all 64 bits.
-constexpr uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 // How one tensor's elements are drawn: value = mean + stddev * N(0, 1).
 struct Draw {
@@ -172,9 +164,10 @@ ModelConfig llama_3_2_1b() {
 
 double model_maker_normal(uint64_t seed, uint64_t tensor, uint64_t index) {
   // A splitmix64 stream keyed by (seed, tensor), read at positions 2 * index + 1 and + 2.
-  const uint64_t key = mix64(mix64(seed + kGolden) ^ (tensor * kGolden + 0x632be59bd9b4e019ull));
-  const uint64_t h1 = mix64(key + (2 * index + 1) * kGolden);
-  const uint64_t h2 = mix64(key + (2 * index + 2) * kGolden);
+  const uint64_t key = splitmix64_mix(splitmix64_mix(seed + kSplitmix64Gamma) ^
+                                      (tensor * kSplitmix64Gamma + 0x632be59bd9b4e019ull));
+  const uint64_t h1 = splitmix64_mix(key + (2 * index + 1) * kSplitmix64Gamma);
+  const uint64_t h2 = splitmix64_mix(key + (2 * index + 2) * kSplitmix64Gamma);
   const double u1 = static_cast<double>((h1 >> 11) + 1) * 0x1p-53;  // (0, 1]: log is finite
   const double u2 = static_cast<double>(h2 >> 11) * 0x1p-53;        // [0, 1)
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);

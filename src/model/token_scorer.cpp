@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/common/splitmix.h"
 #include "pagedkv/kv_cache/paged_kv_cache.h"
 
 namespace pagedkv {
@@ -16,12 +17,7 @@ std::vector<int32_t> page_order(int32_t n, uint64_t seed) {
   std::iota(pages.begin(), pages.end(), 1);
   if (seed == 0) return pages;
   uint64_t state = seed;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
+  auto next = [&state] { return splitmix64_mix(state += kSplitmix64Gamma); };
   for (int32_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<int32_t>(next() % static_cast<uint64_t>(i + 1));
     std::swap(pages[static_cast<size_t>(i)], pages[static_cast<size_t>(j)]);

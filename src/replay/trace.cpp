@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/common/splitmix.h"
 
 namespace pagedkv {
 
@@ -33,17 +34,9 @@ uint64_t domain_key(uint64_t domain, uint64_t scope, uint64_t value) {
   return XXH3_64bits(words, sizeof(words));
 }
 
-// The splitmix64 finaliser: a bijection on 64 bits with full avalanche.
-inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
-
-// The stream seed of a block; the constant keeps key 0 away from the fixed point mix64(0) = 0.
-inline uint64_t block_seed(uint64_t key) { return mix64(key ^ 0x5851F42D4C957F2Dull); }
+// The stream seed of a block; the constant keeps key 0 away from the fixed point splitmix64_mix(0)
+// = 0.
+inline uint64_t block_seed(uint64_t key) { return splitmix64_mix(key ^ 0x5851F42D4C957F2Dull); }
 
 // Maps 32 random bits onto [0, kSyntheticVocabSize) by multiply-shift (no division).
 inline TokenId to_vocab(uint64_t r) {
@@ -357,15 +350,16 @@ uint64_t unique_tail_key(uint64_t scope, uint64_t request_index) {
 }
 
 TokenId synthetic_token(uint64_t key, int32_t offset) {
-  return to_vocab(mix64(block_seed(key) + kGolden * (static_cast<uint64_t>(offset) + 1)));
+  return to_vocab(
+      splitmix64_mix(block_seed(key) + kSplitmix64Gamma * (static_cast<uint64_t>(offset) + 1)));
 }
 
 void synthesize_block(uint64_t key, int32_t count, TokenId* out) {
   const uint64_t seed = block_seed(key);
   uint64_t state = seed;
   for (int32_t j = 0; j < count; ++j) {
-    state += kGolden;
-    out[j] = to_vocab(mix64(state));
+    state += kSplitmix64Gamma;
+    out[j] = to_vocab(splitmix64_mix(state));
   }
 }
 
