@@ -8,13 +8,19 @@
 //                                                        thread count) into a cache-resident
 //                                                        buffer: the read-bandwidth ceiling
 //   prefill/<model>/<dtype>/ps16/q<Q>/ctx<C>             one request, Q new tokens of C
+//   peak/fma/<isa>                                        register-resident FMAs on every
+//                                                        thread: the compute ceiling
 //
 // bytes_per_second of decode rows is KV bytes read / time, so paged / contiguous is the paging
-// overhead and paged / memcpy_read the fraction of achievable bandwidth. Prefill reports
-// FLOP/s (4 * head_dim * q_heads * causal (query, key) pairs).
+// overhead and paged / memcpy_read the fraction of achievable bandwidth. Every attention row
+// also reports FLOPS (4 * head_dim * q_heads * visible (query, key) pairs: Q.K and P.V), so
+// FLOPS / peak/fma is the fraction of the compute ceiling. Decode does 4 * group FLOPs per
+// K/V element pair, i.e. 2 * group / dtype_size FLOPs per KV byte: whichever of the two
+// ceilings is lower binds.
 //
 //   build-*/bench/attention_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -27,6 +33,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "pagedkv/attention/paged_attention.h"
 #include "pagedkv/common/cpu_info.h"
@@ -175,16 +183,13 @@ void BM_Attention(benchmark::State& state, Model m, DType dt, int32_t ps, int32_
     run(*s, contiguous, bf16_query, ws);
     benchmark::ClobberMemory();
   }
-  if (q_len == 1) {
-    state.SetBytesProcessed(state.iterations() * s->kv_bytes);
-  } else {
-    // Causal (query, key) pairs of one request with q_len new tokens at the end of ctx.
-    const double pairs =
-        static_cast<double>(q_len) * (ctx - q_len) + static_cast<double>(q_len) * (q_len + 1) / 2.0;
-    const double flops = 4.0 * pairs * m.head_dim * m.q_heads * batch;
-    state.counters["FLOPS"] =
-        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  }
+  if (q_len == 1) state.SetBytesProcessed(state.iterations() * s->kv_bytes);
+  // Causal (query, key) pairs of one request with q_len new tokens at the end of ctx.
+  const double pairs =
+      static_cast<double>(q_len) * (ctx - q_len) + static_cast<double>(q_len) * (q_len + 1) / 2.0;
+  const double flops = 4.0 * pairs * m.head_dim * m.q_heads * batch;
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = omp_get_max_threads();
 }
 
@@ -239,6 +244,55 @@ void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32
   state.counters["threads"] = threads;
 }
 
+// Floating-point FMA throughput: 16 independent accumulator chains per thread (more than
+// latency x pipes on current x86 cores), on as many threads as attention uses.
+#define PAGEDKV_FMA_LOOP(V, SET, FMA, LANES)                                       \
+  V acc[16];                                                                       \
+  for (int i = 0; i < 16; ++i) acc[i] = SET(1.0f + 1e-7f * static_cast<float>(i)); \
+  const V a = SET(0.999999f), b = SET(1e-7f);                                      \
+  for (int64_t n = 0; n < iters; ++n)                                              \
+    for (V & x : acc) x = FMA(x, a, b);                                            \
+  float sum = 0;                                                                   \
+  for (const V& x : acc) {                                                         \
+    float lanes[LANES];                                                            \
+    std::memcpy(lanes, &x, sizeof(lanes));                                         \
+    sum += lanes[0];                                                               \
+  }                                                                                \
+  return sum
+
+__attribute__((target("avx512f"))) float fma_loop512(int64_t iters) {
+  PAGEDKV_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16);
+}
+__attribute__((target("avx2,fma"))) float fma_loop256(int64_t iters) {
+  PAGEDKV_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8);
+}
+#undef PAGEDKV_FMA_LOOP
+
+void BM_FmaPeak(benchmark::State& state, Isa isa) {
+  if (active_isa() < isa) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
+  constexpr int64_t kIters = 1 << 20;
+  const int lanes = isa >= Isa::kAvx512 ? 16 : 8;
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<float> sink(threads);
+  auto work = [&](int t) {
+    sink[t] += isa >= Isa::kAvx512 ? fma_loop512(kIters) : fma_loop256(kIters);
+  };
+  for (auto _ : state) {
+    std::vector<std::thread> others;
+    for (int t = 1; t < threads; ++t) others.emplace_back(work, t);
+    work(0);
+    for (auto& th : others) th.join();
+  }
+  benchmark::DoNotOptimize(sink.data());
+  const double flops = 2.0 * 16 * lanes * static_cast<double>(kIters) * threads;
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = threads;
+}
+
 std::string name_of(const char* kind, const Model& m, DType dt, int32_t ps) {
   return std::string(kind) + "/" + m.name + "/" + std::string(dtype_name(dt)) + "/ps" +
          std::to_string(ps);
@@ -277,6 +331,9 @@ void register_prefill(const Model& m, DType dt, int32_t q_len, int32_t ctx) {
 }
 
 void register_all() {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2})
+    benchmark::RegisterBenchmark(fmt::format("peak/fma/{}", isa_name(isa)).c_str(), BM_FmaPeak, isa)
+        ->UseRealTime();
   // Decode grid: every cache dtype, page sizes 16 and 128 (shuffled pages beside the same pages
   // in order, and the read-only baseline), contexts 1k-32k at batch 1, and batch 8 x 4k; cases
   // whose K + V exceed 2 GiB are left out.
