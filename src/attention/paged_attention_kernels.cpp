@@ -164,7 +164,7 @@ struct ScoreWalk {
   // The current key's dequantization factor (int8: per slot; fp8: per tensor), else `plain`.
   HWY_INLINE float KeyScale(float plain) const {
     if constexpr (T == DType::kInt8) return kv.k_scales[cur.scale_index()];
-    if constexpr (T == DType::kFp8E4M3) return kv.k_scale;
+    if constexpr (T == DType::kFp8E4M3) return kv.k_scale * kFp8LoadUnit;
     return plain;
   }
   HWY_INLINE void Next() { cur.next(); }

@@ -77,17 +77,34 @@ HWY_INLINE VF LoadF(DF df, const int8_t* p) {
   const DI di;
   return hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(hn::Rebind<int8_t, DF>(), p)));
 }
-// fp8 e4m3fn: moving sign, exponent and mantissa into a float's fields (exponent bias 7 -> 127
-// is a multiplication by 2^120) is exact for normals and subnormals; 0x7f/0xff are NaN.
+// fp8 e4m3fn through the float16 bit pattern: the sign-extended byte shifted left by 7 puts the
+// sign in bit 15 (and 14, cleared), the exponent in bits 13-10 and the mantissa in bits 9-7, a
+// float16 with exponent bias 15 instead of 7. Its value is the fp8 value times 2^-8, exactly,
+// for normals and subnormals alike; kFp8LoadUnit folds the 2^8 into the scale (SlotScale), so
+// a scaled result rounds exactly as value * scale would. 0x7f/0xff (NaN) would land on a finite
+// float16 and are mapped to NaN explicitly. Highway's scalar float16 conversion has no NaN, so
+// the scalar target builds the float's fields directly.
+constexpr float kFp8LoadUnit = 256.0f;
 HWY_INLINE VF LoadF(DF df, const uint8_t* p) {
+#if HWY_TARGET == HWY_SCALAR
   const hn::Rebind<uint32_t, DF> du;
   const auto x = hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint8_t, DF>(), p));
   const auto mag = hn::And(x, hn::Set(du, 0x7fu));
   const auto bits =
       hn::Or(hn::ShiftLeft<20>(mag), hn::ShiftLeft<24>(hn::And(x, hn::Set(du, 0x80u))));
-  const VF v = hn::Mul(hn::BitCast(df, bits), hn::Set(df, 0x1p120f));
+  const VF v = hn::Mul(hn::BitCast(df, bits), hn::Set(df, 0x1p112f));  // 2^(120 - 8)
   const auto is_nan = hn::RebindMask(df, hn::Eq(mag, hn::Set(du, 0x7fu)));
   return hn::IfThenElse(is_nan, hn::Set(df, std::numeric_limits<float>::quiet_NaN()), v);
+#else
+  const hn::Rebind<int16_t, DF> d16;
+  const auto x =
+      hn::PromoteTo(d16, hn::LoadU(hn::Rebind<int8_t, DF>(), reinterpret_cast<const int8_t*>(p)));
+  const auto h = hn::And(hn::ShiftLeft<7>(x), hn::Set(d16, int16_t{-0x4001}));  // clear bit 14
+  const auto nan_code = hn::Set(d16, int16_t{0x3F80});  // where 0x7f / 0xff land
+  const auto nan_half = hn::Set(d16, int16_t{0x7E00});
+  const auto fixed = hn::IfThenElse(hn::Eq(hn::And(h, nan_code), nan_code), nan_half, h);
+  return hn::PromoteTo(df, hn::BitCast(hn::Rebind<hwy::float16_t, DF>(), fixed));
+#endif
 }
 
 // Calls f(column, run_length, first_slot) for each run of keys [a, b) that lies in one page.
@@ -103,12 +120,12 @@ HWY_INLINE void ForEachRun(const PagedKVView& kv, const int32_t* pages, int32_t 
   }
 }
 
-// Per-slot dequantization factor for K (is_k) or V.
+// Per-slot dequantization factor for K (is_k) or V, applied to what LoadF returns.
 template <DType T>
 HWY_INLINE float SlotScale(const PagedKVView& kv, bool is_k, const float* scales, int64_t i,
                            int64_t stride) {
   if constexpr (T == DType::kInt8) return scales[i * stride];
-  if constexpr (T == DType::kFp8E4M3) return is_k ? kv.k_scale : kv.v_scale;
+  if constexpr (T == DType::kFp8E4M3) return (is_k ? kv.k_scale : kv.v_scale) * kFp8LoadUnit;
   (void)kv, (void)is_k, (void)scales, (void)i, (void)stride;
   return 1.0f;
 }

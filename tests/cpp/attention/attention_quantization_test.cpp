@@ -47,5 +47,47 @@ TEST(AttentionQuantization, Fp8PerTensorScalesAreApplied) {
   EXPECT_LE(max_abs_diff(out, reference_attention(cache, tb, {.scale = 0.05})), 4e-5);
 }
 
+TEST(AttentionQuantization, EveryFp8CodeDecodesExactlyAndNanPropagatesOnEveryIsa) {
+  // One key per request: the output is the key's V row times v_scale, exactly. V rows hold all
+  // 256 codes (2 rows of 128); 0x7f and 0xff are NaN in e4m3fn. The decode path and the gemm
+  // path (17 query rows) both dequantize through the same loads.
+  constexpr int32_t kDim = 128, kGroup = 17;
+  std::vector<uint8_t> k(2 * 16 * kDim, 0x38), v(2 * 16 * kDim, 0);  // K = 1.0 everywhere
+  for (int32_t c = 0; c < 256; ++c) v[(c / kDim) * 16 * kDim + c % kDim] = static_cast<uint8_t>(c);
+  PagedKVView view{.layout = KVLayout::kHND,
+                   .dtype = DType::kFp8E4M3,
+                   .num_pages = 2,
+                   .page_size = 16,
+                   .num_kv_heads = 1,
+                   .head_dim = kDim,
+                   .k_data = k.data(),
+                   .v_data = v.data(),
+                   .k_scale = 1.0f,
+                   .v_scale = 0.5f};
+  const std::vector<int32_t> table = {0, 1}, qsl = {0, 1, 2}, lens = {1, 1};
+  const std::vector<float> query(2 * kGroup * kDim, 0.25f);
+  IsaCapGuard guard;
+  for (Isa isa : isa_levels()) {
+    set_isa_cap(isa);
+    for (int32_t heads : {1, kGroup}) {
+      std::vector<float> out(2 * heads * kDim);
+      AttentionWorkspace ws;
+      paged_attention(view, ConstTokenTensor::f32(query.data(), 2, heads, kDim),
+                      {qsl, lens, PageTableRef::dense(table, 1)}, {.scale = 1.0f}, out, ws);
+      for (int32_t c = 0; c < 256; ++c) {
+        const float want = 0.5f * fp8_e4m3_to_float(static_cast<uint8_t>(c));
+        for (int32_t h = 0; h < heads; ++h) {
+          const float got = out[(int64_t{c / kDim} * heads + h) * kDim + c % kDim];
+          if (std::isnan(want)) {
+            EXPECT_TRUE(std::isnan(got)) << "code " << c << " isa " << isa_name(isa);
+          } else {
+            EXPECT_EQ(got, want) << "code " << c << " isa " << isa_name(isa);
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace pagedkv::testing
