@@ -167,8 +167,35 @@ struct ScoreWalk {
     if constexpr (T == DType::kFp8E4M3) return kv.k_scale * kFp8LoadUnit;
     return plain;
   }
+  // The current key's V dequantization factor (quantized caches only).
+  HWY_INLINE float ValueScale() const {
+    if constexpr (T == DType::kInt8) return kv.v_scales[cur.scale_index()];
+    return kv.v_scale * kFp8LoadUnit;
+  }
   HWY_INLINE void Next() { cur.next(); }
 };
+
+// Per-key factors of a chunk, recorded by the score pass and applied to whole columns of the
+// scores (K) or probabilities (V) with vector multiplies. A column holds one product of the
+// unscaled value and its factor, exactly as if the factor had been applied per element.
+struct ColumnScales {
+  float k[kChunk];  // applied to columns [0, k_end) (the blocked score path)
+  float v[kChunk];  // quantized caches: every column
+  int32_t k_end = 0;
+};
+
+// s[r, j] *= col[j] for rows [0, R) and columns [0, n).
+HWY_INLINE void ScaleColumns(float* s, int32_t R, int32_t n, const float* col) {
+  const DF df;
+  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
+  for (int32_t r = 0; r < R; ++r) {
+    float* row = s + int64_t{r} * kChunk;
+    int32_t j = 0;
+    for (; j + N <= n; j += N)
+      hn::StoreU(hn::Mul(hn::LoadU(df, row + j), hn::LoadU(df, col + j)), df, row + j);
+    for (; j < n; ++j) row[j] *= col[j];
+  }
+}
 
 #if HWY_TARGET == HWY_AVX3
 // Scores of the chunk's keys in blocks of NK keys x 16 / NK rows, NK chosen by the tile's row
@@ -177,7 +204,7 @@ struct ScoreWalk {
 // columns lie past the chunk's keys and are never read. Returns the first key left unscored.
 template <DType T>
 int32_t RowDotScoreBlocks(const KernelParams& p, int32_t R, int32_t n, ScoreWalk<T>& walk,
-                          KernelScratch& s) {
+                          KernelScratch& s, ColumnScales& cs) {
   using E = typename ElemOf<T>::type;
   const int32_t D = p.head_dim;
   const int nk = R == 1 ? 16 : R == 2 ? 8 : R <= 4 ? 4 : 2;
@@ -186,15 +213,14 @@ int32_t RowDotScoreBlocks(const KernelParams& p, int32_t R, int32_t n, ScoreWalk
   int32_t j = 0;
   for (; j < blocks_end; j += nk) {
     const E* krows[16];
-    float f[16];
     for (int i = 0; i < nk; ++i) {
       if (j + i >= n) {
         krows[i] = krows[i - 1];
-        f[i] = f[i - 1];
         continue;
       }
       krows[i] = walk.Visit();
-      f[i] = walk.KeyScale(bf16_dot ? p.scale : 1.0f);
+      cs.k[j + i] = walk.KeyScale(p.scale);
+      if constexpr (dtype_is_quantized(T)) cs.v[j + i] = walk.ValueScale();
       walk.Next();
     }
     if constexpr (T == DType::kBFloat16) {
@@ -202,22 +228,24 @@ int32_t RowDotScoreBlocks(const KernelParams& p, int32_t R, int32_t n, ScoreWalk
         const auto* q = reinterpret_cast<const uint16_t*>(s.q);
         const auto* const* kr = reinterpret_cast<const uint16_t* const*>(krows);
         switch (nk) {
-          case 16: DotKeysBf16<16>(q, R, D, kr, f, s.s + j); break;
-          case 8: DotKeysBf16<8>(q, R, D, kr, f, s.s + j); break;
-          case 4: DotKeysBf16<4>(q, R, D, kr, f, s.s + j); break;
-          default: DotKeysBf16<2>(q, R, D, kr, f, s.s + j); break;
+          case 16: DotKeysBf16<16>(q, R, D, kr, s.s + j); break;
+          case 8: DotKeysBf16<8>(q, R, D, kr, s.s + j); break;
+          case 4: DotKeysBf16<4>(q, R, D, kr, s.s + j); break;
+          default: DotKeysBf16<2>(q, R, D, kr, s.s + j); break;
         }
         continue;
       }
     }
-    const bool scaled = dtype_is_quantized(T);
     switch (nk) {
-      case 16: DotKeys<16>(s.q, R, D, krows, f, scaled, s.s + j); break;
-      case 8: DotKeys<8>(s.q, R, D, krows, f, scaled, s.s + j); break;
-      case 4: DotKeys<4>(s.q, R, D, krows, f, scaled, s.s + j); break;
-      default: DotKeys<2>(s.q, R, D, krows, f, scaled, s.s + j); break;
+      case 16: DotKeys<16>(s.q, R, D, krows, s.s + j); break;
+      case 8: DotKeys<8>(s.q, R, D, krows, s.s + j); break;
+      case 4: DotKeys<4>(s.q, R, D, krows, s.s + j); break;
+      default: DotKeys<2>(s.q, R, D, krows, s.s + j); break;
     }
   }
+  // Float caches with float queries are scaled with the queries (PrepareRowDot), and their
+  // blocked scores need no factor; quantized caches and bf16 pair dots take one per column.
+  cs.k_end = dtype_is_quantized(T) || bf16_dot ? std::min(j, n) : 0;
   return j;
 }
 #endif
@@ -225,17 +253,20 @@ int32_t RowDotScoreBlocks(const KernelParams& p, int32_t R, int32_t n, ScoreWalk
 // s[r, j] = score of row r and key k0 + j. Each key row is loaded once for all rows of the tile.
 template <DType T>
 HWY_INLINE void RowDotScores(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
-                             KernelScratch& s) {
+                             KernelScratch& s, ColumnScales& cs) {
   const int32_t R = t.rows(p.group), D = p.head_dim;
   ScoreWalk<T> walk(p, t, k0);
   int32_t j = 0;
+  cs.k_end = 0;
 #if HWY_TARGET == HWY_AVX3
-  j = RowDotScoreBlocks<T>(p, R, k1 - k0, walk, s);
+  j = RowDotScoreBlocks<T>(p, R, k1 - k0, walk, s, cs);
 #endif
   for (; j < k1 - k0; ++j, walk.Next()) {
     const auto* k = walk.Visit();
+    if constexpr (dtype_is_quantized(T)) cs.v[j] = walk.ValueScale();
     DotAllRows(s.q, R, D, k, walk.KeyScale(1.0f), s.s + j);
   }
+  ScaleColumns(s.s, R, cs.k_end, cs.k);
 }
 
 // Softmax per row in place; row r sees [max(k0, lo), min(k1, pos + 1)).
@@ -250,30 +281,23 @@ HWY_INLINE void RowDotSoftmax(const KernelParams& p, const TileDesc& t, int32_t 
   }
 }
 
-// Quantized V: folds the per-slot (int8) or per-tensor (fp8) scale into P.
-template <DType T>
-HWY_INLINE void FoldVScales(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
-                            KernelScratch& s) {
-  const PagedKVView& kv = p.kv;
-  const KVStrides& st = p.st;
-  const int32_t R = t.rows(p.group), h = t.kv_head;
-  ForEachRun(kv, t.pages, k0, k1, [&](int32_t j0, int32_t len, int64_t slot) {
-    const float* sc = T == DType::kInt8 ? kv.v_scales + st.scale_index(slot, h) : nullptr;
-    for (int32_t i = 0; i < len; ++i) {
-      const float f = SlotScale<T>(kv, false, sc, i, st.scale_slot_stride);
-      for (int32_t r = 0; r < R; ++r) s.s[int64_t{r} * kChunk + j0 + i] *= f;
-    }
-  });
-}
+// Rows of a P.V group: each V vector loaded (and dequantized) once serves this many rows.
+#if HWY_TARGET == HWY_AVX3
+constexpr int32_t kPvGroupRows = 8;
+#else
+constexpr int32_t kPvGroupRows = 4;
+#endif
 
-// acc = P.V in groups of 4 rows over the keys any row of the group sees.
+// acc = P.V in groups of kPvGroupRows rows over the keys any row of the group sees. Every
+// element accumulates over keys in order whatever the grouping (a row's keys outside its own
+// range carry exact zero probabilities), so the grouping does not change any result.
 template <DType T>
 HWY_INLINE void RowDotPv(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
                          const KernelScratch& s, float* acc) {
   using E = typename ElemOf<T>::type;
   const int32_t G = p.group, D = p.head_dim, R = t.rows(G);
-  for (int32_t r0 = 0; r0 < R; r0 += 4) {
-    const int32_t nr = std::min(4, R - r0);
+  for (int32_t r0 = 0; r0 < R; r0 += kPvGroupRows) {
+    const int32_t nr = std::min(kPvGroupRows, R - r0);
     const int32_t a = std::max(k0, VisibleLo(p, t.first_pos + r0 / G));
     const int32_t b = std::min(k1, t.first_pos + (r0 + nr - 1) / G + 1);
     float* out = acc + int64_t{r0} * D;
@@ -283,6 +307,12 @@ HWY_INLINE void RowDotPv(const KernelParams& p, const TileDesc& t, int32_t k0, i
     }
     const float* prob = s.s + int64_t{r0} * kChunk;
     switch (nr) {
+#if HWY_TARGET == HWY_AVX3
+      case 8: PvRowGroup<8, E>(p, t, prob, k0, a, b, out); break;
+      case 7: PvRowGroup<7, E>(p, t, prob, k0, a, b, out); break;
+      case 6: PvRowGroup<6, E>(p, t, prob, k0, a, b, out); break;
+      case 5: PvRowGroup<5, E>(p, t, prob, k0, a, b, out); break;
+#endif
       case 4: PvRowGroup<4, E>(p, t, prob, k0, a, b, out); break;
       case 3: PvRowGroup<3, E>(p, t, prob, k0, a, b, out); break;
       case 2: PvRowGroup<2, E>(p, t, prob, k0, a, b, out); break;
@@ -297,9 +327,10 @@ void ChunkRowDot(const KernelParams& p, const TileDesc& t, int32_t chunk, float*
                  KernelScratch& s) {
   const auto [k0, k1] = RangeOf(t, chunk);
   const int32_t R = t.rows(p.group);
-  RowDotScores<T>(p, t, k0, k1, s);
+  ColumnScales cs;
+  RowDotScores<T>(p, t, k0, k1, s, cs);
   RowDotSoftmax(p, t, k0, k1, s, state, state + R);
-  if constexpr (dtype_is_quantized(T)) FoldVScales<T>(p, t, k0, k1, s);
+  if constexpr (dtype_is_quantized(T)) ScaleColumns(s.s, R, k1 - k0, cs.v);
   RowDotPv<T>(p, t, k0, k1, s, state + 2 * R);
 }
 

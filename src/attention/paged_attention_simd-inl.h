@@ -219,23 +219,16 @@ HWY_INLINE void DotAllRows(const float* q, int32_t R, int32_t D, const E* k, flo
 #if HWY_TARGET == HWY_AVX3
 // 16 dot products at once, NK keys x NR query rows (NK * NR == 16), reduced together by a
 // shuffle tree (45 ops instead of 16 separate 8-op reductions). The tree sends input vector
-// c * 4 + b to lane b * 4 + c; dot (r, key) is placed so that it lands in lane r * NK + key,
-// which makes each row's NK scores contiguous.
-//   q    NR query rows [dim] (a short group repeats a row; only rows < nrows are stored)
-//   k    NK key rows;  out[r * kChunk + i] = f[i] * dot(q row r, key i)
-// Reduces 16 accumulators (dot (r, key) in acc[DotSlot<NK>(r, key)]) by a shuffle tree (45 ops
-// instead of 16 separate 8-op reductions) and stores out[r * kChunk + i] = f[i] * dot(r, i)
-// (f ignored unless `scaled`) for rows r < nrows. The tree sends input c * 4 + b to lane
-// b * 4 + c, so DotSlot places dot (r, i) where it lands in lane r * NK + i: each row's NK
-// scores end up contiguous.
+// c * 4 + b to lane b * 4 + c; DotSlot places dot (r, key) where it lands in lane r * NK + key,
+// which makes each row's NK scores contiguous. Scores are stored unscaled: factors are
+// applied per column afterwards (ScaleColumns).
 template <int NK>
 constexpr int DotSlot(int r, int i) {
   return ((r * NK + i) % 4) * 4 + (r * NK + i) / 4;
 }
 
 template <int NK>
-HWY_INLINE void ReduceStore(const __m512 (&acc)[16], const float* f, bool scaled, int32_t nrows,
-                            float* out) {
+HWY_INLINE void ReduceStore(const __m512 (&acc)[16], int32_t nrows, float* out) {
   __m512 w[8], z[4], u[2];
   for (int i = 0; i < 8; ++i)
     w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0x44),
@@ -248,23 +241,8 @@ HWY_INLINE void ReduceStore(const __m512 (&acc)[16], const float* f, bool scaled
     u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
                          _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
   }
-  __m512 y =
+  const __m512 y =
       _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88), _mm512_shuffle_ps(u[0], u[1], 0xDD));
-  if (scaled) {
-    __m512 fv;
-    if constexpr (NK == 16) {
-      fv = _mm512_loadu_ps(f);
-    } else if constexpr (NK == 8) {
-      fv = _mm512_broadcast_f32x8(_mm256_loadu_ps(f));
-    } else if constexpr (NK == 4) {
-      fv = _mm512_broadcast_f32x4(_mm_loadu_ps(f));
-    } else {
-      double pair;
-      std::memcpy(&pair, f, sizeof(pair));
-      fv = _mm512_castpd_ps(_mm512_set1_pd(pair));
-    }
-    y = _mm512_mul_ps(y, fv);
-  }
   if constexpr (NK == 16) {
     _mm512_storeu_ps(out, y);
   } else if constexpr (NK == 8) {
@@ -288,71 +266,96 @@ HWY_INLINE void ReduceStore(const __m512 (&acc)[16], const float* f, bool scaled
 
 // 16 dot products at once: NK keys x NR query rows (NK * NR == 16).
 //   q    NR query rows [dim] (a short group repeats a row; only rows < nrows are stored)
-//   k    NK key rows;  out[r * kChunk + i] = f[i] * dot(q row r, key i)
+//   k    NK key rows;  out[r * kChunk + i] = dot(q row r, key i)
 template <int NK, int NR, typename E>
-HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, const float* f,
-                         bool scaled, int32_t nrows, float* out) {
+HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, int32_t nrows,
+                         float* out) {
   static_assert(NK * NR == 16);
   const DF df;
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  // Each of the NK + NR vectors of a step is loaded once (a 512-bit load per FMA would bind
+  // before the FMAs): the smaller side is held in registers while the larger side streams.
   for (int32_t d = 0; d < D; d += 16) {
-    for (int i = 0; i < NK; ++i) {
-      const __m512 kv = LoadF(df, k[i] + d).raw;
-      for (int r = 0; r < NR; ++r)
-        acc[DotSlot<NK>(r, i)] =
-            _mm512_fmadd_ps(_mm512_loadu_ps(q[r] + d), kv, acc[DotSlot<NK>(r, i)]);
+    if constexpr (NR <= NK) {
+      __m512 qv[NR];
+      for (int r = 0; r < NR; ++r) qv[r] = _mm512_loadu_ps(q[r] + d);
+      for (int i = 0; i < NK; ++i) {
+        const __m512 kv = LoadF(df, k[i] + d).raw;
+        for (int r = 0; r < NR; ++r)
+          acc[DotSlot<NK>(r, i)] = _mm512_fmadd_ps(qv[r], kv, acc[DotSlot<NK>(r, i)]);
+      }
+    } else {
+      __m512 kv[NK];
+      for (int i = 0; i < NK; ++i) kv[i] = LoadF(df, k[i] + d).raw;
+      for (int r = 0; r < NR; ++r) {
+        const __m512 qv = _mm512_loadu_ps(q[r] + d);
+        for (int i = 0; i < NK; ++i)
+          acc[DotSlot<NK>(r, i)] = _mm512_fmadd_ps(qv, kv[i], acc[DotSlot<NK>(r, i)]);
+      }
     }
   }
-  ReduceStore<NK>(acc, f, scaled, nrows, out);
+  ReduceStore<NK>(acc, nrows, out);
 }
 
 // The same with AVX512-BF16 pair dot products, for bfloat16 queries over a bfloat16 cache
 // (products of two bf16 values are exact in float32; no conversion of K).
-//   q    NR raw bf16 query rows [dim];  k  NK bf16 key rows;  out = scale * dot
+//   q    NR raw bf16 query rows [dim];  k  NK bf16 key rows;  out = dot (unscaled)
 #define PAGEDKV_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
 template <int NK, int NR>
 PAGEDKV_BF16_TARGET HWY_INLINE void DotBlockBf16(const uint16_t* const* q, int32_t D,
-                                                 const uint16_t* const* k, const float* scale,
-                                                 int32_t nrows, float* out) {
+                                                 const uint16_t* const* k, int32_t nrows,
+                                                 float* out) {
   static_assert(NK * NR == 16);
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
   for (int32_t d = 0; d < D; d += 32) {
     const __mmask32 m = D - d >= 32 ? ~__mmask32{0} : __mmask32{0xFFFF};
-    for (int i = 0; i < NK; ++i) {
-      const __m512bh kv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, k[i] + d));
+    auto load = [m](const uint16_t* p) {
+      return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, p));
+    };
+    if constexpr (NR <= NK) {  // as in DotBlock: every vector of a step loaded once
+      __m512bh qv[NR];
+      for (int r = 0; r < NR; ++r) qv[r] = load(q[r] + d);
+      for (int i = 0; i < NK; ++i) {
+        const __m512bh kv = load(k[i] + d);
+        for (int r = 0; r < NR; ++r)
+          acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv[r], kv);
+      }
+    } else {
+      __m512bh kv[NK];
+      for (int i = 0; i < NK; ++i) kv[i] = load(k[i] + d);
       for (int r = 0; r < NR; ++r) {
-        const __m512bh qv = reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, q[r] + d));
-        acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv, kv);
+        const __m512bh qv = load(q[r] + d);
+        for (int i = 0; i < NK; ++i)
+          acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv, kv[i]);
       }
     }
   }
-  ReduceStore<NK>(acc, scale, true, nrows, out);
+  ReduceStore<NK>(acc, nrows, out);
 }
 
 // Scores of NK keys for every row of the tile (groups of 16 / NK rows), bf16 pair dots.
 template <int NK>
 PAGEDKV_BF16_TARGET void DotKeysBf16(const uint16_t* q, int32_t R, int32_t D,
-                                     const uint16_t* const* k, const float* f, float* out) {
+                                     const uint16_t* const* k, float* out) {
   constexpr int NR = 16 / NK;
   for (int32_t r0 = 0; r0 < R; r0 += NR) {
     const uint16_t* rows[NR];
     for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
-    DotBlockBf16<NK, NR>(rows, D, k, f, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
+    DotBlockBf16<NK, NR>(rows, D, k, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
   }
 }
 #undef PAGEDKV_BF16_TARGET
 
 // Scores of NK consecutive keys for every row of the tile, in groups of NR rows.
 template <int NK, typename E>
-HWY_INLINE void DotKeys(const float* q, int32_t R, int32_t D, const E* const* k, const float* f,
-                        bool scaled, float* out) {
+HWY_INLINE void DotKeys(const float* q, int32_t R, int32_t D, const E* const* k, float* out) {
   constexpr int NR = 16 / NK;
   for (int32_t r0 = 0; r0 < R; r0 += NR) {
     const float* rows[NR];
     for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
-    DotBlock<NK, NR>(rows, D, k, f, scaled, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
+    DotBlock<NK, NR>(rows, D, k, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
   }
 }
 #endif
@@ -392,11 +395,16 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
   const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
   const int32_t D = p.head_dim;
   for (int32_t d0 = 0; d0 < D;) {
+    // Up to 4 rows: 4 vectors of V per pass; more rows: 2 (NR * NV accumulators in registers).
     const int32_t left = (D - d0) / N;
-    if (left >= 4) {
-      PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc);
-      d0 += 4 * N;
-    } else if (left >= 2) {
+    if constexpr (NR <= 4) {
+      if (left >= 4) {
+        PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc);
+        d0 += 4 * N;
+        continue;
+      }
+    }
+    if (left >= 2) {
       PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc);
       d0 += 2 * N;
     } else {
