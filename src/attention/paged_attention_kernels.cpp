@@ -122,7 +122,8 @@ HWY_INLINE void SoftmaxRow(const KernelParams& p, float* row, int32_t n, int32_t
 }
 
 // Walks the keys of a chunk for the score pass. The cursor `pf` runs `ahead` keys in front of
-// `cur` and prefetches their K rows; visiting a key also prefetches its V row for the P.V pass.
+// `cur` and prefetches their K rows (and int8 scales); visiting a key also prefetches its V row
+// for the P.V pass.
 template <DType T>
 struct ScoreWalk {
   using E = typename ElemOf<T>::type;
@@ -154,6 +155,11 @@ struct ScoreWalk {
   HWY_INLINE const E* Visit() {
     if (pf_key < key_end) {
       PrefetchRow(kbase + pf.k_elem(), row_bytes);
+      if constexpr (T == DType::kInt8) {  // per-slot scales live apart from the rows
+        const int64_t si = pf.scale_index();
+        __builtin_prefetch(kv.k_scales + si, 0, 2);
+        __builtin_prefetch(kv.v_scales + si, 0, 2);
+      }
       pf.next();
       ++pf_key;
     }
