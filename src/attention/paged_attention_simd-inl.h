@@ -267,35 +267,35 @@ HWY_INLINE void ReduceStore(const __m512 (&acc)[16], int32_t nrows, float* out) 
 // 16 dot products at once: NK keys x NR query rows (NK * NR == 16).
 //   q    NR query rows [dim] (a short group repeats a row; only rows < nrows are stored)
 //   k    NK key rows;  out[r * kChunk + i] = dot(q row r, key i)
-template <int NK, int NR, typename E>
-HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, int32_t nrows,
-                         float* out) {
-  static_assert(NK * NR == 16);
+template <int NK, int NR, int VR, typename E>
+HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, float* out) {
+  static_assert(NK * NR == 16 && VR >= 1 && VR <= NR);
   const DF df;
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
-  // Each of the NK + NR vectors of a step is loaded once (a 512-bit load per FMA would bind
+  // Each of the NK + VR vectors of a step is loaded once (a 512-bit load per FMA would bind
   // before the FMAs): the smaller side is held in registers while the larger side streams.
+  // Rows past VR (a short last group) are not computed; their accumulators stay zero.
   for (int32_t d = 0; d < D; d += 16) {
-    if constexpr (NR <= NK) {
-      __m512 qv[NR];
-      for (int r = 0; r < NR; ++r) qv[r] = _mm512_loadu_ps(q[r] + d);
+    if constexpr (VR <= NK) {
+      __m512 qv[VR];
+      for (int r = 0; r < VR; ++r) qv[r] = _mm512_loadu_ps(q[r] + d);
       for (int i = 0; i < NK; ++i) {
         const __m512 kv = LoadF(df, k[i] + d).raw;
-        for (int r = 0; r < NR; ++r)
+        for (int r = 0; r < VR; ++r)
           acc[DotSlot<NK>(r, i)] = _mm512_fmadd_ps(qv[r], kv, acc[DotSlot<NK>(r, i)]);
       }
     } else {
       __m512 kv[NK];
       for (int i = 0; i < NK; ++i) kv[i] = LoadF(df, k[i] + d).raw;
-      for (int r = 0; r < NR; ++r) {
+      for (int r = 0; r < VR; ++r) {
         const __m512 qv = _mm512_loadu_ps(q[r] + d);
         for (int i = 0; i < NK; ++i)
           acc[DotSlot<NK>(r, i)] = _mm512_fmadd_ps(qv, kv[i], acc[DotSlot<NK>(r, i)]);
       }
     }
   }
-  ReduceStore<NK>(acc, nrows, out);
+  ReduceStore<NK>(acc, VR, out);
 }
 
 // The same with AVX512-BF16 pair dot products, for bfloat16 queries over a bfloat16 cache
@@ -348,15 +348,23 @@ PAGEDKV_BF16_TARGET void DotKeysBf16(const uint16_t* q, int32_t R, int32_t D,
 }
 #undef PAGEDKV_BF16_TARGET
 
-// Scores of NK consecutive keys for every row of the tile, in groups of NR rows.
+// Scores of NK consecutive keys for every row of the tile, in groups of NR rows (the last
+// group computes only the rows it has).
+template <int NK, typename E, int VR = 16 / NK>
+HWY_INLINE void DotRowGroup(const float* q, int32_t R, int32_t D, int32_t r0, const E* const* k,
+                            float* out) {
+  constexpr int NR = 16 / NK;
+  if constexpr (VR > 1) {
+    if (R - r0 < VR) return DotRowGroup<NK, E, VR - 1>(q, R, D, r0, k, out);
+  }
+  const float* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
+  DotBlock<NK, NR, VR>(rows, D, k, out + int64_t{r0} * kChunk);
+}
+
 template <int NK, typename E>
 HWY_INLINE void DotKeys(const float* q, int32_t R, int32_t D, const E* const* k, float* out) {
-  constexpr int NR = 16 / NK;
-  for (int32_t r0 = 0; r0 < R; r0 += NR) {
-    const float* rows[NR];
-    for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
-    DotBlock<NK, NR>(rows, D, k, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
-  }
+  for (int32_t r0 = 0; r0 < R; r0 += 16 / NK) DotRowGroup<NK, E>(q, R, D, r0, k, out);
 }
 #endif
 
