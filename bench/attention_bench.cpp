@@ -352,12 +352,18 @@ void register_all() {
       }
     }
   }
-  for (const Model& m : {kQwen, kSmall}) {
-    for (auto [b, c] : {std::pair{1, 32768}, {8, 8192}, {64, 1024}})
-      register_decode(m, DType::kBFloat16, 16, b, c);
+  // Qwen2-7B (GQA 7): the float caches at the Llama contexts (scripts/ggml_attention_compare.py
+  // times ggml on the same shapes), then bf16 at batch 8 x 8k and 64 x 1k.
+  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    for (auto [b, c] : {std::pair{1, 1024}, {1, 4096}, {1, 16384}, {1, 32768}, {8, 4096}})
+      register_decode(kQwen, dt, 16, b, c);
   }
+  for (auto [b, c] : {std::pair{8, 8192}, {64, 1024}})
+    register_decode(kQwen, DType::kBFloat16, 16, b, c);
+  for (auto [b, c] : {std::pair{1, 32768}, {8, 8192}, {64, 1024}})
+    register_decode(kSmall, DType::kBFloat16, 16, b, c);
   // Prefill chunks 512..4096 from an empty context, and a 512-token chunk after 3584 tokens.
-  for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+  for (DType dt : {DType::kBFloat16, DType::kFloat16, DType::kFloat32}) {
     for (int32_t q : {512, 1024, 2048, 4096}) register_prefill(kLlama, dt, q, q);
     register_prefill(kLlama, dt, 512, 4096);
   }
