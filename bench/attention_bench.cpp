@@ -336,13 +336,12 @@ void register_all() {
         ->UseRealTime();
   // Decode grid: every cache dtype, page sizes 16 and 128 (shuffled pages beside the same pages
   // in order, and the read-only baseline), contexts 1k-32k at batch 1, and batch 8 x 4k; cases
-  // whose K + V exceed 2 GiB are left out. Qwen2-7B (7 query heads per KV head) on a shorter
-  // list; the small model on bf16 only.
-  const std::vector<std::pair<int32_t, int32_t>> llama_cases = {
+  // whose K + V exceed 2 GiB are left out. Qwen2-7B (7 query heads per KV head) on the same
+  // grid (scripts/ggml_attention_compare.py times ggml on these shapes); the small model on
+  // bf16 only.
+  const std::vector<std::pair<int32_t, int32_t>> cases = {
       {1, 1024}, {1, 4096}, {1, 16384}, {1, 32768}, {8, 4096}, {8, 8192}, {64, 1024}};
-  const std::vector<std::pair<int32_t, int32_t>> qwen_cases = {{1, 4096}, {1, 16384}, {1, 32768},
-                                                               {8, 4096}, {8, 8192},  {64, 1024}};
-  for (const auto& [m, cases] : {std::pair{kLlama, llama_cases}, {kQwen, qwen_cases}}) {
+  for (const Model& m : {kLlama, kQwen}) {
     for (DType dt :
          {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
       for (int32_t ps : {16, 128}) {
@@ -357,7 +356,7 @@ void register_all() {
   for (auto [b, c] : {std::pair{1, 32768}, {8, 8192}, {64, 1024}})
     register_decode(kSmall, DType::kBFloat16, 16, b, c);
   // Prefill chunks 512..4096 from an empty context, and a 512-token chunk after 3584 tokens.
-  for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
+  for (DType dt : {DType::kBFloat16, DType::kFloat16, DType::kFloat32}) {
     for (int32_t q : {512, 1024, 2048, 4096}) register_prefill(kLlama, dt, q, q);
     register_prefill(kLlama, dt, 512, 4096);
   }
