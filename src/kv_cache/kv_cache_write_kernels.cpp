@@ -74,7 +74,8 @@ void QuantizeInt8Scalar(const char* src, char* dst, int32_t dim, float* scale_ou
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
   for (int32_t i = 0; i < dim; ++i) {
     const float q = std::clamp(RoundHalfEvenSmall(LoadScalar<In>(src, i) * inv), -127.0f, 127.0f);
-    dst[i] = static_cast<char>(static_cast<int8_t>(q));
+    // q is NaN only for 0 * inf (a zero in a row whose inverse scale overflows): code 0.
+    dst[i] = static_cast<char>(q == q ? static_cast<int8_t>(q) : 0);
   }
   *scale_out = amax / 127.0f;
 }
