@@ -17,7 +17,7 @@ namespace {
 // Threads an update uses at most, and the bytes (read + written) per thread below which it
 // stays on fewer threads (as write_slots).
 constexpr int kMaxThreads = 64;
-constexpr int64_t kMinParallelBytes = int64_t{256} << 10;
+constexpr int64_t kMinParallelBytes = int64_t{64} << 10;
 
 // The applied slices of one update; both arrays are row-major with the same row size, so a
 // slice is one contiguous run of bytes.

@@ -20,23 +20,43 @@ using kv_write_detail::WritePlan;
 // Threads a write uses at most (the slot ranges live on the stack).
 constexpr int kMaxWriteThreads = 64;
 
-// Bytes (read + written) per thread below which a write stays on fewer threads: forking costs
-// about a microsecond, one thread moves this much in several (bench/kv_write_bench.cpp).
-constexpr size_t kMinParallelBytes = size_t{256} << 10;
+// Bytes (read + written) per thread below which a write stays on fewer threads. With the OpenMP
+// workers spinning (as between the kernels of a forward pass) a fork costs a few hundred ns;
+// Llama-3-8B / Qwen2-7B decodes (256-512 KiB) measured 0.7 -> 0.9-1.2 of a 2-thread memcpy on
+// 2 threads, while 16-64 KiB writes measured slower on 2 threads than on one.
+constexpr size_t kMinParallelBytes = size_t{64} << 10;
 
 // kHND: the rows of one token sit at the same offset of their head planes, and the planes lie a
-// multiple of 4 KiB apart, so a token's 2 * heads rows compete for the same L1 sets. When the
-// slots are scattered (decodes), writing blocks of kBlockTokens tokens head by head spreads
-// them: Llama-3-8B and Qwen2-7B decodes measured 0.6-0.75 -> 0.85-1.0 of memcpy. Prefills
-// (runs of consecutive slots) and 2-head models measured faster token by token.
-constexpr int64_t kBlockTokens = 8;
-constexpr int32_t kMinBlockHeads = 4;
+// multiple of 4 KiB apart, so a token's 2 * heads rows compete for the same L1 sets. Writing
+// blocks of tokens head by head spreads them (WritePlan::block_tokens). Measured (1 thread,
+// ratio to memcpy; bench/kv_write_bench.cpp):
+//   - scattered slots (decodes), 4+ heads, blocks of 8: 0.55-0.75 -> 0.8-1.0 (Llama-3-8B,
+//     Qwen2-7B; every dtype no slower); 2 heads: slower;
+//   - runs of consecutive slots (prefills), copies (input dtype == cache dtype), pages of 64+
+//     slots and tokens of at most 2 KiB, blocks of 16: 0.6-0.7 -> 0.7-0.85; with pages of 16,
+//     4 KiB tokens (8 x 128 float32) or converting writes, token by token measured faster.
+constexpr int64_t kDecodeBlock = 8;
+constexpr int32_t kMinDecodeBlockHeads = 4;
+constexpr int64_t kRunBlock = 16;
+constexpr int32_t kMinRunBlockPage = 64;
+constexpr size_t kMaxRunBlockTokenBytes = 2048;
 
 // True when the slots mostly do not continue the previous token's slot (average run < 4).
 bool scattered_slots(std::span<const int64_t> slots) {
   int64_t breaks = 0;
   for (size_t t = 1; t < slots.size(); ++t) breaks += slots[t] != slots[t - 1] + 1 ? 1 : 0;
   return 4 * breaks > static_cast<int64_t>(slots.size());
+}
+
+int64_t block_tokens(const PagedKVView& v, DType input, std::span<const int64_t> slots) {
+  if (v.layout != KVLayout::kHND) return 0;
+  if (scattered_slots(slots)) return v.num_kv_heads >= kMinDecodeBlockHeads ? kDecodeBlock : 0;
+  const size_t token_bytes =
+      static_cast<size_t>(v.num_kv_heads) * static_cast<size_t>(v.head_dim) * dtype_size(input);
+  const bool copy = input == v.dtype;
+  return copy && v.page_size >= kMinRunBlockPage && token_bytes <= kMaxRunBlockTokenBytes
+             ? kRunBlock
+             : 0;
 }
 
 WritePlan make_plan(const PagedKVView& v, const ConstTokenTensor& key,
@@ -63,9 +83,7 @@ WritePlan make_plan(const PagedKVView& v, const ConstTokenTensor& key,
   p.in_row_bytes = static_cast<size_t>(v.head_dim) * dtype_size(key.dtype);
   p.k_scale = v.k_scale;
   p.v_scale = v.v_scale;
-  if (v.layout == KVLayout::kHND && v.num_kv_heads >= kMinBlockHeads && scattered_slots(slots)) {
-    p.block_tokens = kBlockTokens;
-  }
+  p.block_tokens = block_tokens(v, key.dtype, slots);
   return p;
 }
 
