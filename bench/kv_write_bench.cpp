@@ -1,16 +1,35 @@
 // KV-cache write bandwidth: kv_cache_update (seed 003, NHD rows) and write_slots (HND and NHD)
-// against memcpy of the same number of bytes, measured in the same run.
+// against memcpy of the same bytes, measured in the same run.
 //
-// Rows: model shapes (Llama-3-8B 8 kv heads x 128, Qwen2-7B 4 x 128, small 2 x 64) x page
-// size {16, 128} x dtype {bf16, fp32} x step {2048-token prefill, 64-request decode}. Pages of
-// each step are a random permutation of a cache twice as large, so writes scatter as in a
-// serving engine. Bytes counted: K + V of the new tokens (what memcpy moves too).
-// Also: write_slots quantizing fp32 input into bf16 / int8 / fp8 caches (Llama-3-8B shape).
+// Rows, named <kernel>/<shape>/<step>/ps<page size>/<cache dtype>[/in_<input dtype>]:
+//   memcpy           one memcpy of the bytes (one thread)
+//   memcpy_mt        the same bytes cut into one part per OpenMP thread (with 2+ threads only)
+//   kv_cache_update  raw copy of [tokens, 2 * heads, dim] rows; input dtype = cache dtype (it
+//                    copies the element codes of every dtype, int8 scales untouched)
+//   write_slots_nhd, write_slots_hnd
+//                    write_slots into a kNHD / kHND cache; in_<dtype> names the input: the
+//                    cache dtype itself for float caches (a raw copy), and float32 (what the
+//                    model writes) for float16 / bfloat16 (converted) and int8 / fp8_e4m3
+//                    (quantized) caches.
+// Shapes: Llama-3-8B (8 kv heads x 128), Qwen2-7B (4 x 128), small (2 x 64); steps: one
+// 2048-token prefill and 64 one-token decodes; cache dtypes: float32, float16, bfloat16, int8,
+// fp8_e4m3. Pages of each step are a random permutation of a cache twice as large, so writes
+// scatter as in a serving engine.
 //
-// Run: kv_write_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-// and compare bytes_per_second medians of each row with its memcpy/ row.
+// Bytes counted on every row ("the same bytes"): K + V of the new tokens in the cache dtype,
+// i.e. the element bytes the write stores into the cache. memcpy rows copy exactly that many
+// bytes. Not counted: the input bytes a converting write reads beyond them (a float32 input
+// reads 4x the bytes of an int8 or fp8 cache, 2x those of a 16-bit one) and the int8 scales
+// (4 bytes per head row, 3% of an int8 row of 128).
+//
+// Run, once per thread count:
+//   OMP_NUM_THREADS=1 kv_write_bench --benchmark_repetitions=5
+//     --benchmark_report_aggregates_only=true --benchmark_out=t1.json
+// and compare bytes_per_second medians of each row with the faster of its memcpy/ and
+// memcpy_mt/ rows (bench/kv_write_table.py t1.json t2.json prints that table).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -45,6 +64,15 @@ struct Step {
   int32_t cached_max;
 };
 constexpr Step kSteps[] = {{"prefill2048", 1, 2048, 0, 0}, {"decode64", 64, 1, 512, 1023}};
+
+constexpr DType kCacheDtypes[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8,
+                                  DType::kFp8E4M3};
+
+// The inputs write_slots takes into a cache of dtype `cache` (see the header comment).
+std::vector<DType> inputs_for(DType cache) {
+  if (cache == DType::kFloat16 || cache == DType::kBFloat16) return {cache, DType::kFloat32};
+  return {DType::kFloat32};
+}
 
 // One step of one layer: a cache, a page table per sequence, the new tokens and their slots.
 struct Workload {
@@ -90,38 +118,51 @@ struct Workload {
     }
     tokens = static_cast<int64_t>(slots.size());
   }
-  int64_t kv_bytes(DType in) const {
-    return 2 * tokens * md.num_kv_heads * md.kv_head_dim_size *
-           static_cast<int64_t>(dtype_size(in));
+  // Bytes of K + V of the new tokens in dtype t.
+  int64_t kv_bytes(DType t) const {
+    return 2 * tokens * md.num_kv_heads * md.kv_head_dim_size * static_cast<int64_t>(dtype_size(t));
   }
 };
 
+// n bytes of N(0, 1) values in dtype (float32, float16 or bfloat16), or random codes.
 std::vector<uint8_t> random_bytes(size_t n, DType dtype) {
   std::vector<uint8_t> b(n);
   std::mt19937 rng(3);
   std::normal_distribution<float> d(0.0f, 1.0f);
-  if (dtype == DType::kFloat32) {
-    for (size_t i = 0; i + 4 <= n; i += 4) {
-      const float f = d(rng);
-      std::memcpy(&b[i], &f, 4);
+  const size_t es = dtype_size(dtype);
+  for (size_t i = 0; i + es <= n; i += es) {
+    const float f = d(rng);
+    uint16_t h = 0;
+    switch (dtype) {
+      case DType::kFloat32: std::memcpy(&b[i], &f, 4); continue;
+      case DType::kFloat16: h = float_to_fp16(f); break;
+      case DType::kBFloat16: h = float_to_bf16(f); break;
+      default: b[i] = static_cast<uint8_t>(rng()); continue;
     }
-  } else {
-    for (size_t i = 0; i + 2 <= n; i += 2) {
-      const uint16_t h = float_to_bf16(d(rng));
-      std::memcpy(&b[i], &h, 2);
-    }
+    std::memcpy(&b[i], &h, 2);
   }
   return b;
 }
 
-void bench_memcpy(benchmark::State& state, int64_t bytes) {
+// split: one contiguous part per OpenMP thread, copied in parallel.
+void bench_memcpy(benchmark::State& state, int64_t bytes, bool split) {
   std::vector<uint8_t> src(static_cast<size_t>(bytes), 1), dst(static_cast<size_t>(bytes), 0);
+  const int parts = split ? omp_get_max_threads() : 1;
   for (auto _ : state) {
-    std::memcpy(dst.data(), src.data(), src.size());
+    if (split) {
+#pragma omp parallel for schedule(static)
+      for (int i = 0; i < parts; ++i) {
+        const int64_t begin = bytes * i / parts, end = bytes * (i + 1) / parts;
+        std::memcpy(dst.data() + begin, src.data() + begin, static_cast<size_t>(end - begin));
+      }
+    } else {
+      std::memcpy(dst.data(), src.data(), src.size());
+    }
     benchmark::DoNotOptimize(dst.data());
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * bytes);
+  state.counters["threads"] = parts;
 }
 
 void bench_update(benchmark::State& state, const Workload& w) {
@@ -141,6 +182,7 @@ void bench_update(benchmark::State& state, const Workload& w) {
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * w.kv_bytes(dt));
+  state.counters["threads"] = omp_get_max_threads();
 }
 
 void bench_slots(benchmark::State& state, const Workload& w, DType input) {
@@ -155,34 +197,35 @@ void bench_slots(benchmark::State& state, const Workload& w, DType input) {
     write_slots(view, k, v, w.slots);
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(state.iterations() * w.kv_bytes(input));
+  state.SetBytesProcessed(state.iterations() * w.kv_bytes(w.md.dtype));
+  state.counters["threads"] = omp_get_max_threads();
+}
+
+void register_case(const Shape& shape, const Step& step, int32_t ps, DType cd) {
+  const std::string tag = fmt::format("{}/{}/ps{}/{}", shape.name, step.name, ps, dtype_name(cd));
+  const Workload nhd(shape, step, ps, cd, KVLayout::kNHD);
+  const Workload hnd(shape, step, ps, cd, KVLayout::kHND);
+  const int64_t bytes = nhd.kv_bytes(cd);
+  benchmark::RegisterBenchmark(("memcpy/" + tag).c_str(), bench_memcpy, bytes, false);
+  if (omp_get_max_threads() > 1) {
+    benchmark::RegisterBenchmark(("memcpy_mt/" + tag).c_str(), bench_memcpy, bytes, true);
+  }
+  benchmark::RegisterBenchmark(("kv_cache_update/" + tag).c_str(), bench_update, nhd);
+  for (const Workload* w : {&nhd, &hnd}) {
+    const char* kernel = w == &nhd ? "write_slots_nhd" : "write_slots_hnd";
+    for (DType in : inputs_for(cd)) {
+      benchmark::RegisterBenchmark(fmt::format("{}/{}/in_{}", kernel, tag, dtype_name(in)).c_str(),
+                                   bench_slots, *w, in);
+    }
+  }
 }
 
 void register_all() {
   for (const Shape& shape : kShapes) {
     for (const Step& step : kSteps) {
       for (int32_t ps : {16, 128}) {
-        for (DType dt : {DType::kBFloat16, DType::kFloat32}) {
-          const std::string tag = fmt::format("{}/{}/ps{}/{}", shape.name, step.name, ps,
-                                              dt == DType::kBFloat16 ? "bf16" : "fp32");
-          const Workload nhd(shape, step, ps, dt, KVLayout::kNHD);
-          const Workload hnd(shape, step, ps, dt, KVLayout::kHND);
-          benchmark::RegisterBenchmark(("memcpy/" + tag).c_str(), bench_memcpy, nhd.kv_bytes(dt));
-          benchmark::RegisterBenchmark(("kv_cache_update/" + tag).c_str(), bench_update, nhd);
-          benchmark::RegisterBenchmark(("write_slots_nhd/" + tag).c_str(), bench_slots, nhd, dt);
-          benchmark::RegisterBenchmark(("write_slots_hnd/" + tag).c_str(), bench_slots, hnd, dt);
-        }
+        for (DType cd : kCacheDtypes) register_case(shape, step, ps, cd);
       }
-    }
-  }
-  // Quantizing / converting writes: fp32 input into bf16, int8 and fp8 caches.
-  for (const Step& step : kSteps) {
-    for (DType cd : {DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
-      const Workload w(kShapes[0], step, 16, cd, KVLayout::kHND);
-      benchmark::RegisterBenchmark(
-          fmt::format("write_slots_hnd_from_fp32/llama3_8b/{}/ps16/{}", step.name, dtype_name(cd))
-              .c_str(),
-          bench_slots, w, DType::kFloat32);
     }
   }
 }

@@ -1,12 +1,63 @@
 #include "pagedkv/compat/kv_cache_update.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 
 #include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/slot_ranges.h"
 
 namespace pagedkv {
+
+namespace {
+
+// Threads an update uses at most, and the bytes (read + written) per thread below which it
+// stays on fewer threads (as write_slots).
+constexpr int kMaxThreads = 64;
+constexpr int64_t kMinParallelBytes = int64_t{64} << 10;
+
+// The applied slices of one update; both arrays are row-major with the same row size, so a
+// slice is one contiguous run of bytes.
+struct Slices {
+  const int32_t* cache_pos;  // [n] first cache row
+  const int32_t* src_pos;    // [n] first row of new_kv_tokens
+  const int32_t* lens;       // [n] rows
+  int64_t n;
+  size_t row_bytes;
+  const char* from;
+  char* to;
+
+  // Applies, in order, the slices whose first cache row lies in [row_begin, row_end).
+  void copy(int64_t row_begin, int64_t row_end) const {
+    for (int64_t i = 0; i < n; ++i) {
+      if (lens[i] == 0 || cache_pos[i] < row_begin || cache_pos[i] >= row_end) continue;
+      std::memcpy(to + static_cast<size_t>(cache_pos[i]) * row_bytes,
+                  from + static_cast<size_t>(src_pos[i]) * row_bytes,
+                  static_cast<size_t>(lens[i]) * row_bytes);
+    }
+  }
+};
+
+// Cache-row ranges of about equal bytes, cut at page boundaries: a slice lies inside one page,
+// so it falls in exactly one range, and slices writing the same rows share a thread.
+void split_by_pages(const Slices& s, int32_t page_size, int n, std::span<int64_t> bounds) {
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = 0;
+  for (int64_t i = 0; i < s.n; ++i) {
+    if (s.lens[i] == 0) continue;  // unchecked positions: copy() skips these slices
+    lo = std::min<int64_t>(lo, s.cache_pos[i]);
+    hi = std::max<int64_t>(hi, s.cache_pos[i]);
+  }
+  SlotRanges ranges(std::min(lo, hi), hi);
+  for (int64_t i = 0; i < s.n; ++i) {
+    if (s.lens[i] != 0) ranges.add(s.cache_pos[i], s.lens[i]);
+  }
+  ranges.cut(n, page_size, bounds);
+}
+
+}  // namespace
 
 void kv_cache_update(ConstTokenTensor src, std::span<const int32_t> slice_indices,
                      TokenTensor cache, int64_t total_update_slices, int32_t page_size) {
@@ -45,15 +96,28 @@ void kv_cache_update(ConstTokenTensor src, std::span<const int32_t> slice_indice
                         "slice {}: new_kv rows [{}, {}) outside new_kv_tokens [0, {})", i, s, s + n,
                         src.rows);
   }
-  // Both arrays are row-major with the same row size, so a slice is one contiguous run.
-  const size_t row_bytes = src.row_bytes();
-  const auto* from = static_cast<const char*>(src.data);
-  auto* to = static_cast<char*>(cache.data);
-  for (int64_t i = 0; i < total_update_slices; ++i) {
-    if (lens[i] == 0) continue;
-    std::memcpy(to + static_cast<size_t>(cache_pos[i]) * row_bytes,
-                from + static_cast<size_t>(src_pos[i]) * row_bytes,
-                static_cast<size_t>(lens[i]) * row_bytes);
+  const Slices slices{cache_pos,
+                      src_pos,
+                      lens,
+                      total_update_slices,
+                      src.row_bytes(),
+                      static_cast<const char*>(src.data),
+                      static_cast<char*>(cache.data)};
+  int64_t rows = 0;
+  for (int64_t i = 0; i < total_update_slices; ++i) rows += lens[i];
+  const auto threads = static_cast<int>(std::clamp<int64_t>(
+      std::min<int64_t>(omp_get_max_threads(),
+                        2 * rows * static_cast<int64_t>(slices.row_bytes) / kMinParallelBytes),
+      1, kMaxThreads));
+  if (threads <= 1) {
+    slices.copy(0, std::numeric_limits<int64_t>::max());
+    return;
+  }
+  std::array<int64_t, kMaxThreads + 1> bounds{};
+  split_by_pages(slices, page_size, threads, bounds);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int i = 0; i < threads; ++i) {
+    slices.copy(bounds[static_cast<size_t>(i)], bounds[static_cast<size_t>(i) + 1]);
   }
 }
 

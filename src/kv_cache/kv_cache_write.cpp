@@ -1,274 +1,121 @@
 #include "pagedkv/kv_cache/kv_cache_write.h"
 
+#include <omp.h>
+
 #include <algorithm>
-#include <bit>
-#include <cstring>
+#include <array>
+#include <limits>
 
-#include <immintrin.h>
-
+#include "kv_cache_write_kernels.h"
 #include "pagedkv/common/cpu_info.h"
-#include "pagedkv/common/dtype_convert.h"
 #include "pagedkv/common/errors.h"
+#include "pagedkv/kv_cache/slot_ranges.h"
 
 namespace pagedkv {
 
 namespace {
 
-// Converts one head row of `dim` elements from the input dtype to the cache dtype.
-// fp8_scale: the per-tensor scale (fp8 caches); scale_out: the row's scale (int8 caches).
-using RowFn = void (*)(const void* src, void* dst, int32_t dim, float fp8_scale, float* scale_out);
+using kv_write_detail::WritePlan;
 
-template <DType In>
-inline float load(const void* src, int32_t i) {
-  if constexpr (In == DType::kFloat32) {
-    return static_cast<const float*>(src)[i];
-  } else if constexpr (In == DType::kBFloat16) {
-    return bf16_to_float(static_cast<const uint16_t*>(src)[i]);
-  } else {
-    static_assert(In == DType::kFloat16);
-    return detail::fp16_to_float_inline(static_cast<const uint16_t*>(src)[i]);
-  }
+// Threads a write uses at most (the slot ranges live on the stack).
+constexpr int kMaxWriteThreads = 64;
+
+// Bytes (read + written) per thread below which a write stays on fewer threads. With the OpenMP
+// workers spinning (as between the kernels of a forward pass) a fork costs a few hundred ns;
+// Llama-3-8B / Qwen2-7B decodes (256-512 KiB) measured 0.7 -> 0.9-1.2 of a 2-thread memcpy on
+// 2 threads, while 16-64 KiB writes measured slower on 2 threads than on one.
+constexpr size_t kMinParallelBytes = size_t{64} << 10;
+
+// kHND: the rows of one token sit at the same offset of their head planes, and the planes lie a
+// multiple of 4 KiB apart, so a token's 2 * heads rows compete for the same L1 sets. Writing
+// blocks of tokens head by head spreads them (WritePlan::block_tokens). Measured (1 thread,
+// ratio to memcpy; bench/kv_write_bench.cpp):
+//   - scattered slots (decodes), 4+ heads, blocks of 8: 0.55-0.75 -> 0.8-1.0 (Llama-3-8B,
+//     Qwen2-7B; every dtype no slower); 2 heads: slower;
+//   - runs of consecutive slots (prefills), copies (input dtype == cache dtype), pages of 64+
+//     slots and tokens of at most 2 KiB, blocks of 16: 0.6-0.7 -> 0.7-0.85; with pages of 16,
+//     4 KiB tokens (8 x 128 float32) or converting writes, token by token measured faster.
+constexpr int64_t kDecodeBlock = 8;
+constexpr int32_t kMinDecodeBlockHeads = 4;
+constexpr int64_t kRunBlock = 16;
+constexpr int32_t kMinRunBlockPage = 64;
+constexpr size_t kMaxRunBlockTokenBytes = 2048;
+
+// True when the slots mostly do not continue the previous token's slot (average run < 4).
+bool scattered_slots(std::span<const int64_t> slots) {
+  int64_t breaks = 0;
+  for (size_t t = 1; t < slots.size(); ++t) breaks += slots[t] != slots[t - 1] + 1 ? 1 : 0;
+  return 4 * breaks > static_cast<int64_t>(slots.size());
 }
 
-// Round half to even for |x| < 2^22 without a libm call (adding 1.5 * 2^23 leaves no
-// fraction bits, so the FPU rounds in its default nearest-even mode).
-inline float round_half_even_small(float x) { return (x + 0x1.8p23f) - 0x1.8p23f; }
-
-template <DType In, DType Out>
-void convert_row(const void* src, void* dst, int32_t dim, float fp8_scale, float* scale_out) {
-  if constexpr (Out == DType::kFloat32) {
-    auto* d = static_cast<float*>(dst);
-    for (int32_t i = 0; i < dim; ++i) d[i] = load<In>(src, i);
-  } else if constexpr (Out == DType::kBFloat16) {
-    auto* d = static_cast<uint16_t*>(dst);
-    for (int32_t i = 0; i < dim; ++i) d[i] = float_to_bf16(load<In>(src, i));
-  } else if constexpr (Out == DType::kFloat16) {
-    auto* d = static_cast<uint16_t*>(dst);
-    for (int32_t i = 0; i < dim; ++i) d[i] = detail::float_to_fp16_inline(load<In>(src, i));
-  } else if constexpr (Out == DType::kFp8E4M3) {
-    auto* d = static_cast<uint8_t*>(dst);
-    for (int32_t i = 0; i < dim; ++i)
-      d[i] = detail::float_to_fp8_e4m3_inline(load<In>(src, i) / fp8_scale);
-  } else {
-    static_assert(Out == DType::kInt8);
-    // max|x| over the bit patterns: for finite floats the order of |x| is the unsigned order
-    // of (bits & 0x7fffffff), and an integer max reduction vectorizes without -ffast-math.
-    uint32_t amax_bits = 0;
-    for (int32_t i = 0; i < dim; ++i) {
-      amax_bits = std::max(amax_bits, std::bit_cast<uint32_t>(load<In>(src, i)) & 0x7fffffffu);
-    }
-    const float amax = std::bit_cast<float>(amax_bits);
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    auto* d = static_cast<int8_t*>(dst);
-    for (int32_t i = 0; i < dim; ++i) {
-      const float q = std::clamp(round_half_even_small(load<In>(src, i) * inv), -127.0f, 127.0f);
-      d[i] = static_cast<int8_t>(q);
-    }
-    *scale_out = amax / 127.0f;
-  }
+int64_t block_tokens(const PagedKVView& v, DType input, std::span<const int64_t> slots) {
+  if (v.layout != KVLayout::kHND) return 0;
+  if (scattered_slots(slots)) return v.num_kv_heads >= kMinDecodeBlockHeads ? kDecodeBlock : 0;
+  const size_t token_bytes =
+      static_cast<size_t>(v.num_kv_heads) * static_cast<size_t>(v.head_dim) * dtype_size(input);
+  const bool copy = input == v.dtype;
+  return copy && v.page_size >= kMinRunBlockPage && token_bytes <= kMaxRunBlockTokenBytes
+             ? kRunBlock
+             : 0;
 }
 
-template <DType In>
-RowFn pick_for_input(DType out) {
-  switch (out) {
-    case DType::kFloat32: return &convert_row<In, DType::kFloat32>;
-    case DType::kFloat16: return &convert_row<In, DType::kFloat16>;
-    case DType::kBFloat16: return &convert_row<In, DType::kBFloat16>;
-    case DType::kInt8: return &convert_row<In, DType::kInt8>;
-    case DType::kFp8E4M3: return &convert_row<In, DType::kFp8E4M3>;
-  }
-  return nullptr;
-}
-
-RowFn pick_row_fn(DType in, DType out) {
-  switch (in) {
-    case DType::kFloat32: return pick_for_input<DType::kFloat32>(out);
-    case DType::kFloat16: return pick_for_input<DType::kFloat16>(out);
-    case DType::kBFloat16: return pick_for_input<DType::kBFloat16>(out);
-    default: return nullptr;
-  }
-}
-
-// Head rows are short (64..1152 bytes): fixed-size copies compile to inline vector moves,
-// which matters when every call moves a single row.
-inline void copy_row(void* dst, const void* src, size_t n) {
-  switch (n) {
-    case 128: std::memcpy(dst, src, 128); return;
-    case 256: std::memcpy(dst, src, 256); return;
-    default: std::memcpy(dst, src, n); return;
-  }
-}
-
-// Everything a write needs, resolved once per call. Offsets come from the view's strides,
-// affine in (slot, head) for both layouts, so there is no division per row.
-struct Plan {
-  const char* key;
-  const char* value;
-  char* k_base;
-  char* v_base;
-  float* k_scales;  // int8 only
-  float* v_scales;
-  size_t in_row_bytes;  // bytes of one input head row
-  size_t cache_esize;
-  KVStrides st;
-  int32_t heads;
-  int32_t dim;
-  float k_scale;
-  float v_scale;
-  RowFn fn;  // nullptr: raw copy (input dtype == cache dtype)
-
-  inline void write_head(int64_t token, int32_t h, int64_t slot) const {
-    const size_t in_off =
-        (static_cast<size_t>(token) * static_cast<size_t>(heads) + static_cast<size_t>(h)) *
-        in_row_bytes;
-    const int64_t elem = st.k_elem(slot, h);
-    char* kd = k_base + static_cast<size_t>(elem) * cache_esize;
-    char* vd = v_base + static_cast<size_t>(elem + st.v_offset) * cache_esize;
-    if (fn == nullptr) {
-      copy_row(kd, key + in_off, in_row_bytes);
-      copy_row(vd, value + in_off, in_row_bytes);
-      return;
-    }
-    float* ks = nullptr;
-    float* vs = nullptr;
-    if (k_scales != nullptr) {
-      const int64_t si = st.scale_index(slot, h);
-      ks = k_scales + si;
-      vs = v_scales + si;
-    }
-    fn(key + in_off, kd, dim, k_scale, ks);
-    fn(value + in_off, vd, dim, v_scale, vs);
-  }
-};
-
-Plan make_plan(const PagedKVView& v, const ConstTokenTensor& key, const ConstTokenTensor& value) {
-  Plan p{};
+WritePlan make_plan(const PagedKVView& v, const ConstTokenTensor& key,
+                    const ConstTokenTensor& value, std::span<const int64_t> slots) {
+  const KVStrides st = v.strides();
+  const size_t es = dtype_size(v.dtype);
+  WritePlan p;
   p.key = static_cast<const char*>(key.data);
   p.value = static_cast<const char*>(value.data);
+  p.slots = slots.data();
+  p.tokens = key.rows;
   p.k_base = static_cast<char*>(v.k_data);
-  p.v_base = static_cast<char*>(v.v_base());
-  p.in_row_bytes = static_cast<size_t>(key.dim) * dtype_size(key.dtype);  // one head
-  p.cache_esize = dtype_size(v.dtype);
-  p.st = v.strides();
-  p.heads = v.num_kv_heads;
-  p.dim = v.head_dim;
+  p.v_base = static_cast<char*>(v.v_base()) + static_cast<size_t>(st.v_offset) * es;
   p.k_scales = v.dtype == DType::kInt8 ? v.k_scales : nullptr;
   p.v_scales = v.dtype == DType::kInt8 ? v.v_scales : nullptr;
+  p.slot_bytes = static_cast<size_t>(st.slot_stride) * es;
+  p.head_bytes = static_cast<size_t>(st.head_stride) * es;
+  p.scale_slot_stride = st.scale_slot_stride;
+  p.scale_head_stride = st.scale_head_stride;
+  p.in = key.dtype;
+  p.out = v.dtype;
+  p.heads = v.num_kv_heads;
+  p.dim = v.head_dim;
+  p.in_row_bytes = static_cast<size_t>(v.head_dim) * dtype_size(key.dtype);
   p.k_scale = v.k_scale;
   p.v_scale = v.v_scale;
-  p.fn = key.dtype == v.dtype ? nullptr : pick_row_fn(key.dtype, v.dtype);
+  p.block_tokens = block_tokens(v, key.dtype, slots);
   return p;
 }
 
-// Copies `rows` head rows of `row_bytes` each from `src` (rows `src_stride` bytes apart: one
-// head of consecutive tokens [token, head, dim]) to `dst`, where they are contiguous (one head
-// plane of one kHND page). Used for raw copies (input dtype == cache dtype) only.
-using RunCopyFn = void (*)(char* dst, const char* src, int64_t rows, size_t src_stride,
-                           size_t row_bytes);
-
-void copy_run_generic(char* dst, const char* src, int64_t rows, size_t src_stride,
-                      size_t row_bytes) {
-  for (int64_t i = 0; i < rows; ++i) {
-    copy_row(dst, src, row_bytes);
-    dst += row_bytes;
-    src += src_stride;
-  }
+kv_write_detail::WriteSlotsFn slots_fn(Isa isa) {
+  static const kv_write_detail::WriteSlotsFn fns[] = {
+      kv_write_detail::write_slots_for(Isa::kScalar), kv_write_detail::write_slots_for(Isa::kAvx2),
+      kv_write_detail::write_slots_for(Isa::kAvx512),
+      kv_write_detail::write_slots_for(Isa::kAvx512Bf16)};
+  return fns[static_cast<int>(isa)];
 }
 
-__attribute__((target("avx512f"))) void copy_run_avx512(char* dst, const char* src, int64_t rows,
-                                                        size_t src_stride, size_t row_bytes) {
-  const size_t vec_bytes = row_bytes & ~size_t{63};
-  const size_t tail = row_bytes - vec_bytes;
-  for (int64_t i = 0; i < rows; ++i) {
-    for (size_t b = 0; b < vec_bytes; b += 64) {
-      _mm512_storeu_si512(dst + b, _mm512_loadu_si512(src + b));
-    }
-    if (tail != 0) std::memcpy(dst + vec_bytes, src + vec_bytes, tail);
-    dst += row_bytes;
-    src += src_stride;
-  }
+int write_threads(const WritePlan& p, const PagedKVView& v) {
+  const size_t bytes = static_cast<size_t>(p.tokens) * 2 * static_cast<size_t>(p.heads) *
+                       (p.in_row_bytes + static_cast<size_t>(p.dim) * dtype_size(v.dtype));
+  const auto by_bytes = static_cast<int64_t>(bytes / kMinParallelBytes);
+  return static_cast<int>(
+      std::clamp<int64_t>(std::min<int64_t>(omp_get_max_threads(), by_bytes), 1, kMaxWriteThreads));
 }
 
-RunCopyFn pick_run_copy() {
-  return active_isa() >= Isa::kAvx512 ? &copy_run_avx512 : &copy_run_generic;
-}
-
-// kHND runs at least this long are written head by head (see write_tokens); shorter runs
-// (decodes, pages of 16) measured faster token by token in bench/kv_write_bench.cpp.
-constexpr int64_t kMinHeadMajorRun = 64;
-// ... and only for tokens of at most this many input bytes per K (heads * head_dim * dtype):
-// wider tokens (4 KiB: 8 x 128 fp32) measured slower head by head than token by token.
-constexpr size_t kMaxHeadMajorTokenBytes = 1024;
-// Input bytes (K + V) of the tokens written head by head at once.
-constexpr size_t kRunInputBytes = size_t{256} << 10;
-
-// Writes tokens [0, n) to the slots slot_of(t) returns (< 0: skip).
-//
-// Default order: token by token, head by head within a token, K and V side by side. The input
-// is read sequentially; kNHD writes one contiguous block per token, kHND one row per head plane.
-//
-// kHND with pages of >= kMinHeadMajorRun slots and narrow tokens: the slot mapping is cut
-// into runs of consecutive slots within one page (a prefill maps whole pages this way). A
-// run's rows of one head form one contiguous block of that head's plane, so long runs are
-// written head by head, K and V row by row side by side: two destination streams instead of
-// 2 * heads, while the run's input stays in cache across the heads. Runs are written in token
-// order and the slots within a run are distinct, so a slot written twice still keeps the
-// later token.
-template <class SlotOf>
-void write_tokens(const Plan& p, const PagedKVView& v, int64_t n, SlotOf slot_of) {
-  const auto write_token = [&p](int64_t t, int64_t s) {
-    for (int32_t h = 0; h < p.heads; ++h) p.write_head(t, h, s);
-  };
-  const size_t token_bytes = static_cast<size_t>(p.heads) * p.in_row_bytes;
-  if (v.layout != KVLayout::kHND || v.page_size < kMinHeadMajorRun ||
-      token_bytes > kMaxHeadMajorTokenBytes) {
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t s = slot_of(t);
-      if (s >= 0) write_token(t, s);
-    }
-    return;
+// Slot ranges of about equal token counts, one per thread (see slot_ranges.h).
+void split_slots(std::span<const int64_t> slots, int n, std::span<int64_t> bounds) {
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
+  for (int64_t s : slots) {
+    if (s < 0) continue;
+    lo = std::min(lo, s);
+    hi = std::max(hi, s);
   }
-  const int64_t ps = v.page_size;
-  const RunCopyFn copy_run = p.fn == nullptr ? pick_run_copy() : nullptr;
-  const size_t row = p.in_row_bytes;
-  const size_t src_stride = static_cast<size_t>(p.heads) * row;
-  const size_t plane_bytes = static_cast<size_t>(p.st.head_stride) * p.cache_esize;
-  const int64_t chunk =
-      std::max<int64_t>(16, static_cast<int64_t>(kRunInputBytes / (2 * src_stride)));
-  int64_t t = 0;
-  while (t < n) {
-    const int64_t s = slot_of(t);
-    if (s < 0) {
-      ++t;
-      continue;
-    }
-    const int64_t page_end = (s / ps + 1) * ps;
-    int64_t len = 1;
-    while (t + len < n && s + len < page_end && slot_of(t + len) == s + len) ++len;
-    if (len < kMinHeadMajorRun) {
-      for (int64_t i = 0; i < len; ++i) write_token(t + i, s + i);
-    } else if (copy_run != nullptr) {
-      // Raw copy: K and V of head h are rows [s, s + len) of plane h.
-      // Chunks of the run keep their K + V input within kRunInputBytes, so that it stays in
-      // L2 while every head reads its rows from it.
-      for (int64_t c0 = 0; c0 < len; c0 += chunk) {
-        const int64_t rows = std::min(chunk, len - c0);
-        const size_t dst_off = static_cast<size_t>(s + c0) * row;
-        const size_t src_off = static_cast<size_t>(t + c0) * src_stride;
-        for (int32_t h = 0; h < p.heads; ++h) {
-          const size_t plane = static_cast<size_t>(h) * plane_bytes;
-          const size_t in_h = static_cast<size_t>(h) * row;
-          copy_run(p.k_base + plane + dst_off, p.key + src_off + in_h, rows, src_stride, row);
-          copy_run(p.v_base + plane + dst_off, p.value + src_off + in_h, rows, src_stride, row);
-        }
-      }
-    } else {
-      for (int32_t h = 0; h < p.heads; ++h) {
-        for (int64_t i = 0; i < len; ++i) p.write_head(t + i, h, s + i);
-      }
-    }
-    t += len;
+  SlotRanges ranges(std::min(lo, hi), hi);
+  for (int64_t s : slots) {
+    if (s >= 0) ranges.add(s, 1);
   }
+  ranges.cut(n, 1, bounds);
 }
 
 }  // namespace
@@ -303,9 +150,18 @@ void write_slots(const PagedKVView& v, ConstTokenTensor key, ConstTokenTensor va
                         "slot_mapping[{}] = {} outside [0, {}) (negative = skip)", t,
                         slot_mapping[t], num_slots);
   }
-  const Plan p = make_plan(v, key, value);
-  const int64_t* slots = slot_mapping.data();
-  write_tokens(p, v, key.rows, [slots](int64_t t) { return slots[t]; });
+  const WritePlan p = make_plan(v, key, value, slot_mapping);
+  const kv_write_detail::WriteSlotsFn write = slots_fn(active_isa());
+  const int threads = write_threads(p, v);
+  if (threads <= 1) {
+    write(p, 0, std::numeric_limits<int64_t>::max());
+    return;
+  }
+  std::array<int64_t, kMaxWriteThreads + 1> bounds{};
+  split_slots(slot_mapping, threads, bounds);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int i = 0; i < threads; ++i)
+    write(p, bounds[static_cast<size_t>(i)], bounds[static_cast<size_t>(i) + 1]);
 }
 
 }  // namespace pagedkv

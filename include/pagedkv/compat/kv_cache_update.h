@@ -23,6 +23,9 @@
 //   slices are untouched. Every slice is checked before anything is copied (strong guarantee).
 //   The copy is raw (element codes): on an int8 cache it does not touch scales.
 //   Undefined: new_kv_tokens overlapping kv_cache_pages.
+// Speed: updates of 128 KiB or more (bytes read + written) run on up to omp_get_max_threads()
+// OpenMP threads, each taking the slices of a range of pages (slices writing the same rows
+// share a thread, so the later one still wins). No allocation.
 #pragma once
 
 #include <cstdint>

@@ -20,7 +20,11 @@
 // the quantization scheme documented in paged_kv_cache.h (int8 writes the per-(slot, head)
 // scales; fp8 divides by view.k_scale / view.v_scale). A slot written twice in one call keeps
 // the later token. Undefined: non-finite inputs on an int8 cache; inputs overlapping the cache.
-// Speed: equal input and cache dtypes copy rows with memcpy-class moves; no allocation.
+// Speed: equal input and cache dtypes copy rows with inline vector moves; conversions run on
+// SIMD kernels picked by active_isa() (AVX-512, AVX2 or scalar; every level writes the same
+// bytes). Writes of 128 KiB or more (bytes read + written) run on up to omp_get_max_threads()
+// OpenMP threads, each taking a range of slots. No allocation. bench/kv_write_bench.cpp and
+// docs/attention-performance.md ("KV-cache writes") compare the bandwidth with memcpy.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 #include "pagedkv/compat/kv_cache_update.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstring>
 #include <numeric>
@@ -78,6 +79,41 @@ TEST(KVCacheUpdate, LaterSlicesOverwriteEarlierOnesAtTheSameRows) {
   const size_t rb = cache.row_bytes();
   EXPECT_EQ(std::memcmp(&cache.bytes[16 * rb], &src.bytes[0], 2 * rb), 0);
   EXPECT_EQ(std::memcmp(&cache.bytes[18 * rb], &src.bytes[4 * rb], 2 * rb), 0);
+}
+
+// Updates of several MiB run on 2 and 3 threads, each taking the slices of a range of pages;
+// slices writing the same rows (far apart in the batch) still apply in order.
+TEST(KVCacheUpdate, UpdatesSplitAcrossThreadsByPageKeepTheSeedSemantics) {
+  std::mt19937 rng(13);
+  const int saved = omp_get_max_threads();
+  for (int threads : {2, 3}) {
+    omp_set_num_threads(threads);
+    for (DType dt : {DType::kFloat32, DType::kInt8}) {
+      SCOPED_TRACE(fmt::format("threads={} {}", threads, dtype_name(dt)));
+      const int32_t ps = 16, heads = 8, dim = 64;
+      const int64_t pages = 400;
+      FlatCache cache(rng, dt, pages * ps, heads, dim);
+      FlatCache want = cache;
+      const int32_t src_rows = 3000;
+      const testing::HostTokens src = testing::random_tokens(rng, dt, src_rows, heads, dim);
+      const int n = 500;
+      std::vector<int32_t> slices(3 * n);
+      for (int i = 0; i < n; ++i) {
+        const int32_t len = std::uniform_int_distribution<int32_t>(0, ps)(rng);
+        const int32_t off = std::uniform_int_distribution<int32_t>(0, ps - len)(rng);
+        const auto page = std::uniform_int_distribution<int32_t>(0, pages - 1)(rng);
+        slices[i] = page * ps + off;
+        slices[n + i] = std::uniform_int_distribution<int32_t>(0, src_rows - len)(rng);
+        slices[2 * n + i] = len;
+      }
+      slices[n - 1] = slices[3];  // the last slice rewrites the rows of slice 3
+      slices[2 * n + n - 1] = slices[2 * n + 3];
+      naive_update(src, slices, want, n);
+      kv_cache_update(src.tensor(), slices, cache.tensor(), n, ps);
+      ASSERT_EQ(cache.bytes, want.bytes);
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 struct UpdateErrors : ::testing::Test {
