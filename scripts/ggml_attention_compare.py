@@ -117,7 +117,8 @@ def parse_args():
     p.add_argument("--max-other-load", type=float, default=0.25,
                    help="repeat a case while other processes used more cores than this")
     p.add_argument("--attempts", type=int, default=3, help="tries per case (quietest kept)")
-    p.add_argument("--retry-wait", type=float, default=10.0, help="seconds before a retry")
+    p.add_argument("--quiet-timeout", type=float, default=60.0,
+                   help="seconds to wait for a quiet machine before each try")
     p.add_argument("--kv-layout", choices=["hnd", "nhd"], default="hnd")
     p.add_argument("--cxx", default="g++")
     p.add_argument("--json", type=Path, help="also write every measurement here")
@@ -237,13 +238,23 @@ class OtherLoad:
         return busy, t.children_user + t.children_system, time.monotonic()
 
 
+def wait_quiet(limit, timeout):
+    """Waits (at most `timeout` seconds) until other processes use at most `limit` cores over a
+    2-second window."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with OtherLoad() as load:
+            time.sleep(2)
+        if load.cores <= limit:
+            return
+
+
 def measure(exe, case, threads, args):
-    """ggml then pagedkv on `case`; repeated (up to --attempts) while other processes used more
-    than --max-other-load cores, keeping the quietest attempt."""
+    """ggml then pagedkv on `case`, once the machine is quiet; repeated (up to --attempts) while
+    other processes used more than --max-other-load cores meanwhile, keeping the quietest try."""
     best = None
-    for attempt in range(args.attempts):
-        if attempt:
-            time.sleep(args.retry_wait)
+    for _ in range(args.attempts):
+        wait_quiet(args.max_other_load, args.quiet_timeout)
         with OtherLoad() as load:
             g = time_ggml(exe, case, threads, args)
             p = time_pagedkv(case, threads, args)
