@@ -134,11 +134,9 @@ void EngineLoop::run() {
       stopping = stopping_;
     }
     drain(adds, aborts);
+    publish();
     if (stopping) break;
-    if (!engine_.has_unfinished_requests()) {
-      snapshot();
-      continue;
-    }
+    if (!engine_.has_unfinished_requests()) continue;
     try {
       for (const GenerationOutput& out : engine_.step()) handle(out);
     } catch (const std::exception& e) {
@@ -149,9 +147,10 @@ void EngineLoop::run() {
       err.message = fmt::format("the engine failed: {}", e.what());
       healthy_ = false;
       fail_all(err);
+      publish();
       return;
     }
-    snapshot();
+    publish();
   }
   // Shutting down: every request still here ends as aborted, its pages freed.
   std::vector<std::string> ids;
@@ -163,7 +162,7 @@ void EngineLoop::run() {
     ev.finish_reason = "abort";
     finish(id, std::move(ev));
   }
-  snapshot();
+  publish();
 }
 
 void EngineLoop::drain(std::vector<EngineJob>& adds, std::vector<std::string>& aborts) {
@@ -200,14 +199,14 @@ void EngineLoop::add(EngineJob& job) {
     --in_flight_;
     StreamEvent ev;
     ev.error = std::move(err);
-    stream->push(std::move(ev));
+    post(stream, std::move(ev));
     return;
   }
   building_.prompt_tokens += num_prompt;
   StreamEvent ev;
   ev.accepted = true;
   ev.prompt_tokens = live->prompt_tokens;
-  stream->push(std::move(ev));
+  post(stream, std::move(ev));
   live_.emplace(job.id, std::move(live));
 }
 
@@ -219,7 +218,7 @@ void EngineLoop::finish(const std::string& id, StreamEvent ev) {
   ev.completion_tokens = live.text.num_tokens();
   building_.e2e_request_latency.observe(seconds_between(live.arrival, Clock::now()));
   ++building_.requests_finished;
-  live.stream->push(std::move(ev));
+  post(live.stream, std::move(ev));
   live_.erase(it);
   --in_flight_;
 }
@@ -260,7 +259,7 @@ void EngineLoop::handle(const GenerationOutput& out) {
     finish(out.request_id, std::move(ev));
     return;
   }
-  live.stream->push(std::move(ev));
+  post(live.stream, std::move(ev));
 }
 
 void EngineLoop::fail_all(const ApiError& error) {
@@ -275,11 +274,21 @@ void EngineLoop::fail_all(const ApiError& error) {
   for (auto& [id, stream] : pending_streams_) {
     StreamEvent ev;
     ev.error = error;
-    stream->push(std::move(ev));
+    post(stream, std::move(ev));
     --in_flight_;
   }
   pending_streams_.clear();
   inbox_adds_.clear();
+}
+
+void EngineLoop::post(const std::shared_ptr<RequestStream>& stream, StreamEvent ev) {
+  outbox_.emplace_back(stream, std::move(ev));
+}
+
+void EngineLoop::publish() {
+  snapshot();
+  for (auto& [stream, ev] : outbox_) stream->push(std::move(ev));
+  outbox_.clear();
 }
 
 void EngineLoop::snapshot() {

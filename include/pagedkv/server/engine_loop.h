@@ -18,8 +18,9 @@
 //     stream, then the stream is closed; the in-flight count drops when that event is posted.
 //   - A request is aborted in the engine (its pages freed) at the next drain after abort(),
 //     after its stop string is found, or at stop().
-//   - metrics() is a copy of the snapshot taken after the last step; it never touches the
-//     engine.
+//   - metrics() is a copy of the snapshot taken after the last drain or step; it never
+//     touches the engine. Events reach the streams only after the snapshot that counts them
+//     is published, so a client that has seen an event scrapes metrics at least that new.
 // Errors: add_request's InvalidArgument / CapacityError come back as a 400 error event on the
 // request's stream; an exception from step() fails every live request with a 500 and stops
 // the loop (healthy() turns false).
@@ -36,6 +37,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "pagedkv/engine/llm_engine.h"
@@ -117,6 +119,9 @@ class EngineLoop {
   void handle(const GenerationOutput& out);
   void fail_all(const ApiError& error);
   void snapshot();
+  // Queues an event for its stream; publish() snapshots the metrics, then delivers the queue.
+  void post(const std::shared_ptr<RequestStream>& stream, StreamEvent ev);
+  void publish();
 
   LLMEngine& engine_;
   EngineLoopOptions options_;
@@ -128,8 +133,9 @@ class EngineLoop {
   std::unordered_map<std::string, std::shared_ptr<RequestStream>> pending_streams_;
   bool stopping_ = false;
 
-  std::unordered_map<std::string, std::unique_ptr<Live>> live_;  // loop thread only
-  ServerMetrics building_;                                       // loop thread only
+  std::unordered_map<std::string, std::unique_ptr<Live>> live_;                 // loop thread only
+  ServerMetrics building_;                                                      // loop thread only
+  std::vector<std::pair<std::shared_ptr<RequestStream>, StreamEvent>> outbox_;  // loop only
   mutable std::mutex metrics_mu_;
   ServerMetrics published_;
 
