@@ -299,14 +299,14 @@ HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, fl
 }
 
 // The same with AVX512-BF16 pair dot products, for bfloat16 queries over a bfloat16 cache
-// (products of two bf16 values are exact in float32; no conversion of K).
+// (products of two bf16 values are exact in float32; no conversion of K). Rows past VR are
+// not computed, as in DotBlock.
 //   q    NR raw bf16 query rows [dim];  k  NK bf16 key rows;  out = dot (unscaled)
 #define PAGEDKV_BF16_TARGET __attribute__((target(HWY_TARGET_STR ",avx512bf16")))
-template <int NK, int NR>
+template <int NK, int NR, int VR>
 PAGEDKV_BF16_TARGET HWY_INLINE void DotBlockBf16(const uint16_t* const* q, int32_t D,
-                                                 const uint16_t* const* k, int32_t nrows,
-                                                 float* out) {
-  static_assert(NK * NR == 16);
+                                                 const uint16_t* const* k, float* out) {
+  static_assert(NK * NR == 16 && VR >= 1 && VR <= NR);
   __m512 acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
   for (int32_t d = 0; d < D; d += 32) {
@@ -314,37 +314,46 @@ PAGEDKV_BF16_TARGET HWY_INLINE void DotBlockBf16(const uint16_t* const* q, int32
     auto load = [m](const uint16_t* p) {
       return reinterpret_cast<__m512bh>(_mm512_maskz_loadu_epi16(m, p));
     };
-    if constexpr (NR <= NK) {  // as in DotBlock: every vector of a step loaded once
-      __m512bh qv[NR];
-      for (int r = 0; r < NR; ++r) qv[r] = load(q[r] + d);
+    if constexpr (VR <= NK) {  // as in DotBlock: every vector of a step loaded once
+      __m512bh qv[VR];
+      for (int r = 0; r < VR; ++r) qv[r] = load(q[r] + d);
       for (int i = 0; i < NK; ++i) {
         const __m512bh kv = load(k[i] + d);
-        for (int r = 0; r < NR; ++r)
+        for (int r = 0; r < VR; ++r)
           acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv[r], kv);
       }
     } else {
       __m512bh kv[NK];
       for (int i = 0; i < NK; ++i) kv[i] = load(k[i] + d);
-      for (int r = 0; r < NR; ++r) {
+      for (int r = 0; r < VR; ++r) {
         const __m512bh qv = load(q[r] + d);
         for (int i = 0; i < NK; ++i)
           acc[DotSlot<NK>(r, i)] = _mm512_dpbf16_ps(acc[DotSlot<NK>(r, i)], qv, kv[i]);
       }
     }
   }
-  ReduceStore<NK>(acc, nrows, out);
+  ReduceStore<NK>(acc, VR, out);
 }
 
-// Scores of NK keys for every row of the tile (groups of 16 / NK rows), bf16 pair dots.
+// Scores of NK keys for rows [r0, r0 + 16 / NK) of the tile (the last group computes only
+// the rows it has), bf16 pair dots.
+template <int NK, int VR = 16 / NK>
+PAGEDKV_BF16_TARGET HWY_INLINE void DotRowGroupBf16(const uint16_t* q, int32_t R, int32_t D,
+                                                    int32_t r0, const uint16_t* const* k,
+                                                    float* out) {
+  constexpr int NR = 16 / NK;
+  if constexpr (VR > 1) {
+    if (R - r0 < VR) return DotRowGroupBf16<NK, VR - 1>(q, R, D, r0, k, out);
+  }
+  const uint16_t* rows[NR];
+  for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
+  DotBlockBf16<NK, NR, VR>(rows, D, k, out + int64_t{r0} * kChunk);
+}
+
 template <int NK>
 PAGEDKV_BF16_TARGET void DotKeysBf16(const uint16_t* q, int32_t R, int32_t D,
                                      const uint16_t* const* k, float* out) {
-  constexpr int NR = 16 / NK;
-  for (int32_t r0 = 0; r0 < R; r0 += NR) {
-    const uint16_t* rows[NR];
-    for (int r = 0; r < NR; ++r) rows[r] = q + int64_t{std::min(r0 + r, R - 1)} * D;
-    DotBlockBf16<NK, NR>(rows, D, k, std::min(NR, R - r0), out + int64_t{r0} * kChunk);
-  }
+  for (int32_t r0 = 0; r0 < R; r0 += 16 / NK) DotRowGroupBf16<NK>(q, R, D, r0, k, out);
 }
 #undef PAGEDKV_BF16_TARGET
 
@@ -404,8 +413,11 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
   const int32_t D = p.head_dim;
   for (int32_t d0 = 0; d0 < D;) {
     // Up to 4 rows: 4 vectors of V per pass; more rows: 2 (NR * NV accumulators in registers).
+    // With 32 registers, up to 7 rows of float, float16 or bfloat16 V also take 4 (int8 and
+    // fp8 need registers for their conversion, and would spill).
     const int32_t left = (D - d0) / N;
-    if constexpr (NR <= 4) {
+    constexpr int kWideRows = HWY_TARGET == HWY_AVX3 && sizeof(E) >= 2 ? 7 : 4;
+    if constexpr (NR <= kWideRows) {
       if (left >= 4) {
         PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc);
         d0 += 4 * N;

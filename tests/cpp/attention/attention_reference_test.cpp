@@ -67,7 +67,8 @@ std::vector<SweepCase> sweep_cases() {
   const auto pages = cycle_axis<int32_t>({1, 16, 32, 128}, kCases, rng);
   const auto dims = cycle_axis<int32_t>({64, 128, 256}, kCases, rng);
   const auto gqas = cycle_axis<GqaShape>(
-      {{2, 2, "g1"}, {2, 8, "g4"}, {1, 8, "g8"}, {1, 5, "mqa5"}, {2, 6, "g3"}}, kCases, rng);
+      {{2, 2, "g1"}, {2, 8, "g4"}, {1, 8, "g8"}, {1, 5, "mqa5"}, {2, 6, "g3"}, {1, 7, "mqa7"}},
+      kCases, rng);
   const auto windows = cycle_axis<int32_t>({0, 0, 1, 16, 200}, kCases, rng);
   const auto caps = cycle_axis<float>({0.0f, 1.0f}, kCases, rng);
   const auto mixes = cycle_axis<Mix>({Mix::kDecode, Mix::kPrefill, Mix::kMixed}, kCases, rng);
