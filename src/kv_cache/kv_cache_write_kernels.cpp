@@ -8,15 +8,8 @@
 // the way in) and a rounding float-to-int conversion (int8). kv_cache_write_test.cpp compares
 // every level against a naive writer, on special values too.
 
-// Kernel loops stay optimized in unoptimized (debug, sanitizer) builds.
-#ifndef __OPTIMIZE__
-#pragma GCC optimize("O2")
-#endif
-
-// SSSE3/SSE4 are superseded by AVX2 on every CPU we dispatch to; AVX3_DL adds nothing here.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
-#endif
+// Optimized even in debug builds; the ISA levels compiled (see the header).
+#include "common/hwy_kernel_targets.h"  // IWYU pragma: keep
 
 #undef HWY_TARGET_INCLUDE
 // foreach_target.h re-includes this file by name (src/kv_cache/CMakeLists.txt gives this

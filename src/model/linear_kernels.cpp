@@ -3,15 +3,8 @@
 // per-element operation sequence, which batch invariance depends on, is described in
 // linear_kernels.h; nothing here may make it depend on the tile shape.
 
-// Kernel loops stay optimized in unoptimized (debug, sanitizer) builds.
-#ifndef __OPTIMIZE__
-#pragma GCC optimize("O2")
-#endif
-
-// SSSE3/SSE4 are superseded by AVX2 on every CPU we dispatch to; AVX3_DL adds nothing here.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_SSE4 | HWY_AVX3_DL)
-#endif
+// Optimized even in debug builds; the ISA levels compiled (see the header).
+#include "common/hwy_kernel_targets.h"  // IWYU pragma: keep
 
 #undef HWY_TARGET_INCLUDE
 // foreach_target.h re-includes this file by name; src/model/CMakeLists.txt gives this
