@@ -179,6 +179,16 @@ HWY_INLINE void GemmSoftmaxLanes(const KernelParams& p, const TileDesc& t, int32
   }
 }
 
+// PvRowsGemm for nr rows, 1 <= nr <= NR (kMR by default).
+template <int NR = kMR>
+HWY_INLINE void PvRowsGemmUpTo(int32_t nr, const float* pt, int32_t Rp, const float* const* vrow,
+                               int32_t a, int32_t b, float* out, int32_t D) {
+  if constexpr (NR > 1) {
+    if (nr < NR) return PvRowsGemmUpTo<NR - 1>(nr, pt, Rp, vrow, a, b, out, D);
+  }
+  PvRowsGemm<NR>(pt, Rp, vrow, a, b, out, D);
+}
+
 // O = P . V per block of kMR rows over the keys the block sees.
 HWY_INLINE void GemmPv(const KernelParams& p, const TileDesc& t, int32_t k0, int32_t k1,
                        const KernelScratch& s, float* acc) {
@@ -188,33 +198,7 @@ HWY_INLINE void GemmPv(const KernelParams& p, const TileDesc& t, int32_t k0, int
     const ChunkRange vis = RowsRange(p, t, r, r + nr, k0, k1);
     float* out = acc + int64_t{r} * D;
     const int32_t a = vis.k0 - k0, b = vis.k1 - k0;
-    const float* pt = s.s + r;
-    switch (nr) {
-      case 8:
-        if constexpr (kMR >= 8) {
-          PvRowsGemm<8>(pt, Rp, s.vrow, a, b, out, D);
-        }
-        break;
-      case 7:
-        if constexpr (kMR >= 7) {
-          PvRowsGemm<7>(pt, Rp, s.vrow, a, b, out, D);
-        }
-        break;
-      case 6:
-        if constexpr (kMR >= 6) {
-          PvRowsGemm<6>(pt, Rp, s.vrow, a, b, out, D);
-        }
-        break;
-      case 5:
-        if constexpr (kMR >= 5) {
-          PvRowsGemm<5>(pt, Rp, s.vrow, a, b, out, D);
-        }
-        break;
-      case 4: PvRowsGemm<4>(pt, Rp, s.vrow, a, b, out, D); break;
-      case 3: PvRowsGemm<3>(pt, Rp, s.vrow, a, b, out, D); break;
-      case 2: PvRowsGemm<2>(pt, Rp, s.vrow, a, b, out, D); break;
-      default: PvRowsGemm<1>(pt, Rp, s.vrow, a, b, out, D); break;
-    }
+    PvRowsGemmUpTo(nr, s.s + r, Rp, s.vrow, a, b, out, D);
   }
 }
 

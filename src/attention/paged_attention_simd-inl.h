@@ -462,35 +462,14 @@ HWY_INLINE void QkBlock(const float* const* krow, const float* qt, int32_t Rp, i
     for (int v = 0; v < NV; ++v) hn::StoreU(acc[i][v], df, out + int64_t{i} * Rp + v * N);
 }
 
-template <int NV>
+// QkBlock for nj keys, 1 <= nj <= NJ (kMR by default).
+template <int NV, int NJ = kMR>
 HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, int32_t Rp, int32_t D,
                        float* out) {
-  switch (nj) {
-    case 8:
-      if constexpr (kMR >= 8) {
-        QkBlock<8, NV>(krow, qt, Rp, D, out);
-      }
-      break;
-    case 7:
-      if constexpr (kMR >= 7) {
-        QkBlock<7, NV>(krow, qt, Rp, D, out);
-      }
-      break;
-    case 6:
-      if constexpr (kMR >= 6) {
-        QkBlock<6, NV>(krow, qt, Rp, D, out);
-      }
-      break;
-    case 5:
-      if constexpr (kMR >= 5) {
-        QkBlock<5, NV>(krow, qt, Rp, D, out);
-      }
-      break;
-    case 4: QkBlock<4, NV>(krow, qt, Rp, D, out); break;
-    case 3: QkBlock<3, NV>(krow, qt, Rp, D, out); break;
-    case 2: QkBlock<2, NV>(krow, qt, Rp, D, out); break;
-    default: QkBlock<1, NV>(krow, qt, Rp, D, out); break;
+  if constexpr (NJ > 1) {
+    if (nj < NJ) return QkKeys<NV, NJ - 1>(nj, krow, qt, Rp, D, out);
   }
+  QkBlock<NJ, NV>(krow, qt, Rp, D, out);
 }
 
 // acc[r0 + i, d0 .. d0 + NV * N) = sum over keys j in [a, b) of P^T[j, r0 + i] * V[j, d0 ..].

@@ -40,6 +40,25 @@ void naive_update(const testing::HostTokens& src, const std::vector<int32_t>& sl
   }
 }
 
+// n random slices in the seed's [3 * n] layout (cache start rows, source start rows,
+// lengths): each lies inside one of `pages` pages of `ps` rows and reads inside `src_rows`.
+std::vector<int32_t> random_slices(std::mt19937& rng, int n, int64_t pages, int32_t ps,
+                                   int32_t src_rows) {
+  auto between = [&rng](int32_t lo, int32_t hi) {
+    return std::uniform_int_distribution<int32_t>(lo, hi)(rng);
+  };
+  std::vector<int32_t> slices(3 * static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int32_t len = between(0, ps);
+    const int32_t off = between(0, ps - len);
+    const int32_t page = between(0, static_cast<int32_t>(pages) - 1);
+    slices[i] = page * ps + off;
+    slices[n + i] = between(0, src_rows - len);
+    slices[2 * n + i] = len;
+  }
+  return slices;
+}
+
 TEST(KVCacheUpdate, MatchesTheSeedSemanticsByteForByteForEveryDtypeAndPageSize) {
   std::mt19937 rng(10);
   for (DType dt : testing::kAllCacheDtypes) {
@@ -51,15 +70,7 @@ TEST(KVCacheUpdate, MatchesTheSeedSemanticsByteForByteForEveryDtypeAndPageSize) 
       FlatCache want = cache;
       const testing::HostTokens src = testing::random_tokens(rng, dt, 200, heads, dim);
       const int n = 24;
-      std::vector<int32_t> slices(3 * n);
-      for (int i = 0; i < n; ++i) {
-        const int32_t len = std::uniform_int_distribution<int32_t>(0, ps)(rng);
-        const int32_t off = std::uniform_int_distribution<int32_t>(0, ps - len)(rng);
-        const auto page = std::uniform_int_distribution<int32_t>(0, pages - 1)(rng);
-        slices[i] = page * ps + off;
-        slices[n + i] = std::uniform_int_distribution<int32_t>(0, 200 - len)(rng);
-        slices[2 * n + i] = len;
-      }
+      std::vector<int32_t> slices = random_slices(rng, n, pages, ps, 200);
       // Slices past total_update_slices are ignored even when they are invalid.
       const int64_t total = 20;
       slices[n + 22] = 100000;
@@ -97,15 +108,7 @@ TEST(KVCacheUpdate, UpdatesSplitAcrossThreadsByPageKeepTheSeedSemantics) {
       const int32_t src_rows = 3000;
       const testing::HostTokens src = testing::random_tokens(rng, dt, src_rows, heads, dim);
       const int n = 500;
-      std::vector<int32_t> slices(3 * n);
-      for (int i = 0; i < n; ++i) {
-        const int32_t len = std::uniform_int_distribution<int32_t>(0, ps)(rng);
-        const int32_t off = std::uniform_int_distribution<int32_t>(0, ps - len)(rng);
-        const auto page = std::uniform_int_distribution<int32_t>(0, pages - 1)(rng);
-        slices[i] = page * ps + off;
-        slices[n + i] = std::uniform_int_distribution<int32_t>(0, src_rows - len)(rng);
-        slices[2 * n + i] = len;
-      }
+      std::vector<int32_t> slices = random_slices(rng, n, pages, ps, src_rows);
       slices[n - 1] = slices[3];  // the last slice rewrites the rows of slice 3
       slices[2 * n + n - 1] = slices[2 * n + 3];
       naive_update(src, slices, want, n);
