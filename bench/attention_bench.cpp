@@ -51,6 +51,7 @@ struct Model {
 constexpr Model kLlama{"llama3_8b", 32, 8, 128};
 constexpr Model kQwen{"qwen2_7b", 28, 4, 128};
 constexpr Model kSmall{"small", 8, 2, 64};
+constexpr Model kLlama70{"llama3_70b", 64, 8, 128};  // group 8
 
 // A HND cache holding `batch` requests of `ctx` tokens each, plus their queries.
 struct Setup {
@@ -338,7 +339,7 @@ void register_all() {
   // in order, and the read-only baseline), contexts 1k-32k at batch 1, and batch 8 x 4k; cases
   // whose K + V exceed 2 GiB are left out. Qwen2-7B (7 query heads per KV head) on the same
   // grid (scripts/ggml_attention_compare.py times ggml on these shapes); the small model on
-  // bf16 only.
+  // bf16 only; a group-8 shape (Llama-3-70B) on 16-bit and int8 caches.
   const std::vector<std::pair<int32_t, int32_t>> cases = {
       {1, 1024}, {1, 4096}, {1, 16384}, {1, 32768}, {8, 4096}, {8, 8192}, {64, 1024}};
   for (const Model& m : {kLlama, kQwen}) {
@@ -355,6 +356,10 @@ void register_all() {
   }
   for (auto [b, c] : {std::pair{1, 32768}, {8, 8192}, {64, 1024}})
     register_decode(kSmall, DType::kBFloat16, 16, b, c);
+  // Group 8 (Llama-3-70B, Qwen2-72B): the widest P.V row group.
+  for (DType dt : {DType::kFloat16, DType::kBFloat16, DType::kInt8}) {
+    for (auto [b, c] : {std::pair{1, 16384}, {8, 4096}}) register_decode(kLlama70, dt, 16, b, c);
+  }
   // Prefill chunks 512..4096 from an empty context, and a 512-token chunk after 3584 tokens.
   for (DType dt : {DType::kBFloat16, DType::kFloat16, DType::kFloat32}) {
     for (int32_t q : {512, 1024, 2048, 4096}) register_prefill(kLlama, dt, q, q);
