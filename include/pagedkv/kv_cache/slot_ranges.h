@@ -4,7 +4,7 @@
 //
 // Example (two threads over a slot mapping):
 //   pagedkv::SlotRanges ranges(min_slot, max_slot);
-//   for (int64_t s : slots) if (s >= 0) ranges.add(s, 1);
+//   for (int64_t s : slots) if (s >= 0) ranges.add(s, 1);   // or add_run(first, n) per run
 //   std::array<int64_t, 3> bounds;
 //   ranges.cut(2, /*align=*/1, bounds);   // thread i writes slots in [bounds[i], bounds[i + 1])
 //
@@ -30,6 +30,9 @@ class SlotRanges {
     weight_[static_cast<size_t>((slot - lo_) / width_)] += weight;
     total_ += weight;
   }
+  // Weight 1 for each slot of [slot, slot + len) (len >= 1, slot + len - 1 <= hi), split at
+  // bucket edges: the same buckets as len calls of add(s, 1), with one division.
+  void add_run(int64_t slot, int64_t len);
   void cut(int n, int64_t align, std::span<int64_t> bounds) const;
 
  private:

@@ -286,5 +286,31 @@ TEST(SlotRanges, BoundsAreAlignedOrderedAndBalancedWithinABucket) {
   }
 }
 
+// A run added whole weighs on the same buckets as its slots added one by one, so one long run
+// (a prefill into pages in order) still splits evenly.
+TEST(SlotRanges, RunsWeighLikeTheirSlots) {
+  std::mt19937 rng(26);
+  std::uniform_int_distribution<int64_t> start(0, 9000), length(1, 700);
+  SlotRanges by_run(0, 9999), by_slot(0, 9999);
+  for (int i = 0; i < 50; ++i) {
+    const int64_t s = start(rng), n = std::min<int64_t>(length(rng), 10000 - s);
+    by_run.add_run(s, n);
+    for (int64_t j = 0; j < n; ++j) by_slot.add(s + j, 1);
+  }
+  by_run.add_run(0, 10000);  // every bucket, edges included
+  for (int64_t j = 0; j < 10000; ++j) by_slot.add(j, 1);
+  for (int n : {2, 3, 7}) {
+    std::array<int64_t, 8> a{}, b{};
+    by_run.cut(n, 1, std::span<int64_t>(a.data(), static_cast<size_t>(n) + 1));
+    by_slot.cut(n, 1, std::span<int64_t>(b.data(), static_cast<size_t>(n) + 1));
+    EXPECT_EQ(a, b) << n;
+  }
+  SlotRanges one_run(5000, 7047);
+  one_run.add_run(5000, 2048);
+  std::array<int64_t, 3> bounds{};
+  one_run.cut(2, 1, bounds);
+  EXPECT_NEAR(static_cast<double>(bounds[1]), 5000 + 1024, 2048.0 / 64 + 1);
+}
+
 }  // namespace
 }  // namespace pagedkv
