@@ -4,42 +4,36 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "model/model_test_util.h"
 #include "pagedkv/model/model_maker.h"
 
 namespace pagedkv {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const std::string& tiny_model_dir() {
-  static const std::string dir = [] {
-    const fs::path d = fs::temp_directory_path() /
-                       fmt::format("pagedkv-engine-loop-test-{}", static_cast<long>(getpid()));
-    make_model(preset_config("tiny"), /*seed=*/3, DType::kFloat32, d.string());
-    return d.string();
-  }();
-  return dir;
-}
-
-EngineConfig tiny_config() {
+// An engine over a freshly generated tiny model; the model directory is removed afterwards.
+EngineConfig tiny_config(const testing::TempDir& dir) {
+  make_model(preset_config("tiny"), /*seed=*/3, DType::kFloat32, dir.path());
   EngineConfig c;
-  c.model = tiny_model_dir();
+  c.model = dir.path();
   c.num_pages = 256;
-  c.page_size = 16;
   c.max_num_seqs = 8;
   c.max_num_batched_tokens = 256;
   c.max_model_len = 512;
   return c;
 }
+
+struct TinyEngine {
+  testing::TempDir dir;
+  LLMEngine engine{tiny_config(dir)};
+};
 
 EngineJob job_of(const std::string& id, int32_t prompt_len, int32_t max_tokens) {
   EngineJob job;
@@ -72,8 +66,8 @@ StreamEvent read_checking_metrics(EngineLoop& loop, RequestStream& stream,
 }
 
 TEST(EngineLoopTest, EventsFollowTheMetricsSnapshotThatCountsThem) {
-  LLMEngine engine(tiny_config());
-  EngineLoop loop(engine, {.max_in_flight = 8});
+  TinyEngine tiny;
+  EngineLoop loop(tiny.engine, {.max_in_flight = 8});
   for (int round = 0; round < 20; ++round) {
     const ServerMetrics base = loop.metrics();
     std::shared_ptr<RequestStream> stream =
@@ -94,8 +88,8 @@ TEST(EngineLoopTest, EventsFollowTheMetricsSnapshotThatCountsThem) {
 }
 
 TEST(EngineLoopTest, StopAbortsLiveRequestsWithOneTerminalEventEach) {
-  LLMEngine engine(tiny_config());
-  EngineLoop loop(engine, {.max_in_flight = 8});
+  TinyEngine tiny;
+  EngineLoop loop(tiny.engine, {.max_in_flight = 8});
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 4; ++i) {
     streams.push_back(loop.submit(job_of(fmt::format("s{}", i), 20, 400)));
