@@ -286,6 +286,16 @@ constexpr int32_t kPvGroupRows = 8;
 constexpr int32_t kPvGroupRows = 4;
 #endif
 
+// PvRowGroup for nr rows, 1 <= nr <= NR.
+template <int NR, typename E>
+HWY_INLINE void PvRowGroupUpTo(int32_t nr, const KernelParams& p, const TileDesc& t,
+                               const float* prob, int32_t k0, int32_t a, int32_t b, float* acc) {
+  if constexpr (NR > 1) {
+    if (nr < NR) return PvRowGroupUpTo<NR - 1, E>(nr, p, t, prob, k0, a, b, acc);
+  }
+  PvRowGroup<NR, E>(p, t, prob, k0, a, b, acc);
+}
+
 // acc = P.V in groups of kPvGroupRows rows over the keys any row of the group sees. Every
 // element accumulates over keys in order whatever the grouping (a row's keys outside its own
 // range carry exact zero probabilities), so the grouping does not change any result.
@@ -304,18 +314,7 @@ HWY_INLINE void RowDotPv(const KernelParams& p, const TileDesc& t, int32_t k0, i
       continue;
     }
     const float* prob = s.s + int64_t{r0} * kChunk;
-    switch (nr) {
-#if HWY_TARGET == HWY_AVX3
-      case 8: PvRowGroup<8, E>(p, t, prob, k0, a, b, out); break;
-      case 7: PvRowGroup<7, E>(p, t, prob, k0, a, b, out); break;
-      case 6: PvRowGroup<6, E>(p, t, prob, k0, a, b, out); break;
-      case 5: PvRowGroup<5, E>(p, t, prob, k0, a, b, out); break;
-#endif
-      case 4: PvRowGroup<4, E>(p, t, prob, k0, a, b, out); break;
-      case 3: PvRowGroup<3, E>(p, t, prob, k0, a, b, out); break;
-      case 2: PvRowGroup<2, E>(p, t, prob, k0, a, b, out); break;
-      default: PvRowGroup<1, E>(p, t, prob, k0, a, b, out); break;
-    }
+    PvRowGroupUpTo<kPvGroupRows, E>(nr, p, t, prob, k0, a, b, out);
   }
 }
 
