@@ -336,12 +336,13 @@ void register_all() {
     benchmark::RegisterBenchmark(fmt::format("peak/fma/{}", isa_name(isa)).c_str(), BM_FmaPeak, isa)
         ->UseRealTime();
   // Decode grid: every cache dtype, page sizes 16 and 128 (shuffled pages beside the same pages
-  // in order, and the read-only baseline), contexts 1k-32k at batch 1, and batch 8 x 4k; cases
+  // in order, and the read-only baseline), contexts 1k-32k at batch 1 and 8, and 64 x 1k; cases
   // whose K + V exceed 2 GiB are left out. Qwen2-7B (7 query heads per KV head) on the same
   // grid (scripts/ggml_attention_compare.py times ggml on these shapes); the small model on
   // bf16 only; a group-8 shape (Llama-3-70B) on 16-bit and int8 caches.
   const std::vector<std::pair<int32_t, int32_t>> cases = {
-      {1, 1024}, {1, 4096}, {1, 16384}, {1, 32768}, {8, 4096}, {8, 8192}, {64, 1024}};
+      {1, 1024}, {1, 4096}, {1, 16384}, {1, 32768}, {8, 1024},
+      {8, 4096}, {8, 8192}, {8, 16384}, {8, 32768}, {64, 1024}};
   for (const Model& m : {kLlama, kQwen}) {
     for (DType dt :
          {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {

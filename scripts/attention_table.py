@@ -63,8 +63,7 @@ def table(rows, model, dtypes, page_sizes, cases, threads):
                 t_compute = flops / peak_flops
                 binds = "memory" if t_read >= t_compute else "compute"
                 ceiling = max(t_read, t_compute)
-                label = {"1x4096": "1 x 4k", "1x16384": "1 x 16k", "1x32768": "1 x 32k",
-                         "8x4096": "8 x 4k", "8x8192": "8 x 8k", "1x1024": "1 x 1k"}.get(case, case)
+                label = f"{b} x {int(c) // 1024}k" if int(c) % 1024 == 0 else f"{b} x {c}"
                 print(f"| {dt} | {ps} | {label} | {t * 1e6:.0f} | {t_in * 1e6:.0f} | {t / t_in:.2f} "
                       f"| {t_read * 1e6:.0f} | {t_read / t:.2f} | {paged['FLOPS'] / 1e9:.0f} "
                       f"| {t_compute / t:.2f} | {binds} | {ceiling / t:.2f} |")
