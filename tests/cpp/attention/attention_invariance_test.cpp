@@ -139,14 +139,15 @@ TEST(AttentionInvariance, ShuffledAndContiguousPagesGiveBitwiseIdenticalOutputs)
 // whatever the page size, so the outputs are the same bits.
 TEST(AttentionInvariance, PageSizesGiveBitwiseIdenticalOutputs) {
   const std::vector<TestRequest> reqs = {{1, 700}, {64, 400}, {1, 33}};
+  constexpr int32_t kHeads = 2, kDim = 64;
   for (DType dt :
        {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
-    TestCache base(KVLayout::kHND, dt, 1200 / 16 + 4, 16, 2, 64);
+    TestCache base(KVLayout::kHND, dt, 1200 / 16 + 4, 16, kHeads, kDim);
     const TestBatch a = make_batch(base, reqs, 8, /*seed=*/12);
     const AttentionOptions opt{.scale = 0.2f};
     const std::vector<float> want = run_attention(base, a, opt);
     for (int32_t ps : {1, 128}) {
-      TestCache other(KVLayout::kHND, dt, 1200 / ps + 4, ps, 2, 64);
+      TestCache other(KVLayout::kHND, dt, 1200 / ps + 4, ps, kHeads, kDim);
       TestBatch b = a;
       int32_t next_page = 1;
       for (size_t r = 0; r < reqs.size(); ++r) {
@@ -155,8 +156,8 @@ TEST(AttentionInvariance, PageSizesGiveBitwiseIdenticalOutputs) {
         for (int32_t& page : b.pages[r]) page = next_page++;
         for (int32_t pos = 0; pos < len; ++pos) {
           const int64_t slot = int64_t{b.pages[r][static_cast<size_t>(pos / ps)]} * ps + pos % ps;
-          for (int32_t h = 0; h < 2; ++h) {
-            const size_t at = (static_cast<size_t>(pos) * 2 + static_cast<size_t>(h)) * 64;
+          for (int32_t h = 0; h < kHeads; ++h) {
+            const auto at = static_cast<size_t>((pos * kHeads + h) * kDim);
             other.set(slot, h, true, a.k_truth[r].data() + at);
             other.set(slot, h, false, a.v_truth[r].data() + at);
           }
