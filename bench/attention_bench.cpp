@@ -4,15 +4,18 @@
 //   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/paged       pages of each request shuffled
 //   decode/<model>/<dtype>/ps<P>/b<B>/ctx<C>/contiguous  same kernel, consecutive pages
 //   decode/.../paged_bf16q                               bf16 queries (bf16 caches only)
-//   decode/.../memcpy_read                               memcpy of the same KV bytes (same
-//                                                        thread count) into a cache-resident
-//                                                        buffer: the read-bandwidth ceiling
+//   decode/.../read_only                                 loads of the same KV bytes in address
+//                                                        order, no stores, same thread count:
+//                                                        the read-bandwidth ceiling
+//   decode/.../read_shuffled                             the same loads in decode's order through
+//                                                        the shuffled pages: what the page order
+//                                                        costs the memory system alone
 //   prefill/<model>/<dtype>/ps16/q<Q>/ctx<C>             one request, Q new tokens of C
 //   peak/fma/<isa>                                        register-resident FMAs on every
 //                                                        thread: the compute ceiling
 //
 // bytes_per_second of decode rows is KV bytes read / time, so paged / contiguous is the paging
-// overhead and paged / memcpy_read the fraction of achievable bandwidth. Every attention row
+// overhead and paged / read_only the fraction of achievable bandwidth. Every attention row
 // also reports FLOPS (4 * head_dim * q_heads * visible (query, key) pairs: Q.K and P.V), so
 // FLOPS / peak/fma is the fraction of the compute ceiling. Decode does 4 * group FLOPs per
 // K/V element pair, i.e. 2 * group / dtype_size FLOPs per KV byte: whichever of the two
@@ -27,6 +30,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -194,25 +198,9 @@ void BM_Attention(benchmark::State& state, Model m, DType dt, int32_t ps, int32_
   state.counters["threads"] = omp_get_max_threads();
 }
 
-// memcpy of the same KV bytes on as many threads as attention uses, into a small destination
-// that stays in cache, so the figure is the read bandwidth attention could reach.
-void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
-                   int32_t ctx) {
-  auto s = make_setup(m, dt, ps, batch, ctx, 1);
-  const int threads = std::max(1, omp_get_max_threads());
-  const int64_t half = s->kv_bytes / 2;  // K bytes (V the same)
-  constexpr int64_t kBlock = 64 << 10;
-  auto copy_part = [&](int part, uint8_t* dst) {
-    // Part p copies its share of K then its share of V.
-    for (const void* region : {s->k.data(), s->v.data()}) {
-      const auto* base = static_cast<const uint8_t*>(region);
-      const int64_t begin = half * part / threads, end = half * (part + 1) / threads;
-      for (int64_t off = begin; off < end; off += kBlock)
-        std::memcpy(dst, base + off, static_cast<size_t>(std::min(kBlock, end - off)));
-    }
-  };
-  std::vector<std::unique_ptr<uint8_t[]>> dst;
-  for (int i = 0; i < threads; ++i) dst.emplace_back(new uint8_t[kBlock]);
+// Times `part(t)` for t in [0, threads) on `threads` threads per iteration (the benchmark's own
+// thread runs part 0).
+void time_parts(benchmark::State& state, int threads, const std::function<void(int)>& part) {
   std::atomic<int64_t> go{0}, done{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
@@ -225,7 +213,7 @@ void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32
           if (stop.load(std::memory_order_relaxed)) return;
         }
         seen = g;
-        copy_part(t, dst[t].get());
+        part(t);
         done.fetch_add(1, std::memory_order_acq_rel);
       }
     });
@@ -234,15 +222,90 @@ void BM_MemcpyRead(benchmark::State& state, Model m, DType dt, int32_t ps, int32
   for (auto _ : state) {
     done.store(0, std::memory_order_relaxed);
     go.store(++round, std::memory_order_release);
-    copy_part(0, dst[0].get());
+    part(0);
     while (done.load(std::memory_order_acquire) < threads - 1) {
     }
     benchmark::ClobberMemory();
   }
   stop.store(true);
   for (auto& w : workers) w.join();
-  state.SetBytesProcessed(state.iterations() * s->kv_bytes);
   state.counters["threads"] = threads;
+}
+
+// Loads every byte of [p, p + bytes) (a multiple of 64, 16-byte aligned) and folds them into
+// `acc`: four independent 16-byte load streams, no stores, so the loop runs at the memory's read
+// rate (16-byte loads already outpace DRAM and the caches these sizes spill to).
+inline void read_bytes(const uint8_t* p, int64_t bytes, __m128i& acc) {
+  __m128i a = acc, b = _mm_setzero_si128(), c = b, d = b;
+  for (int64_t o = 0; o < bytes; o += 64) {
+    a = _mm_xor_si128(a, _mm_load_si128(reinterpret_cast<const __m128i*>(p + o)));
+    b = _mm_xor_si128(b, _mm_load_si128(reinterpret_cast<const __m128i*>(p + o + 16)));
+    c = _mm_xor_si128(c, _mm_load_si128(reinterpret_cast<const __m128i*>(p + o + 32)));
+    d = _mm_xor_si128(d, _mm_load_si128(reinterpret_cast<const __m128i*>(p + o + 48)));
+  }
+  acc = _mm_xor_si128(_mm_xor_si128(a, b), _mm_xor_si128(c, d));
+}
+
+// A read-only pass over the same K/V bytes in address order, on as many threads as attention
+// uses (each reads its share of K, then of V): the read-bandwidth ceiling of decode.
+void BM_ReadOnly(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
+                 int32_t ctx) {
+  auto s = make_setup(m, dt, ps, batch, ctx, 1);
+  const int threads = std::max(1, omp_get_max_threads());
+  const int64_t lines = s->kv_bytes / 2 / 64;  // 64-byte lines of K (V the same)
+  time_parts(state, threads, [&](int part) {
+    __m128i acc = _mm_setzero_si128();
+    const int64_t begin = lines * part / threads * 64, end = lines * (part + 1) / threads * 64;
+    for (const void* region : {s->k.data(), s->v.data()})
+      read_bytes(static_cast<const uint8_t*>(region) + begin, end - begin, acc);
+    benchmark::DoNotOptimize(acc);
+  });
+  state.SetBytesProcessed(state.iterations() * s->kv_bytes);
+}
+
+// The same read-only pass in decode's order through the shuffled page tables: per (request, KV
+// head), one page's rows after another, K and V alternating in pieces of at most 1 KiB, with
+// software prefetches 8 KiB ahead as the kernel issues them (the hardware prefetcher stops at
+// each scattered page). Against read_only it is what the page order costs the memory system
+// alone, with no attention arithmetic.
+void BM_ReadShuffled(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
+                     int32_t ctx) {
+  auto s = make_setup(m, dt, ps, batch, ctx, 1);
+  const int threads = std::max(1, omp_get_max_threads());
+  const int64_t es = static_cast<int64_t>(dtype_size(dt));
+  const int64_t page_bytes = int64_t{ps} * m.head_dim * es;    // one KV head's rows of a page
+  const int64_t piece = std::gcd(page_bytes, int64_t{1024});   // divides a page
+  const int64_t pieces = s->max_pages * (page_bytes / piece);  // of one (request, head)
+  const int64_t ahead = std::max<int64_t>(1, 8192 / piece);
+  const int32_t units = batch * m.kv_heads;
+  const auto* k = static_cast<const uint8_t*>(s->k.data());
+  const auto* v = static_cast<const uint8_t*>(s->v.data());
+  time_parts(state, threads, [&](int part) {
+    __m128i acc = _mm_setzero_si128();
+    for (int32_t u = units * part / threads; u < units * (part + 1) / threads; ++u) {
+      const int32_t* table = s->paged_table.data() + int64_t{u / m.kv_heads} * s->max_pages;
+      const int64_t plane = int64_t{u % m.kv_heads} * s->view.num_pages * page_bytes;
+      // Byte offset (in K, and likewise in V) of piece i of this (request, head).
+      auto offset = [&](int64_t i) {
+        const int64_t at = i * piece;
+        return plane + int64_t{table[at / page_bytes]} * page_bytes + at % page_bytes;
+      };
+      for (int64_t i = 0; i < pieces; ++i) {
+        if (i + ahead < pieces) {
+          const int64_t pf = offset(i + ahead);
+          for (int64_t b = 0; b < piece; b += 64) {
+            __builtin_prefetch(k + pf + b, 0, 2);
+            __builtin_prefetch(v + pf + b, 0, 2);
+          }
+        }
+        const int64_t off = offset(i);
+        read_bytes(k + off, piece, acc);
+        read_bytes(v + off, piece, acc);
+      }
+    }
+    benchmark::DoNotOptimize(acc);
+  });
+  state.SetBytesProcessed(state.iterations() * s->kv_bytes);
 }
 
 // Floating-point FMA throughput: 16 independent accumulator chains per thread (more than
@@ -317,7 +380,10 @@ void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
-  benchmark::RegisterBenchmark((base + "/memcpy_read").c_str(), BM_MemcpyRead, m, dt, ps, batch,
+  benchmark::RegisterBenchmark((base + "/read_only").c_str(), BM_ReadOnly, m, dt, ps, batch, ctx)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark((base + "/read_shuffled").c_str(), BM_ReadShuffled, m, dt, ps, batch,
                                ctx)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);

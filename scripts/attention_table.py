@@ -2,10 +2,12 @@
 """Decode attention against its two ceilings, as a Markdown table.
 
 Runs build/bench/attention_bench on the decode grid (shuffled pages, the same pages in order, a
-read-only pass over the same K/V bytes) plus the FMA peak, once per thread count, and prints per
-case: paging overhead (shuffled / in order), bandwidth against the read-only pass, FLOP/s against
-the FMA peak, which ceiling binds (the larger of read-only time and FLOPs / peak) and the
-fraction of that ceiling reached (ceiling time / shuffled time). Medians of the repetitions.
+read-only pass over the same K/V bytes in address order and one in the shuffled pages' order)
+plus the FMA peak, once per thread count, and prints per case: paging overhead (shuffled / in
+order), what the page order costs the read-only pass alone (its shuffled / address-order time),
+bandwidth against both read-only passes, FLOP/s against the FMA peak, which ceiling binds (the
+larger of read-only time and FLOPs / peak) and the fraction of that ceiling reached (ceiling time
+/ shuffled time). Medians of the repetitions.
 
   scripts/attention_table.py --threads 1 2 --repetitions 5
   scripts/attention_table.py --model qwen2_7b --dtypes bfloat16 float32 --cases 1x32768 8x8192
@@ -47,8 +49,9 @@ def table(rows, model, dtypes, page_sizes, cases, threads):
     peak_flops = peak["FLOPS"]
     print(f"\nThreads: {threads}; FMA peak {peak_flops / 1e9:.0f} GFLOP/s\n")
     print("| KV dtype | page size | batch x ctx | shuffled (us) | in order (us) | shuffled / in order "
-          "| read-only (us) | bandwidth / read-only | GFLOP/s | / FMA peak | binds | / binding ceiling |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| read-only (us) | read shuffled (us) | read shuffled / read-only | bandwidth / read-only "
+          "| bandwidth / read shuffled | GFLOP/s | / FMA peak | binds | / binding ceiling |")
+    print("| --- " * 15 + "|")
     for dt in dtypes:
         for ps in page_sizes:
             for case in cases:
@@ -57,15 +60,17 @@ def table(rows, model, dtypes, page_sizes, cases, threads):
                 if f"{base}/paged" not in rows:
                     continue
                 paged, inorder = rows[f"{base}/paged"], rows[f"{base}/contiguous"]
-                read = rows[f"{base}/memcpy_read"]
-                t, t_in, t_read = seconds(paged), seconds(inorder), seconds(read)
+                t, t_in = seconds(paged), seconds(inorder)
+                t_read = seconds(rows[f"{base}/read_only"])
+                t_read_shuffled = seconds(rows[f"{base}/read_shuffled"])
                 flops = paged["FLOPS"] * t
                 t_compute = flops / peak_flops
                 binds = "memory" if t_read >= t_compute else "compute"
                 ceiling = max(t_read, t_compute)
                 label = f"{b} x {int(c) // 1024}k" if int(c) % 1024 == 0 else f"{b} x {c}"
                 print(f"| {dt} | {ps} | {label} | {t * 1e6:.0f} | {t_in * 1e6:.0f} | {t / t_in:.2f} "
-                      f"| {t_read * 1e6:.0f} | {t_read / t:.2f} | {paged['FLOPS'] / 1e9:.0f} "
+                      f"| {t_read * 1e6:.0f} | {t_read_shuffled * 1e6:.0f} | {t_read_shuffled / t_read:.2f} "
+                      f"| {t_read / t:.2f} | {t_read_shuffled / t:.2f} | {paged['FLOPS'] / 1e9:.0f} "
                       f"| {t_compute / t:.2f} | {binds} | {ceiling / t:.2f} |")
 
 
@@ -82,7 +87,7 @@ def main():
     args = ap.parse_args()
     cases = "|".join(f"b{c.split('x')[0]}/ctx{c.split('x')[1]}" for c in args.cases)
     filt = (f"peak/fma|decode/{args.model}/({'|'.join(map(re.escape, args.dtypes))})/"
-            f"ps({'|'.join(map(str, args.page_sizes))})/({cases})/(paged|contiguous|memcpy_read)/")
+            f"ps({'|'.join(map(str, args.page_sizes))})/({cases})/(paged|contiguous|read_only|read_shuffled)/")
     for threads in args.threads:
         rows = run_bench(args.bench, filt, threads, args.repetitions, args.min_time)
         table(rows, args.model, args.dtypes, args.page_sizes, args.cases, threads)
