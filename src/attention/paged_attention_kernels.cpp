@@ -61,6 +61,9 @@ void PrepareRowDot(const KernelParams& p, const TileDesc& t, KernelScratch& s) {
     float* dst = s.q + int64_t{r} * D;
     for (int32_t d = 0; d < D; d += static_cast<int32_t>(hn::Lanes(df)))
       hn::StoreU(hn::Mul(hn::LoadU(df, src + d), vscale), df, dst + d);
+#if HWY_TARGET == HWY_AVX3
+    if (p.kv.dtype == DType::kBFloat16 && t.rows(G) <= kEvenOddMaxRows) ToEvenOdd(dst, D);
+#endif
   }
 }
 

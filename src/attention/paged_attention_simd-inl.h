@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "paged_attention_kernels.h"
 
@@ -107,6 +108,42 @@ HWY_INLINE VF LoadF(DF df, const uint8_t* p) {
 #endif
 }
 
+// AVX-512 only: score tiles of at most this many rows read bfloat16 keys in even/odd halves
+// against queries in ToEvenOdd order (PrepareRowDot, DotAllRows, DotBlock). Wider tiles score
+// 2 keys per block and keep the plain order: the split measured slower there.
+constexpr int32_t kEvenOddMaxRows = 4;
+
+#if HWY_TARGET == HWY_AVX3
+// bfloat16 values in pairs of vectors: one 512-bit load holds 32 of them; the even-indexed ones
+// widen to float by a shift (lane j: value 2j), the odd ones by clearing the low half of each
+// 32-bit lane (lane j: value 2j + 1). That is 2 ops per 32 values where widening each half
+// takes 4. Only the lanes' order differs, so each output element still accumulates the same
+// products in the same order; StoreEvenOdd puts the elements back in place.
+HWY_INLINE void LoadBf16EvenOdd(const hwy::bfloat16_t* p, __m512& even, __m512& odd) {
+  const __m512i x = _mm512_loadu_si512(p);
+  even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+  odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(-65536)));  // 0xFFFF0000
+}
+// Query rows for bfloat16 keys: each full block of 32 values becomes its 16 even-indexed values
+// then its 16 odd ones, the lanes LoadBf16EvenOdd gives the keys (a last block of 16 stays).
+HWY_INLINE void ToEvenOdd(float* row, int32_t D) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int32_t d = 0; d + 32 <= D; d += 32) {
+    const __m512 x = _mm512_loadu_ps(row + d), y = _mm512_loadu_ps(row + d + 16);
+    _mm512_storeu_ps(row + d, _mm512_permutex2var_ps(x, even, y));
+    _mm512_storeu_ps(row + d + 16, _mm512_permutex2var_ps(x, odd, y));
+  }
+}
+// out[2j] = even[j], out[2j + 1] = odd[j] for j < 16.
+HWY_INLINE void StoreEvenOdd(__m512 even, __m512 odd, float* out) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  _mm512_storeu_ps(out, _mm512_permutex2var_ps(even, lo, odd));
+  _mm512_storeu_ps(out + 16, _mm512_permutex2var_ps(even, hi, odd));
+}
+#endif
+
 // Calls f(column, run_length, first_slot) for each run of keys [a, b) that lies in one page.
 template <class F>
 HWY_INLINE void ForEachRun(const PagedKVView& kv, const int32_t* pages, int32_t a, int32_t b,
@@ -184,13 +221,30 @@ HWY_INLINE const float* QueryRow(const KernelParams& p, int64_t token, int32_t h
 }
 
 // out[i * kChunk] = f * dot(q row i, k) for NR consecutive query rows.
+// even_odd: q rows in ToEvenOdd order (bfloat16 keys of a tile of at most kEvenOddMaxRows rows).
 template <int NR, typename E>
-HWY_INLINE void DotRows(const float* q, int32_t D, const E* k, float f, float* out) {
+HWY_INLINE void DotRows(const float* q, int32_t D, const E* k, float f, float* out, bool even_odd) {
   const DF df;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
   VF acc[NR];
   for (int i = 0; i < NR; ++i) acc[i] = hn::Zero(df);
-  for (int32_t d = 0; d < D; d += N) {
+  int32_t d = 0;
+#if HWY_TARGET == HWY_AVX3
+  if constexpr (std::is_same_v<E, hwy::bfloat16_t>) {
+    for (; even_odd && d + 32 <= D; d += 32) {
+      __m512 ke, ko;
+      LoadBf16EvenOdd(k + d, ke, ko);
+      for (int i = 0; i < NR; ++i) {
+        const float* qi = q + int64_t{i} * D + d;
+        acc[i].raw = _mm512_fmadd_ps(_mm512_loadu_ps(qi), ke, acc[i].raw);
+        acc[i].raw = _mm512_fmadd_ps(_mm512_loadu_ps(qi + 16), ko, acc[i].raw);
+      }
+    }
+  }
+#else
+  (void)even_odd;
+#endif
+  for (; d < D; d += N) {
     const VF kv = LoadF(df, k + d);
     for (int i = 0; i < NR; ++i)
       acc[i] = hn::MulAdd(hn::LoadU(df, q + int64_t{i} * D + d), kv, acc[i]);
@@ -200,18 +254,20 @@ HWY_INLINE void DotRows(const float* q, int32_t D, const E* k, float f, float* o
 
 template <typename E>
 HWY_INLINE void DotAllRows(const float* q, int32_t R, int32_t D, const E* k, float f, float* out) {
+  const bool eo =
+      HWY_TARGET == HWY_AVX3 && std::is_same_v<E, hwy::bfloat16_t> && R <= kEvenOddMaxRows;
   int32_t r = 0;
-  for (; r + 8 <= R; r += 8) DotRows<8>(q + int64_t{r} * D, D, k, f, out + r * kChunk);
+  for (; r + 8 <= R; r += 8) DotRows<8>(q + int64_t{r} * D, D, k, f, out + r * kChunk, eo);
   const float* qr = q + int64_t{r} * D;
   float* o = out + r * kChunk;
   switch (R - r) {
-    case 7: DotRows<7>(qr, D, k, f, o); break;
-    case 6: DotRows<6>(qr, D, k, f, o); break;
-    case 5: DotRows<5>(qr, D, k, f, o); break;
-    case 4: DotRows<4>(qr, D, k, f, o); break;
-    case 3: DotRows<3>(qr, D, k, f, o); break;
-    case 2: DotRows<2>(qr, D, k, f, o); break;
-    case 1: DotRows<1>(qr, D, k, f, o); break;
+    case 7: DotRows<7>(qr, D, k, f, o, eo); break;
+    case 6: DotRows<6>(qr, D, k, f, o, eo); break;
+    case 5: DotRows<5>(qr, D, k, f, o, eo); break;
+    case 4: DotRows<4>(qr, D, k, f, o, eo); break;
+    case 3: DotRows<3>(qr, D, k, f, o, eo); break;
+    case 2: DotRows<2>(qr, D, k, f, o, eo); break;
+    case 1: DotRows<1>(qr, D, k, f, o, eo); break;
     default: break;
   }
 }
@@ -276,7 +332,27 @@ HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, fl
   // Each of the NK + VR vectors of a step is loaded once (a 512-bit load per FMA would bind
   // before the FMAs): the smaller side is held in registers while the larger side streams.
   // Rows past VR (a short last group) are not computed; their accumulators stay zero.
-  for (int32_t d = 0; d < D; d += 16) {
+  // bfloat16 keys of tiles of at most kEvenOddMaxRows rows (exactly those scored NK >= 4 keys
+  // per block, RowDotScoreBlocks): blocks of 32 values in even/odd halves, queries likewise.
+  int32_t d = 0;
+  if constexpr (std::is_same_v<E, hwy::bfloat16_t> && NK >= 4) {
+    for (; d + 32 <= D; d += 32) {
+      __m512 qe[VR], qo[VR];  // VR <= NR <= 4 <= NK
+      for (int r = 0; r < VR; ++r) {
+        qe[r] = _mm512_loadu_ps(q[r] + d);
+        qo[r] = _mm512_loadu_ps(q[r] + d + 16);
+      }
+      for (int i = 0; i < NK; ++i) {
+        __m512 ke, ko;
+        LoadBf16EvenOdd(k[i] + d, ke, ko);
+        for (int r = 0; r < VR; ++r) {
+          __m512& a = acc[DotSlot<NK>(r, i)];
+          a = _mm512_fmadd_ps(qo[r], ko, _mm512_fmadd_ps(qe[r], ke, a));
+        }
+      }
+    }
+  }
+  for (; d < D; d += 16) {
     if constexpr (VR <= NK) {
       __m512 qv[VR];
       for (int r = 0; r < VR; ++r) qv[r] = _mm512_loadu_ps(q[r] + d);
@@ -386,6 +462,9 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
   const PagedKVView& kv = p.kv;
   const KVStrides& st = p.st;
   const E* vbase = static_cast<const E*>(kv.v_base());
+  // AVX-512 bfloat16 V: vectors 2m and 2m + 1 hold the even and odd elements of values
+  // [32m, 32m + 32) (LoadBf16EvenOdd); an odd NV's last vector is loaded as usual.
+  constexpr int kPairs = HWY_TARGET == HWY_AVX3 && std::is_same_v<E, hwy::bfloat16_t> ? NV / 2 : 0;
   VF sum[NR][NV];
   for (int i = 0; i < NR; ++i)
     for (int v = 0; v < NV; ++v) sum[i][v] = hn::Zero(df);
@@ -394,16 +473,27 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
     const float* pc = prob + (a - k0) + j0;
     for (int32_t i = 0; i < len; ++i, vp += st.slot_stride, ++pc) {
       VF x[NV];
-      for (int v = 0; v < NV; ++v) x[v] = LoadF(df, vp + v * N);
+#if HWY_TARGET == HWY_AVX3
+      if constexpr (kPairs > 0) {
+        for (int m = 0; m < kPairs; ++m)
+          LoadBf16EvenOdd(vp + 2 * m * N, x[2 * m].raw, x[2 * m + 1].raw);
+      }
+#endif
+      for (int v = 2 * kPairs; v < NV; ++v) x[v] = LoadF(df, vp + v * N);
       for (int r = 0; r < NR; ++r) {
         const VF pr = hn::Set(df, pc[r * kChunk]);
         for (int v = 0; v < NV; ++v) sum[r][v] = hn::MulAdd(pr, x[v], sum[r][v]);
       }
     }
   });
-  for (int r = 0; r < NR; ++r)
-    for (int v = 0; v < NV; ++v)
-      hn::StoreU(sum[r][v], df, acc + int64_t{r} * p.head_dim + d0 + v * N);
+  for (int r = 0; r < NR; ++r) {
+    float* out = acc + int64_t{r} * p.head_dim + d0;
+#if HWY_TARGET == HWY_AVX3
+    for (int m = 0; m < kPairs; ++m)
+      StoreEvenOdd(sum[r][2 * m].raw, sum[r][2 * m + 1].raw, out + 2 * m * N);
+#endif
+    for (int v = 2 * kPairs; v < NV; ++v) hn::StoreU(sum[r][v], df, out + v * N);
+  }
 }
 
 template <int NR, typename E>
