@@ -453,10 +453,36 @@ HWY_INLINE void DotKeys(const float* q, int32_t R, int32_t D, const E* const* k,
 }
 #endif
 
-// acc[i, d0 .. d0 + NV * N) = sum over keys [a, b) of P[i, key] * V[key, d0 ..].
+// Prefetches the K rows of keys [first, key_end) of a tile, one row per Step(). A chunk's P.V
+// pass reads V rows the score pass already prefetched and issues no memory traffic of its
+// own; stepping this once per key there starts the next chunk's K rows instead of leaving
+// memory idle (used where memory binds: float32 caches).
+template <typename E>
+struct NextKeyPrefetch {
+  const E* kbase;
+  int64_t row_bytes;
+  int32_t key, key_end;
+  KeyCursor cur;
+
+  NextKeyPrefetch(const KernelParams& p, const TileDesc& t, int32_t first)
+      : kbase(static_cast<const E*>(p.kv.k_data)),
+        row_bytes(int64_t{p.head_dim} * static_cast<int64_t>(sizeof(E))),
+        key(first),
+        key_end(t.key_end),
+        cur(p, t.pages, t.kv_head, first) {}
+  HWY_INLINE void Step() {
+    if (key >= key_end) return;
+    PrefetchRow(kbase + cur.k_elem(), row_bytes);
+    cur.next();
+    ++key;
+  }
+};
+
+// acc[i, d0 .. d0 + NV * N) = sum over keys [a, b) of P[i, key] * V[key, d0 ..]; `next`, if
+// set, steps once per key.
 template <int NR, int NV, typename E>
 HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* prob, int32_t k0,
-                       int32_t a, int32_t b, int32_t d0, float* acc) {
+                       int32_t a, int32_t b, int32_t d0, float* acc, NextKeyPrefetch<E>* next) {
   const DF df;
   const int32_t N = static_cast<int32_t>(hn::Lanes(df));
   const PagedKVView& kv = p.kv;
@@ -472,6 +498,7 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
     const E* vp = vbase + st.v_elem(slot, t.kv_head) + d0;
     const float* pc = prob + (a - k0) + j0;
     for (int32_t i = 0; i < len; ++i, vp += st.slot_stride, ++pc) {
+      if (next) next->Step();
       VF x[NV];
 #if HWY_TARGET == HWY_AVX3
       if constexpr (kPairs > 0) {
@@ -496,9 +523,10 @@ HWY_INLINE void PvRows(const KernelParams& p, const TileDesc& t, const float* pr
   }
 }
 
+// P.V of NR rows, a pass per few vectors of V; `next` (if set) steps in the first pass.
 template <int NR, typename E>
 HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float* prob, int32_t k0,
-                           int32_t a, int32_t b, float* acc) {
+                           int32_t a, int32_t b, float* acc, NextKeyPrefetch<E>* next) {
   const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
   const int32_t D = p.head_dim;
   for (int32_t d0 = 0; d0 < D;) {
@@ -510,23 +538,23 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
     constexpr bool kWide = sizeof(E) >= 2;
     if constexpr (NR <= 4 || (kAvx3 && NR <= 7 && kWide)) {
       if (left >= 4) {
-        PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc);
+        PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
         d0 += 4 * N;
         continue;
       }
     }
     if constexpr (kAvx3 && NR > 4 && (kWide ? NR == 8 : NR <= 7)) {
       if (left >= 3) {
-        PvRows<NR, 3, E>(p, t, prob, k0, a, b, d0, acc);
+        PvRows<NR, 3, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
         d0 += 3 * N;
         continue;
       }
     }
     if (left >= 2) {
-      PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc);
+      PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
       d0 += 2 * N;
     } else {
-      PvRows<NR, 1, E>(p, t, prob, k0, a, b, d0, acc);
+      PvRows<NR, 1, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
       d0 += N;
     }
   }
