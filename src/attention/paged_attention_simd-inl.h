@@ -34,13 +34,6 @@ using VF = hn::Vec<DF>;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Register tile: kMR rows x (up to 2 vectors) of accumulators.
-#if HWY_TARGET == HWY_AVX3
-constexpr int kMR = 8;
-#else
-constexpr int kMR = 4;
-#endif
-
 // ---------------------------------------------------------------------------------------------
 // Cache elements -> float lanes.
 
@@ -558,68 +551,6 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
       d0 += N;
     }
   }
-}
-
-// S^T[j, r0 .. r0 + NV * N) for NJ keys: sum over d of K[j, d] * Qt[d, r].
-template <int NJ, int NV>
-HWY_INLINE void QkBlock(const float* const* krow, const float* qt, int32_t Rp, int32_t D,
-                        float* out) {
-  const DF df;
-  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
-  VF acc[NJ][NV];
-  for (int i = 0; i < NJ; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = hn::Zero(df);
-  for (int32_t d = 0; d < D; ++d) {
-    VF q[NV];
-    for (int v = 0; v < NV; ++v) q[v] = hn::LoadU(df, qt + int64_t{d} * Rp + v * N);
-    for (int i = 0; i < NJ; ++i) {
-      const VF k = hn::Set(df, krow[i][d]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = hn::MulAdd(k, q[v], acc[i][v]);
-    }
-  }
-  for (int i = 0; i < NJ; ++i)
-    for (int v = 0; v < NV; ++v) hn::StoreU(acc[i][v], df, out + int64_t{i} * Rp + v * N);
-}
-
-// QkBlock for nj keys, 1 <= nj <= NJ (kMR by default).
-template <int NV, int NJ = kMR>
-HWY_INLINE void QkKeys(int32_t nj, const float* const* krow, const float* qt, int32_t Rp, int32_t D,
-                       float* out) {
-  if constexpr (NJ > 1) {
-    if (nj < NJ) return QkKeys<NV, NJ - 1>(nj, krow, qt, Rp, D, out);
-  }
-  QkBlock<NJ, NV>(krow, qt, Rp, D, out);
-}
-
-// acc[r0 + i, d0 .. d0 + NV * N) = sum over keys j in [a, b) of P^T[j, r0 + i] * V[j, d0 ..].
-template <int NR, int NV>
-HWY_INLINE void PvBlock(const float* pt, int32_t Rp, const float* const* vrow, int32_t a, int32_t b,
-                        int32_t d0, float* acc, int32_t D) {
-  const DF df;
-  const int32_t N = static_cast<int32_t>(hn::Lanes(df));
-  VF sum[NR][NV];
-  for (int i = 0; i < NR; ++i)
-    for (int v = 0; v < NV; ++v) sum[i][v] = hn::Zero(df);
-  for (int32_t j = a; j < b; ++j) {
-    VF x[NV];
-    for (int v = 0; v < NV; ++v) x[v] = hn::LoadU(df, vrow[j] + d0 + v * N);
-    const float* pj = pt + int64_t{j} * Rp;
-    for (int i = 0; i < NR; ++i) {
-      const VF pr = hn::Set(df, pj[i]);
-      for (int v = 0; v < NV; ++v) sum[i][v] = hn::MulAdd(pr, x[v], sum[i][v]);
-    }
-  }
-  for (int i = 0; i < NR; ++i)
-    for (int v = 0; v < NV; ++v) hn::StoreU(sum[i][v], df, acc + int64_t{i} * D + d0 + v * N);
-}
-
-template <int NR>
-HWY_INLINE void PvRowsGemm(const float* pt, int32_t Rp, const float* const* vrow, int32_t a,
-                           int32_t b, float* acc, int32_t D) {
-  const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
-  int32_t d0 = 0;
-  for (; d0 + 2 * N <= D; d0 += 2 * N) PvBlock<NR, 2>(pt, Rp, vrow, a, b, d0, acc, D);
-  if (d0 < D) PvBlock<NR, 1>(pt, Rp, vrow, a, b, d0, acc, D);
 }
 
 }  // namespace HWY_NAMESPACE
