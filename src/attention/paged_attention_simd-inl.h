@@ -325,12 +325,13 @@ HWY_INLINE void DotBlock(const float* const* q, int32_t D, const E* const* k, fl
   // Each of the NK + VR vectors of a step is loaded once (a 512-bit load per FMA would bind
   // before the FMAs): the smaller side is held in registers while the larger side streams.
   // Rows past VR (a short last group) are not computed; their accumulators stay zero.
-  // bfloat16 keys of tiles of at most kEvenOddMaxRows rows (exactly those scored NK >= 4 keys
-  // per block, RowDotScoreBlocks): blocks of 32 values in even/odd halves, queries likewise.
+  // bfloat16 keys of tiles of at most kEvenOddMaxRows rows (RowDotScoreBlocks gives exactly
+  // those tiles blocks of NR <= 4 rows, wider ones 8): blocks of 32 values in even/odd halves,
+  // queries likewise.
   int32_t d = 0;
-  if constexpr (std::is_same_v<E, hwy::bfloat16_t> && NK >= 4) {
+  if constexpr (std::is_same_v<E, hwy::bfloat16_t> && NR <= kEvenOddMaxRows) {
     for (; d + 32 <= D; d += 32) {
-      __m512 qe[VR], qo[VR];  // VR <= NR <= 4 <= NK
+      __m512 qe[VR], qo[VR];  // VR <= NR <= 4 <= NK: the query side stays in registers
       for (int r = 0; r < VR; ++r) {
         qe[r] = _mm512_loadu_ps(q[r] + d);
         qo[r] = _mm512_loadu_ps(q[r] + d + 16);
