@@ -10,6 +10,8 @@
 //   decode/.../read_shuffled                             the same loads in decode's order through
 //                                                        the shuffled pages: what the page order
 //                                                        costs the memory system alone
+//   decode/<model>/<dtype>/ps16/b64/ctx256/shared        64 requests reading the same pages:
+//                                                        K/V stay in cache, the kernel's own rate
 //   prefill/<model>/<dtype>/ps16/q<Q>/ctx<C>             one request, Q new tokens of C
 //   peak/fma/<isa>                                        register-resident FMAs on every
 //                                                        thread: the compute ceiling
@@ -66,6 +68,7 @@ struct Setup {
   std::vector<float> k_scales, v_scales;  // int8: [kv_heads, num_pages, page_size], 1/127
   PagedKVView view;
   std::vector<int32_t> paged_table, contiguous_table, qsl, lens;
+  std::vector<int32_t> hot_table;  // every request given request 0's (shuffled) pages
   int32_t max_pages = 0;
   std::vector<float> query, out;
   std::vector<uint16_t> query_bf16;
@@ -148,6 +151,8 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   s->contiguous_table = ids;
   std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
   s->paged_table = ids;
+  for (int32_t b = 0; b < batch; ++b)
+    s->hot_table.insert(s->hot_table.end(), ids.begin(), ids.begin() + pages_per_req);
   s->max_pages = pages_per_req;
   s->qsl = {0};
   for (int32_t b = 0; b < batch; ++b) {
@@ -169,8 +174,13 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   return s;
 }
 
-void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
-  const auto& table = contiguous ? s.contiguous_table : s.paged_table;
+// Which page table the requests read through.
+enum class Pages { kShuffled, kInOrder, kShared };
+
+void run(Setup& s, Pages pages, bool bf16_query, AttentionWorkspace& ws) {
+  const auto& table = pages == Pages::kInOrder  ? s.contiguous_table
+                      : pages == Pages::kShared ? s.hot_table
+                                                : s.paged_table;
   const ConstTokenTensor q = bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(),
                                                                  s.model.q_heads, s.model.head_dim)
                                         : ConstTokenTensor::f32(s.query.data(), s.qsl.back(),
@@ -180,12 +190,12 @@ void run(Setup& s, bool contiguous, bool bf16_query, AttentionWorkspace& ws) {
 }
 
 void BM_Attention(benchmark::State& state, Model m, DType dt, int32_t ps, int32_t batch,
-                  int32_t ctx, int32_t q_len, bool contiguous, bool bf16_query) {
+                  int32_t ctx, int32_t q_len, Pages pages, bool bf16_query) {
   auto s = make_setup(m, dt, ps, batch, ctx, q_len);
   AttentionWorkspace ws;
-  run(*s, contiguous, bf16_query, ws);  // warm the workspace
+  run(*s, pages, bf16_query, ws);  // warm the workspace
   for (auto _ : state) {
-    run(*s, contiguous, bf16_query, ws);
+    run(*s, pages, bf16_query, ws);
     benchmark::ClobberMemory();
   }
   if (q_len == 1) state.SetBytesProcessed(state.iterations() * s->kv_bytes);
@@ -366,17 +376,17 @@ void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_
   const std::string base =
       name_of("decode", m, dt, ps) + "/b" + std::to_string(batch) + "/ctx" + std::to_string(ctx);
   benchmark::RegisterBenchmark((base + "/paged").c_str(), BM_Attention, m, dt, ps, batch, ctx, 1,
-                               false, false)
+                               Pages::kShuffled, false)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark((base + "/contiguous").c_str(), BM_Attention, m, dt, ps, batch, ctx,
-                               1, true, false)
+                               1, Pages::kInOrder, false)
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
   if (dt == DType::kBFloat16) {
     // bf16 queries: bf16 x bf16 pair dot products on AVX512-BF16 CPUs.
     benchmark::RegisterBenchmark((base + "/paged_bf16q").c_str(), BM_Attention, m, dt, ps, batch,
-                                 ctx, 1, false, true)
+                                 ctx, 1, Pages::kShuffled, true)
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
@@ -389,10 +399,23 @@ void register_decode(const Model& m, DType dt, int32_t ps, int32_t batch, int32_
       ->Unit(benchmark::kMicrosecond);
 }
 
+// Decode of `batch` requests that all read the same `ctx` tokens' pages: K and V (for 256
+// tokens 0.5-2 MiB over all KV heads, by dtype) stay in the core's L2 and the L3, so the row
+// measures the kernel's arithmetic rate with DRAM out of the way.
+void register_shared(const Model& m, DType dt, int32_t batch, int32_t ctx) {
+  const std::string name = name_of("decode", m, dt, 16) + "/b" + std::to_string(batch) + "/ctx" +
+                           std::to_string(ctx) + "/shared";
+  benchmark::RegisterBenchmark(name.c_str(), BM_Attention, m, dt, 16, batch, ctx, 1, Pages::kShared,
+                               false)
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
 void register_prefill(const Model& m, DType dt, int32_t q_len, int32_t ctx) {
   const std::string name =
       name_of("prefill", m, dt, 16) + "/q" + std::to_string(q_len) + "/ctx" + std::to_string(ctx);
-  benchmark::RegisterBenchmark(name.c_str(), BM_Attention, m, dt, 16, 1, ctx, q_len, false, false)
+  benchmark::RegisterBenchmark(name.c_str(), BM_Attention, m, dt, 16, 1, ctx, q_len,
+                               Pages::kShuffled, false)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }
@@ -426,6 +449,12 @@ void register_all() {
   // Group 8 (Llama-3-70B, Qwen2-72B): the widest P.V row group.
   for (DType dt : {DType::kFloat16, DType::kBFloat16, DType::kInt8}) {
     for (auto [b, c] : {std::pair{1, 16384}, {8, 4096}}) register_decode(kLlama70, dt, 16, b, c);
+  }
+  for (const Model& m : {kLlama, kQwen}) {
+    for (DType dt :
+         {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt8, DType::kFp8E4M3}) {
+      register_shared(m, dt, 64, 256);
+    }
   }
   // Prefill chunks 512..4096 from an empty context, and a 512-token chunk after 3584 tokens.
   for (DType dt : {DType::kBFloat16, DType::kFloat16, DType::kFloat32}) {

@@ -7,7 +7,9 @@ plus the FMA peak, once per thread count, and prints per case: paging overhead (
 order), what the page order costs the read-only pass alone (its shuffled / address-order time),
 bandwidth against both read-only passes, FLOP/s against the FMA peak, which ceiling binds (the
 larger of read-only time and FLOPs / peak) and the fraction of that ceiling reached (ceiling time
-/ shuffled time). Medians of the repetitions.
+/ shuffled time). Medians of the repetitions. --shared adds the rows where 64 requests read the
+same 256 tokens' pages (K/V stay in the caches): the kernel's arithmetic rate against the FMA
+peak with memory out of the way.
 
   scripts/attention_table.py --threads 1 2 --repetitions 5
   scripts/attention_table.py --model qwen2_7b --dtypes bfloat16 float32 --cases 1x32768 8x8192
@@ -74,6 +76,18 @@ def table(rows, model, dtypes, page_sizes, cases, threads):
                       f"| {t_compute / t:.2f} | {binds} | {ceiling / t:.2f} |")
 
 
+def shared_table(rows, model, dtypes, threads):
+    peak_flops = (rows.get("peak/fma/avx512") or rows.get("peak/fma/avx2"))["FLOPS"]
+    print(f"\nK/V in cache (64 requests reading the same 256 tokens), threads: {threads}\n")
+    print("| KV dtype | time (us) | GFLOP/s | / FMA peak |")
+    print("| --- " * 4 + "|")
+    for dt in dtypes:
+        row = rows.get(f"decode/{model}/{dt}/ps16/b64/ctx256/shared")
+        if row:
+            print(f"| {dt} | {seconds(row) * 1e6:.0f} | {row['FLOPS'] / 1e9:.0f} "
+                  f"| {row['FLOPS'] / peak_flops:.2f} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", default="build/bench/attention_bench")
@@ -84,13 +98,18 @@ def main():
     ap.add_argument("--threads", nargs="+", type=int, default=[2])
     ap.add_argument("--repetitions", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.2)
+    ap.add_argument("--shared", action="store_true", help="also the K/V-in-cache rows")
     args = ap.parse_args()
     cases = "|".join(f"b{c.split('x')[0]}/ctx{c.split('x')[1]}" for c in args.cases)
     filt = (f"peak/fma|decode/{args.model}/({'|'.join(map(re.escape, args.dtypes))})/"
             f"ps({'|'.join(map(str, args.page_sizes))})/({cases})/(paged|contiguous|read_only|read_shuffled)/")
+    if args.shared:
+        filt += f"|decode/{args.model}/({'|'.join(map(re.escape, args.dtypes))})/ps16/b64/ctx256/shared"
     for threads in args.threads:
         rows = run_bench(args.bench, filt, threads, args.repetitions, args.min_time)
         table(rows, args.model, args.dtypes, args.page_sizes, args.cases, threads)
+        if args.shared:
+            shared_table(rows, args.model, args.dtypes, threads)
     return 0
 
 
