@@ -129,8 +129,8 @@ struct ScoreWalk {
   int64_t row_bytes;
   int32_t pf_key;
   int32_t key_end;
-  KeyCursor pf;
-  KeyCursor cur;
+  KeyCursor<T == DType::kInt8> pf;
+  KeyCursor<T == DType::kInt8> cur;
 
   ScoreWalk(const KernelParams& p, const TileDesc& t, int32_t k0)
       : kv(p.kv),
@@ -140,8 +140,8 @@ struct ScoreWalk {
         row_bytes(int64_t{p.head_dim} * static_cast<int64_t>(sizeof(E))),
         pf_key(std::min(k0 + Ahead(row_bytes), t.key_end)),
         key_end(t.key_end),
-        pf(p, t.pages, t.kv_head, pf_key),
-        cur(p, t.pages, t.kv_head, k0) {}
+        pf(p, t.pages, t.kv_head, pf_key, t.key_end),
+        cur(p, t.pages, t.kv_head, k0, t.key_end) {}
 
   static int32_t Ahead(int64_t row_bytes) {
     return static_cast<int32_t>(std::max<int64_t>(4, 8192 / row_bytes));

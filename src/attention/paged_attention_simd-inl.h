@@ -160,28 +160,48 @@ HWY_INLINE float SlotScale(const PagedKVView& kv, bool is_k, const float* scales
   return 1.0f;
 }
 
-// Walks a head's keys in position order, tracking (page, offset) without divisions.
+// Walks a head's keys [key, key_end) in position order, tracking (page, offset) without
+// divisions, and the K element offset (and with kScales the int8 scale index) by one add per
+// key within a page. Pages past the one of key_end - 1 are never read.
+template <bool kScales = false>
 struct KeyCursor {
   KVStrides st;
   const int32_t* pages;
-  int32_t page_size, head, page_idx, off;
+  int32_t page_size, head, page_idx, off, last_page;
+  int64_t elem = 0;   // st.k_elem(slot, head) while page_idx <= last_page
+  int64_t scale = 0;  // kScales: st.scale_index(slot, head) likewise
 
-  KeyCursor(const KernelParams& p, const int32_t* pg, int32_t h, int32_t key)
+  KeyCursor(const KernelParams& p, const int32_t* pg, int32_t h, int32_t key, int32_t key_end)
       : st(p.st),
         pages(pg),
         page_size(p.kv.page_size),
         head(h),
         page_idx(key / p.kv.page_size),
-        off(key % p.kv.page_size) {}
-  int64_t slot() const { return int64_t{pages[page_idx]} * page_size + off; }
+        off(key % p.kv.page_size),
+        last_page((key_end - 1) / p.kv.page_size) {
+    if (key < key_end) Locate();
+  }
   // Element offset of the K vector (V: + st.v_offset in v_base()).
-  int64_t k_elem() const { return st.k_elem(slot(), head); }
-  int64_t scale_index() const { return st.scale_index(slot(), head); }
+  int64_t k_elem() const { return elem; }
+  int64_t scale_index() const {
+    static_assert(kScales);
+    return scale;
+  }
   void next() {
-    if (++off == page_size) {
-      off = 0;
-      ++page_idx;
+    if (++off < page_size) {
+      elem += st.slot_stride;
+      if constexpr (kScales) scale += st.scale_slot_stride;
+      return;
     }
+    off = 0;
+    if (++page_idx <= last_page) Locate();
+  }
+
+ private:
+  void Locate() {
+    const int64_t slot = int64_t{pages[page_idx]} * page_size + off;
+    elem = st.k_elem(slot, head);
+    if constexpr (kScales) scale = st.scale_index(slot, head);
   }
 };
 
@@ -456,14 +476,14 @@ struct NextKeyPrefetch {
   const E* kbase;
   int64_t row_bytes;
   int32_t key, key_end;
-  KeyCursor cur;
+  KeyCursor<> cur;
 
   NextKeyPrefetch(const KernelParams& p, const TileDesc& t, int32_t first)
       : kbase(static_cast<const E*>(p.kv.k_data)),
         row_bytes(int64_t{p.head_dim} * static_cast<int64_t>(sizeof(E))),
         key(first),
         key_end(t.key_end),
-        cur(p, t.pages, t.kv_head, first) {}
+        cur(p, t.pages, t.kv_head, first, t.key_end) {}
   HWY_INLINE void Step() {
     if (key >= key_end) return;
     PrefetchRow(kbase + cur.k_elem(), row_bytes);
