@@ -68,7 +68,7 @@ struct Setup {
   std::vector<float> k_scales, v_scales;  // int8: [kv_heads, num_pages, page_size], 1/127
   PagedKVView view;
   std::vector<int32_t> paged_table, contiguous_table, qsl, lens;
-  std::vector<int32_t> hot_table;  // every request given request 0's (shuffled) pages
+  std::vector<int32_t> shared_table;  // every request given request 0's (shuffled) pages
   int32_t max_pages = 0;
   std::vector<float> query, out;
   std::vector<uint16_t> query_bf16;
@@ -152,7 +152,7 @@ std::shared_ptr<Setup> make_setup(const Model& m, DType dt, int32_t ps, int32_t 
   std::shuffle(ids.begin(), ids.end(), std::mt19937(3));
   s->paged_table = ids;
   for (int32_t b = 0; b < batch; ++b)
-    s->hot_table.insert(s->hot_table.end(), ids.begin(), ids.begin() + pages_per_req);
+    s->shared_table.insert(s->shared_table.end(), ids.begin(), ids.begin() + pages_per_req);
   s->max_pages = pages_per_req;
   s->qsl = {0};
   for (int32_t b = 0; b < batch; ++b) {
@@ -179,7 +179,7 @@ enum class Pages { kShuffled, kInOrder, kShared };
 
 void run(Setup& s, Pages pages, bool bf16_query, AttentionWorkspace& ws) {
   const auto& table = pages == Pages::kInOrder  ? s.contiguous_table
-                      : pages == Pages::kShared ? s.hot_table
+                      : pages == Pages::kShared ? s.shared_table
                                                 : s.paged_table;
   const ConstTokenTensor q = bf16_query ? ConstTokenTensor::bf16(s.query_bf16.data(), s.qsl.back(),
                                                                  s.model.q_heads, s.model.head_dim)
