@@ -30,12 +30,8 @@ namespace pagedkv::attention_detail {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Register tile: kMR rows x (up to 2 vectors) of accumulators.
-#if HWY_TARGET == HWY_AVX3
-constexpr int kMR = 8;
-#else
-constexpr int kMR = 4;
-#endif
+// Register tile: kMR rows x (up to 2 vectors) of accumulators (32 registers on AVX-512, else 16).
+constexpr int kMR = HWY_TARGET == HWY_AVX3 ? 8 : 4;
 
 // S^T[j, r0 .. r0 + NV * N) for NJ keys: sum over d of K[j, d] * Qt[d, r].
 template <int NJ, int NV>

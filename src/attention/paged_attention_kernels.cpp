@@ -283,11 +283,7 @@ HWY_INLINE void RowDotSoftmax(const KernelParams& p, const TileDesc& t, int32_t 
 }
 
 // Rows of a P.V group: each V vector loaded (and dequantized) once serves this many rows.
-#if HWY_TARGET == HWY_AVX3
-constexpr int32_t kPvGroupRows = 8;
-#else
-constexpr int32_t kPvGroupRows = 4;
-#endif
+constexpr int32_t kPvGroupRows = HWY_TARGET == HWY_AVX3 ? 8 : 4;
 
 // PvRowGroup for nr rows, 1 <= nr <= NR.
 template <int NR, typename E>

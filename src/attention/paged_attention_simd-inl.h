@@ -544,6 +544,7 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
   const int32_t N = static_cast<int32_t>(hn::Lanes(DF()));
   const int32_t D = p.head_dim;
   for (int32_t d0 = 0; d0 < D;) {
+    NextKeyPrefetch<E>* const pass_next = d0 == 0 ? next : nullptr;
     // Up to 4 rows: 4 vectors of V per pass; more rows: 2 (NR * NV accumulators in registers).
     // With 32 registers, up to 7 rows of float, float16 or bfloat16 V also take 4 and 8 rows
     // 3; 5-7 rows of int8 or fp8 V take 3 (their conversion needs registers of its own).
@@ -552,23 +553,23 @@ HWY_INLINE void PvRowGroup(const KernelParams& p, const TileDesc& t, const float
     constexpr bool kWide = sizeof(E) >= 2;
     if constexpr (NR <= 4 || (kAvx3 && NR <= 7 && kWide)) {
       if (left >= 4) {
-        PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
+        PvRows<NR, 4, E>(p, t, prob, k0, a, b, d0, acc, pass_next);
         d0 += 4 * N;
         continue;
       }
     }
     if constexpr (kAvx3 && NR > 4 && (kWide ? NR == 8 : NR <= 7)) {
       if (left >= 3) {
-        PvRows<NR, 3, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
+        PvRows<NR, 3, E>(p, t, prob, k0, a, b, d0, acc, pass_next);
         d0 += 3 * N;
         continue;
       }
     }
     if (left >= 2) {
-      PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
+      PvRows<NR, 2, E>(p, t, prob, k0, a, b, d0, acc, pass_next);
       d0 += 2 * N;
     } else {
-      PvRows<NR, 1, E>(p, t, prob, k0, a, b, d0, acc, d0 == 0 ? next : nullptr);
+      PvRows<NR, 1, E>(p, t, prob, k0, a, b, d0, acc, pass_next);
       d0 += N;
     }
   }
