@@ -47,6 +47,8 @@
 #include "pagedkv/common/dtype.h"
 #include "pagedkv/memory/mapped_region.h"
 
+#include "fma_peak.h"
+
 namespace pagedkv {
 namespace {
 
@@ -318,42 +320,16 @@ void BM_ReadShuffled(benchmark::State& state, Model m, DType dt, int32_t ps, int
   state.SetBytesProcessed(state.iterations() * s->kv_bytes);
 }
 
-// Floating-point FMA throughput: 16 independent accumulator chains per thread (more than
-// latency x pipes on current x86 cores), on as many threads as attention uses.
-#define PAGEDKV_FMA_LOOP(V, SET, FMA, LANES)                                       \
-  V acc[16];                                                                       \
-  for (int i = 0; i < 16; ++i) acc[i] = SET(1.0f + 1e-7f * static_cast<float>(i)); \
-  const V a = SET(0.999999f), b = SET(1e-7f);                                      \
-  for (int64_t n = 0; n < iters; ++n)                                              \
-    for (V & x : acc) x = FMA(x, a, b);                                            \
-  float sum = 0;                                                                   \
-  for (const V& x : acc) {                                                         \
-    float lanes[LANES];                                                            \
-    std::memcpy(lanes, &x, sizeof(lanes));                                         \
-    sum += lanes[0];                                                               \
-  }                                                                                \
-  return sum
-
-__attribute__((target("avx512f"))) float fma_loop512(int64_t iters) {
-  PAGEDKV_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16);
-}
-__attribute__((target("avx2,fma"))) float fma_loop256(int64_t iters) {
-  PAGEDKV_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8);
-}
-#undef PAGEDKV_FMA_LOOP
-
+// FMA throughput (fma_peak.h) on as many threads as attention uses.
 void BM_FmaPeak(benchmark::State& state, Isa isa) {
   if (active_isa() < isa) {
     state.SkipWithError("ISA not available");
     return;
   }
   constexpr int64_t kIters = 1 << 20;
-  const int lanes = isa >= Isa::kAvx512 ? 16 : 8;
   const int threads = std::max(1, omp_get_max_threads());
   std::vector<float> sink(threads);
-  auto work = [&](int t) {
-    sink[t] += isa >= Isa::kAvx512 ? fma_loop512(kIters) : fma_loop256(kIters);
-  };
+  auto work = [&](int t) { sink[t] += bench::fma_loop(isa >= Isa::kAvx512, kIters); };
   for (auto _ : state) {
     std::vector<std::thread> others;
     for (int t = 1; t < threads; ++t) others.emplace_back(work, t);
@@ -361,7 +337,7 @@ void BM_FmaPeak(benchmark::State& state, Isa isa) {
     for (auto& th : others) th.join();
   }
   benchmark::DoNotOptimize(sink.data());
-  const double flops = 2.0 * 16 * lanes * static_cast<double>(kIters) * threads;
+  const double flops = bench::fma_loop_flops(isa >= Isa::kAvx512, kIters) * threads;
   state.counters["FLOPS"] =
       benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = threads;
