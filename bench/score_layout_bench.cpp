@@ -2,13 +2,15 @@
 // score block (paged_attention_simd-inl.h, AVX-512) over K stored as the cache stores it (each
 // token's head_dim values together, so every score ends in a horizontal reduction) against the
 // same scores over K stored transposed within each 16-token page (head_dim rows of 16 tokens:
-// lanes are tokens, a query value is broadcast, no reduction). No page walk, no prefetch, no
-// softmax or P.V: only the score arithmetic and its loads. One thread, float32, head_dim 128,
-// 4 query rows (the Llama-3-8B group), pages in order, K in a working set sized to stream from
-// L1, L2 or L3 (from DRAM the kernel depends on its prefetches, which this leaves out).
+// lanes are tokens, a query value is broadcast, no reduction), and the kernel's P.V pass. No
+// key walk, no prefetch, no softmax: only the arithmetic and its loads. One thread, float32,
+// head_dim 128, 4 query rows (the Llama-3-8B group), pages in order, K in a working set sized to
+// stream from L1, L2 or L3 (from DRAM the kernel depends on its prefetches, which this leaves out).
 //
 //   score/rows/<KiB>         the kernel's block (DotKeys<4>: 4 keys x 4 rows, 45-op tree)
 //   score/transposed/<KiB>   the transposed page, 4 rows x 16 tokens per pass
+//   pv/rows/<KiB>            the kernel's P.V pass (PvRowGroup<4>) over V of that size: no
+//                            reduction in any layout, so the second half of decode's FLOPs
 //   read/<KiB>               loads of the same bytes, no arithmetic: the level's read rate
 //   peak/fma/<isa>           register-resident FMAs on one thread
 //
@@ -27,8 +29,10 @@
 #include <hwy/highway.h>
 // clang-format on
 
+#include <algorithm>
 #include <cstdint>
 
+#include "paged_attention_kernels.h"
 #include "paged_attention_simd-inl.h"
 
 #ifndef PAGEDKV_BENCH_SCORE_LAYOUT_KERNELS
@@ -39,6 +43,7 @@ struct ScoreKernels {
   bool (*score_rows)(const float* q, const float* k, int64_t n, float* s);
   bool (*score_transposed)(const float* q, const float* kt, int64_t n, float* s);
   float (*read_all)(const float* p, int64_t n);
+  void (*pv)(const float* prob, const float* v, const int32_t* pages, int64_t n, float* acc);
 };
 }  // namespace pagedkv::bench
 #endif
@@ -100,6 +105,27 @@ bool ScoreTransposed(const float* q, const float* kt, int64_t n, float* s) {
   return true;
 }
 
+// acc[r][d] = sum over keys of prob[r * kChunk + key % kChunk] * V[key][d], a chunk at a time,
+// by the kernel's P.V pass over a single-head float32 cache (kHND) with the given page table.
+void PvRowsOf(const float* prob, const float* v, const int32_t* pages, int64_t n, float* acc) {
+  attention_detail::KernelParams p;
+  p.kv.num_pages = n / kPage;
+  p.kv.page_size = kPage;
+  p.kv.num_kv_heads = 1;
+  p.kv.head_dim = kDim;
+  p.kv.k_data = p.kv.v_data = const_cast<float*>(v);
+  p.st = p.kv.strides();
+  p.head_dim = kDim;
+  p.group = kRows;
+  attention_detail::TileDesc t;
+  t.pages = pages;
+  t.key_end = static_cast<int32_t>(n);
+  for (int32_t c = 0; c < n; c += kChunk) {
+    const int32_t end = static_cast<int32_t>(std::min<int64_t>(c + kChunk, n));
+    attention_detail::HWY_NAMESPACE::PvRowGroup<kRows, float>(p, t, prob, c, c, end, acc, nullptr);
+  }
+}
+
 // Sum of n floats by full-width loads (4 independent sums).
 float ReadAll(const float* p, int64_t n) {
   const hn::ScalableTag<float> df;
@@ -114,7 +140,7 @@ float ReadAll(const float* p, int64_t n) {
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a, b), hn::Add(c, d))));
 }
 
-ScoreKernels Table() { return {&ScoreRows, &ScoreTransposed, &ReadAll}; }
+ScoreKernels Table() { return {&ScoreRows, &ScoreTransposed, &ReadAll, &PvRowsOf}; }
 
 }  // namespace HWY_NAMESPACE
 }  // namespace pagedkv::bench
@@ -185,6 +211,26 @@ void BM_Score(benchmark::State& state, bool transposed, int64_t kib) {
   state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
 }
 
+// P.V of 4 rows over V of `kib` KiB, pages in order.
+void BM_Pv(benchmark::State& state, int64_t kib) {
+  const int64_t keys = kib * 1024 / (kDim * 4);
+  const std::vector<float> prob = random_floats(int64_t{kRows} * kChunk, 4);
+  const std::vector<float> v = random_floats(keys * kDim, 5);
+  std::vector<int32_t> pages(keys / 16);
+  for (size_t i = 0; i < pages.size(); ++i) pages[i] = static_cast<int32_t>(i);
+  std::vector<float> acc(int64_t{kRows} * kDim);
+  auto* pv = kernels().pv;
+  for (auto _ : state) {
+    pv(prob.data(), v.data(), pages.data(), keys, acc.data());
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * kDim * kRows * static_cast<double>(keys);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
+}
+
 void BM_Read(benchmark::State& state, int64_t kib) {
   const std::vector<float> data = random_floats(kib * 256, 3);
   auto* read_all = kernels().read_all;
@@ -217,6 +263,7 @@ void register_all() {
     benchmark::RegisterBenchmark(fmt::format("score/rows/{}", kib).c_str(), BM_Score, false, kib);
     benchmark::RegisterBenchmark(fmt::format("score/transposed/{}", kib).c_str(), BM_Score, true,
                                  kib);
+    benchmark::RegisterBenchmark(fmt::format("pv/rows/{}", kib).c_str(), BM_Pv, kib);
     benchmark::RegisterBenchmark(fmt::format("read/{}", kib).c_str(), BM_Read, kib);
   }
   for (const Isa isa : {Isa::kAvx512, Isa::kAvx2})
