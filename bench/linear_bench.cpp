@@ -21,12 +21,13 @@
 
 #include <algorithm>
 #include <dnnl.hpp>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "pagedkv/common/cpu_info.h"
 #include "pagedkv/model/linear.h"
+
+#include "random_data.h"
 
 namespace pagedkv {
 namespace {
@@ -37,13 +38,7 @@ struct Case {
 constexpr Case kCases[] = {{576, 576}, {576, 192}, {576, 1536}, {1536, 576}, {576, 49152}};
 constexpr int32_t kRows[] = {1, 8, 32, 64, 512};
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
-  return v;
-}
+using bench::random_floats;
 
 struct Data {
   Data(const Case& c, int32_t rows)

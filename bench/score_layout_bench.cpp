@@ -149,13 +149,13 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "fma_peak.h"
 #include "pagedkv/common/cpu_info.h"
+#include "random_data.h"
 
 namespace pagedkv::bench {
 namespace {
@@ -176,12 +176,12 @@ ScoreKernels kernels() {
 
 constexpr int32_t kDim = 128, kRows = 4, kChunk = attention_detail::kChunk;
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = u(rng);
-  return v;
+// FLOPS of a row that does 2 x head_dim x 4 rows per key, and the K (or V) bytes it reads.
+void report(benchmark::State& state, int64_t keys) {
+  const double flops = 2.0 * kDim * kRows * static_cast<double>(keys);
+  state.counters["FLOPS"] =
+      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
 }
 
 // K of `kib` KiB in both layouts (the same values), scored once per iteration.
@@ -205,10 +205,7 @@ void BM_Score(benchmark::State& state, bool transposed, int64_t kib) {
     benchmark::DoNotOptimize(s.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * kDim * kRows * static_cast<double>(keys);
-  state.counters["FLOPS"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
+  report(state, keys);
 }
 
 // P.V of 4 rows over V of `kib` KiB, pages in order.
@@ -225,10 +222,7 @@ void BM_Pv(benchmark::State& state, int64_t kib) {
     benchmark::DoNotOptimize(acc.data());
     benchmark::ClobberMemory();
   }
-  const double flops = 2.0 * kDim * kRows * static_cast<double>(keys);
-  state.counters["FLOPS"] =
-      benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
+  report(state, keys);
 }
 
 void BM_Read(benchmark::State& state, int64_t kib) {
