@@ -149,6 +149,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <vector>
 
 #include <fmt/format.h>
@@ -184,6 +185,20 @@ void report(benchmark::State& state, int64_t keys) {
   state.SetBytesProcessed(state.iterations() * keys * kDim * 4);
 }
 
+// Whether s holds the scores of the last chunk's keys (what the last call left), against
+// plain float64 dot products: both layouts must compute the same thing to be compared.
+bool scores_match(const std::vector<float>& q, const std::vector<float>& rows, int64_t keys,
+                  const std::vector<float>& s) {
+  const int64_t first = (keys - 1) / kChunk * kChunk;
+  for (int32_t r = 0; r < kRows; ++r)
+    for (int64_t j = first; j < keys; ++j) {
+      double dot = 0;
+      for (int32_t d = 0; d < kDim; ++d) dot += double{q[r * kDim + d]} * rows[j * kDim + d];
+      if (std::abs(s[r * kChunk + (j - first)] - dot) > 1e-4 * (1 + std::abs(dot))) return false;
+    }
+  return true;
+}
+
 // K of `kib` KiB in both layouts (the same values), scored once per iteration.
 void BM_Score(benchmark::State& state, bool transposed, int64_t kib) {
   const int64_t keys = kib * 1024 / (kDim * 4);
@@ -198,6 +213,10 @@ void BM_Score(benchmark::State& state, bool transposed, int64_t kib) {
   const float* k = transposed ? kt.data() : rows.data();
   if (!score(q.data(), k, keys, s.data())) {
     state.SkipWithError("the kernel's score block needs AVX-512");
+    return;
+  }
+  if (!scores_match(q, rows, keys, s)) {
+    state.SkipWithError("scores differ from a plain dot product");
     return;
   }
   for (auto _ : state) {
