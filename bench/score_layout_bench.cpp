@@ -38,6 +38,9 @@
 #ifndef PAGEDKV_BENCH_SCORE_LAYOUT_KERNELS
 #define PAGEDKV_BENCH_SCORE_LAYOUT_KERNELS
 namespace pagedkv::bench {
+// The shapes: head_dim, query rows (the Llama-3-8B group), tokens per page, keys per chunk.
+constexpr int32_t kDim = 128, kRows = 4, kPage = 16, kChunk = attention_detail::kChunk;
+
 // One ISA level's kernels; score_rows returns false where the kernel's block does not exist.
 struct ScoreKernels {
   bool (*score_rows)(const float* q, const float* k, int64_t n, float* s);
@@ -52,9 +55,6 @@ HWY_BEFORE_NAMESPACE();
 namespace pagedkv::bench {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
-
-constexpr int32_t kDim = 128, kRows = 4, kPage = 16;
-using attention_detail::kChunk;
 
 // s[r * kChunk + j] = dot(q row r, key j) for keys [0, n) in row layout, a chunk at a time, by
 // the kernel's block. False where the block does not exist (below AVX-512).
@@ -175,8 +175,6 @@ ScoreKernels kernels() {
   return HWY_STATIC_DISPATCH(Table)();
 }
 
-constexpr int32_t kDim = 128, kRows = 4, kChunk = attention_detail::kChunk;
-
 // FLOPS of a row that does 2 x head_dim x 4 rows per key, and the K (or V) bytes it reads.
 void report(benchmark::State& state, int64_t keys) {
   const double flops = 2.0 * kDim * kRows * static_cast<double>(keys);
@@ -206,7 +204,8 @@ void BM_Score(benchmark::State& state, bool transposed, int64_t kib) {
   const std::vector<float> rows = random_floats(keys * kDim, 2);
   std::vector<float> kt(rows.size());
   for (int64_t j = 0; j < keys; ++j)
-    for (int32_t d = 0; d < kDim; ++d) kt[(j / 16 * kDim + d) * 16 + j % 16] = rows[j * kDim + d];
+    for (int32_t d = 0; d < kDim; ++d)
+      kt[(j / kPage * kDim + d) * kPage + j % kPage] = rows[j * kDim + d];
   std::vector<float> s(int64_t{kRows} * kChunk);
   const ScoreKernels kern = kernels();
   auto* score = transposed ? kern.score_transposed : kern.score_rows;
@@ -232,7 +231,7 @@ void BM_Pv(benchmark::State& state, int64_t kib) {
   const int64_t keys = kib * 1024 / (kDim * 4);
   const std::vector<float> prob = random_floats(int64_t{kRows} * kChunk, 4);
   const std::vector<float> v = random_floats(keys * kDim, 5);
-  std::vector<int32_t> pages(keys / 16);
+  std::vector<int32_t> pages(keys / kPage);
   for (size_t i = 0; i < pages.size(); ++i) pages[i] = static_cast<int32_t>(i);
   std::vector<float> acc(int64_t{kRows} * kDim);
   auto* pv = kernels().pv;

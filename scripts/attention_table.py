@@ -46,9 +46,13 @@ def seconds(b):
     return b["real_time"] * scale
 
 
+def fma_peak_flops(rows):
+    """The widest FMA peak row the run measured."""
+    return (rows.get("peak/fma/avx512") or rows.get("peak/fma/avx2"))["FLOPS"]
+
+
 def table(rows, model, dtypes, page_sizes, cases, threads):
-    peak = rows.get("peak/fma/avx512") or rows.get("peak/fma/avx2")
-    peak_flops = peak["FLOPS"]
+    peak_flops = fma_peak_flops(rows)
     print(f"\nThreads: {threads}; FMA peak {peak_flops / 1e9:.0f} GFLOP/s\n")
     print("| KV dtype | page size | batch x ctx | shuffled (us) | in order (us) | shuffled / in order "
           "| read-only (us) | read shuffled (us) | read shuffled / read-only | bandwidth / read-only "
@@ -77,7 +81,7 @@ def table(rows, model, dtypes, page_sizes, cases, threads):
 
 
 def shared_table(rows, model, dtypes, threads):
-    peak_flops = (rows.get("peak/fma/avx512") or rows.get("peak/fma/avx2"))["FLOPS"]
+    peak_flops = fma_peak_flops(rows)
     print(f"\nK/V in cache (64 requests reading the same 256 tokens), threads: {threads}\n")
     print("| KV dtype | time (us) | GFLOP/s | / FMA peak |")
     print("| --- " * 4 + "|")
